@@ -1,0 +1,65 @@
+"""The one interface every scorer implements (baseline, ONNX Runtime, PyTorch CUDA)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Source = Literal["news", "chat"]
+
+
+class ScorerError(RuntimeError):
+    """A scorer could not be built or loaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BatchScores:
+    """Probabilities for one batch, rows in the order of the input texts.
+
+    ``sentiment`` has shape (n, len(sentiment_labels)); ``topic`` (n, len(topic_labels)).
+    ``tokenize_s`` and ``infer_s`` split the batch's wall time for latency accounting.
+    """
+
+    sentiment_labels: tuple[str, ...]
+    topic_labels: tuple[str, ...]
+    sentiment: np.ndarray
+    topic: np.ndarray
+    tokenize_s: float = 0.0
+    infer_s: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.sentiment.shape[0]
+        if self.topic.shape[0] != n:
+            raise ValueError("sentiment and topic rows differ")
+        if self.sentiment.shape[1] != len(self.sentiment_labels):
+            raise ValueError("sentiment columns do not match its labels")
+        if self.topic.shape[1] != len(self.topic_labels):
+            raise ValueError("topic columns do not match its labels")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Thread-safe, synchronous scorer; the worker calls it from an executor thread."""
+
+    @property
+    def name(self) -> str:
+        """Short identity for logs and metrics, e.g. 'onnx-cpu:student-int8'."""
+        ...
+
+    @property
+    def sentiment_labels(self) -> tuple[str, ...]: ...
+
+    @property
+    def topic_labels(self) -> tuple[str, ...]: ...
+
+    def score(self, texts: Sequence[str], sources: Sequence[Source]) -> BatchScores:
+        """Score ``texts``; ``sources[i]`` picks the truncation length for ``texts[i]``."""
+        ...
+
+    def warmup(self) -> None:
+        """Run a few batches so the first real message is not slow."""
+        ...
