@@ -22,6 +22,11 @@ def _default_cache() -> Path:
     return Path.home() / ".cache" / "streamer"
 
 
+def _default_labelled_data() -> Path:
+    # The shared data sits beside the repository: <repo>/../shared/data.
+    return Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STREAMER_", env_file=".env", extra="ignore", populate_by_name=True
@@ -86,6 +91,10 @@ class Settings(BaseSettings):
         "auto", description="'auto' uses the model bundle when present, else the lexicon scorer."
     )
     bundle_dir: Path | None = Field(None, description="Model bundle directory to load.")
+    labelled_data_dir: Path = Field(
+        default_factory=_default_labelled_data,
+        description="Labelled 'text,label' CSVs (tfn-sentiment, phrasebank, reuters-topics).",
+    )
 
     # --- aggregates -----------------------------------------------------------------------
     bucket_seconds: int = Field(10, ge=1, description="Width of a Redis trend bucket (event time).")

@@ -1,0 +1,15 @@
+"""Aggregate stage: event-time buckets of sentiment per topic and ticker in Redis."""
+
+from streamer.aggregate.delta import PartitionDelta, build_deltas
+from streamer.aggregate.keys import Keyspace
+from streamer.aggregate.store import AggregateUnavailable, ApplyResult, TrendStore, WindowCounts
+
+__all__ = [
+    "AggregateUnavailable",
+    "ApplyResult",
+    "Keyspace",
+    "PartitionDelta",
+    "TrendStore",
+    "WindowCounts",
+    "build_deltas",
+]

@@ -1,0 +1,272 @@
+"""The Redis trend store: exactly-once application of batch deltas, and window reads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streamer.aggregate.delta import PartitionDelta
+from streamer.aggregate.keys import Keyspace, Scope, parse_field
+from streamer.aggregate.keys import field as field_name
+from streamer.settings import Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _aw(value: Awaitable[T] | T) -> Awaitable[T]:
+    # redis-py types its commands as "awaitable or value" for both clients; on the
+    # asyncio client they are always awaitable.
+    return cast(Awaitable[T], value)
+
+# One partition's share of a batch, applied atomically with its offset watermark.
+# '#!lua' (no flags) makes Redis refuse the whole script up front when it is out of
+# memory, instead of failing half-way through the writes.
+_APPLY = """#!lua
+local wm = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local first = tonumber(ARGV[1])
+local last = tonumber(ARGV[2])
+if wm >= last then return {0, wm} end
+if wm >= first then return {-1, wm} end
+local ttl = tonumber(ARGV[3])
+local i = 4
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do
+  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2
+end
+local bmin = tonumber(ARGV[i]); local bmax = tonumber(ARGV[i + 1]); i = i + 2
+if bmin >= 0 then
+  local cur = tonumber(redis.call('HGET', KEYS[2], 'bmin') or '-1')
+  if cur < 0 or bmin < cur then redis.call('HSET', KEYS[2], 'bmin', bmin) end
+  cur = tonumber(redis.call('HGET', KEYS[2], 'bmax') or '-1')
+  if bmax > cur then redis.call('HSET', KEYS[2], 'bmax', bmax) end
+end
+for k = 3, #KEYS do
+  local ni = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, ni do
+    redis.call('HINCRBY', KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2
+  end
+  local nf = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, nf do
+    redis.call('HINCRBYFLOAT', KEYS[k], ARGV[i], ARGV[i + 1]); i = i + 2
+  end
+  redis.call('EXPIRE', KEYS[k], ttl)
+end
+redis.call('SET', KEYS[1], last)
+return {1, last}
+"""
+
+
+class AggregateUnavailable(RuntimeError):
+    """Redis refused or stayed unreachable past the retry budget; nothing was committed."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    status: Literal["applied", "duplicate", "partial"]
+    watermark: int
+
+
+@dataclass
+class WindowCounts:
+    """Counts and probability sums per sentiment label over a window."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    prob_sums: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def share(self, label: str) -> float:
+        return self.counts.get(label, 0) / self.total if self.total else 0.0
+
+    def add(self, metric: str, label: str, value: str | bytes) -> None:
+        if metric == "n":
+            self.counts[label] = self.counts.get(label, 0) + int(value)
+        else:
+            self.prob_sums[label] = self.prob_sums.get(label, 0.0) + float(value)
+
+
+@dataclass(frozen=True)
+class PartitionCounts:
+    tag: str
+    consumed: int
+    scored: int
+    dead: int
+    watermark: int
+
+
+class TrendStore:
+    """Async client for the aggregates. One per worker process."""
+
+    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+        self._r = client
+        self._s = settings
+        self.keys = Keyspace(settings.redis_key_prefix)
+        self._apply = client.register_script(_APPLY)
+        self._known: set[str] = set()
+
+    @classmethod
+    def connect(cls, settings: Settings) -> TrendStore:
+        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        client = aioredis.Redis.from_url(
+            settings.redis_url,
+            password=password,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            decode_responses=True,
+        )
+        return cls(client, settings)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._r
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._r.ping())
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return False
+
+    # --- writes ----------------------------------------------------------------------
+    async def apply(self, delta: PartitionDelta) -> ApplyResult:
+        """Apply ``delta`` unless its offsets are at or below the partition's watermark.
+
+        'partial' means the watermark sits inside the delta's offset range (a replay
+        that straddles an earlier batch): the caller rebuilds the delta from the
+        offsets above the returned watermark and applies that.
+        """
+        if not delta.offsets:
+            raise ValueError("empty delta")
+        tag = Keyspace.tag(delta.topic, delta.partition)
+        keys = [self.keys.watermark(tag), self.keys.counts(tag)]
+        ttl = self._s.bucket_ttl_s
+        args: list[str | int | float] = [delta.first_offset, delta.last_offset, ttl]
+        counters = {
+            "consumed": len(delta.offsets), "scored": delta.scored, "dead": delta.dead
+        }
+        args += [len(counters), *[x for kv in counters.items() for x in kv]]
+        buckets = sorted(delta.counts.keys() | delta.sums.keys())
+        args += [buckets[0], buckets[-1]] if buckets else [-1, -1]
+        for start in buckets:
+            keys.append(self.keys.bucket(tag, start))
+            ints, floats = delta.counts.get(start, {}), delta.sums.get(start, {})
+            args += [len(ints), *[x for kv in ints.items() for x in kv]]
+            args += [len(floats), *[x for kv in floats.items() for x in (kv[0], repr(kv[1]))]]
+        status, watermark = await self._with_retry(lambda: self._apply(keys=keys, args=args))
+        if tag not in self._known:
+            await self._with_retry(lambda: _aw(self._r.sadd(self.keys.partitions, tag)))
+            self._known.add(tag)
+        names: dict[int, Literal["applied", "duplicate", "partial"]] = {
+            1: "applied", 0: "duplicate", -1: "partial"
+        }
+        name = names[int(status)]
+        return ApplyResult(name, int(watermark))
+
+    async def _with_retry(self, op: Callable[[], Awaitable[Any]]) -> Any:
+        delay = self._s.redis_retry_backoff_s
+        for attempt in range(1, self._s.redis_retry_attempts + 1):
+            try:
+                return await op()
+            except ResponseError as exc:
+                # OOM, READONLY, NOSCRIPT-after-flush... are not transient in a useful way
+                # except LOADING (restart in progress).
+                if "LOADING" not in str(exc) or attempt == self._s.redis_retry_attempts:
+                    raise AggregateUnavailable(f"Redis refused the update: {exc}") from exc
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if attempt == self._s.redis_retry_attempts:
+                    raise AggregateUnavailable(
+                        f"Redis unreachable after {attempt} attempts: {exc}"
+                    ) from exc
+                log.warning("Redis unavailable (attempt %d): %s; retrying in %.1fs",
+                            attempt, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._s.redis_retry_backoff_max_s)
+        raise AssertionError("unreachable")
+
+    # --- reads -----------------------------------------------------------------------
+    async def partitions(self) -> list[str]:
+        return sorted(await _aw(self._r.smembers(self.keys.partitions)))
+
+    async def partition_counts(self) -> list[PartitionCounts]:
+        out = []
+        for tag in await self.partitions():
+            counts = await _aw(self._r.hgetall(self.keys.counts(tag)))
+            wm = await self._r.get(self.keys.watermark(tag))
+            out.append(PartitionCounts(
+                tag,
+                int(counts.get("consumed", 0)),
+                int(counts.get("scored", 0)),
+                int(counts.get("dead", 0)),
+                int(wm) if wm is not None else -1,
+            ))
+        return out
+
+    async def time_range(self) -> tuple[int, int] | None:
+        """First and last bucket start (epoch s) written by any partition."""
+        lo, hi = None, None
+        for tag in await self.partitions():
+            c = await _aw(self._r.hmget(self.keys.counts(tag), ["bmin", "bmax"]))
+            if c[0] is not None:
+                lo = int(c[0]) if lo is None else min(lo, int(c[0]))
+                hi = int(c[1]) if hi is None else max(hi, int(c[1]))
+        return None if lo is None or hi is None else (lo, hi)
+
+    def _bucket_starts(self, start_s: float, end_s: float) -> list[int]:
+        width = self._s.bucket_seconds
+        first = int(start_s) - int(start_s) % width
+        return list(range(first, int(end_s) + 1, width))
+
+    async def window_all(
+        self, start_s: float, end_s: float, scopes: Iterable[Scope] = ("all", "topic", "ticker")
+    ) -> dict[tuple[str, str], WindowCounts]:
+        """Every scope key's counts over buckets whose start lies in [start_s, end_s]."""
+        wanted = set(scopes)
+        tags = await self.partitions()
+        pipe = self._r.pipeline(transaction=False)
+        for tag in tags:
+            for start in self._bucket_starts(start_s, end_s):
+                pipe.hgetall(self.keys.bucket(tag, start))
+        out: dict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
+        for bucket in await pipe.execute():
+            for name, value in bucket.items():
+                scope, key, metric, label = parse_field(name)
+                if scope in wanted:
+                    out[(scope, key)].add(metric, label, value)
+        return dict(out)
+
+    async def series(
+        self, scope: Scope, key: str, start_s: float, end_s: float, labels: Iterable[str]
+    ) -> list[tuple[int, WindowCounts]]:
+        """Per-bucket counts of one scope key, merged across partitions (for charts)."""
+
+        fields = [field_name(scope, key, "n", lb) for lb in labels]
+        starts = self._bucket_starts(start_s, end_s)
+        tags = await self.partitions()
+        pipe = self._r.pipeline(transaction=False)
+        for start in starts:
+            for tag in tags:
+                pipe.hmget(self.keys.bucket(tag, start), fields)
+        values = await pipe.execute()
+        result = []
+        for i, start in enumerate(starts):
+            wc = WindowCounts()
+            for row in values[i * len(tags):(i + 1) * len(tags)]:
+                for name, v in zip(fields, row, strict=True):
+                    if v is not None:
+                        wc.add("n", parse_field(name)[3], v)
+            result.append((start, wc))
+        return result

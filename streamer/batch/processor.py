@@ -1,0 +1,209 @@
+"""One micro-batch end to end, independent of the stream framework.
+
+The Faust agent hands over raw records and gets back what to publish; this module
+decodes, normalizes, scores (in an executor, off the event loop) and applies the
+aggregates to Redis exactly once per input offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streamer.aggregate import TrendStore, build_deltas
+from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
+from streamer.latency import Clock, LatencyRecorder
+from streamer.metrics import Metrics
+from streamer.schemas import DeadLetter, Event, Origin, Prediction, ScoredEvent, Stamps
+from streamer.schemas.events import Kind
+from streamer.score import BatchScores, Scorer
+from streamer.settings import Settings
+
+log = logging.getLogger(__name__)
+SNIPPET_CHARS = 280
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    timestamp_ms: int | None = None
+    consumed_ms: float | None = None
+
+
+@dataclass
+class BatchOutput:
+    scored: list[ScoredEvent] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    skipped: int = 0  # records whose aggregates were already applied (a replay)
+
+
+def _prediction(labels: tuple[str, ...], row: np.ndarray) -> Prediction:
+    return Prediction(
+        label=labels[int(row.argmax())],
+        probs={lb: round(float(p), 6) for lb, p in zip(labels, row, strict=True)},
+    )
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        settings: Settings,
+        scorer: Scorer,
+        store: TrendStore,
+        executor: Executor,
+        *,
+        tickers: TickerExtractor | None = None,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        latency: LatencyRecorder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.scorer = scorer
+        self.store = store
+        self.executor = executor
+        self.tickers = tickers or TickerExtractor.from_csv(
+            settings.symbols_file, max_tickers=settings.max_tickers_per_event
+        )
+        self.clock = clock or Clock()
+        self.metrics = metrics or Metrics()
+        self.latency = latency or LatencyRecorder()
+        self._kinds: dict[str, Kind] = {settings.topic_news: "news", settings.topic_chat: "chat"}
+
+    def kind_of(self, topic: str) -> Kind:
+        return self._kinds[topic]
+
+    async def process(self, records: Sequence[RawRecord]) -> BatchOutput:
+        now = self.clock.now_ms
+        batched = now()
+        out = BatchOutput()
+        events: list[Event] = []
+        dead_origin: list[tuple[str, int, int]] = []
+        for rec in records:
+            self.metrics.consumed.labels(rec.topic).inc()
+            result = self._decode(rec)
+            if isinstance(result, DecodeFailure):
+                out.dead.append(self._dead_letter(result, rec))
+                dead_origin.append((rec.topic, rec.partition, rec.offset))
+                continue
+            result.stamps = Stamps(
+                produced=float(rec.timestamp_ms) if rec.timestamp_ms is not None else None,
+                consumed=rec.consumed_ms if rec.consumed_ms is not None else batched,
+                batched=batched,
+            )
+            events.append(result)
+
+        if events:
+            scores = await self._score(events)
+            if scores is None:
+                # The scorer failed on the whole batch: score one by one so a single
+                # poisonous text is dead-lettered and the rest go through.
+                out.scored, failed = await self._score_individually(events, records)
+                out.dead.extend(failed)
+                dead_origin.extend((d.topic, d.partition, d.offset) for d in failed)
+            else:
+                out.scored = self._build_scored(events, scores)
+        await self._aggregate(out, dead_origin)
+        aggregated = now()
+        for ev in out.scored:
+            ev.stamps.aggregated = aggregated
+            self.metrics.scored.labels(ev.origin.topic).inc()
+        for d in out.dead:
+            self.metrics.dead.labels(d.topic, d.reason).inc()
+        self.metrics.batch_size.observe(len(records))
+        self.latency.record(ev.stamps for ev in out.scored)
+        return out
+
+    def _decode(self, rec: RawRecord) -> Event | DecodeFailure:
+        msg = decode(rec.value, self.kind_of(rec.topic), max_bytes=self.settings.max_message_bytes)
+        if isinstance(msg, DecodeFailure):
+            return msg
+        origin = Origin(topic=rec.topic, partition=rec.partition, offset=rec.offset)
+        return normalize(msg, origin, self.tickers, max_chars=self.settings.max_text_chars)
+
+    def _dead_letter(self, failure: DecodeFailure, rec: RawRecord) -> DeadLetter:
+        return failure.dead_letter(
+            rec.value or b"",
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            record_timestamp_ms=rec.timestamp_ms,
+        )
+
+    async def _score(self, events: list[Event]) -> BatchScores | None:
+        loop = asyncio.get_running_loop()
+        texts = [e.text for e in events]
+        kinds = [e.kind for e in events]
+        try:
+            return await loop.run_in_executor(self.executor, self.scorer.score, texts, kinds)
+        except Exception:
+            log.exception("scoring a batch of %d failed; retrying one by one", len(events))
+            return None
+
+    async def _score_individually(
+        self, events: list[Event], records: Sequence[RawRecord]
+    ) -> tuple[list[ScoredEvent], list[DeadLetter]]:
+        by_offset = {(r.topic, r.partition, r.offset): r for r in records}
+        ok: list[ScoredEvent] = []
+        failed: list[DeadLetter] = []
+        for ev in events:
+            scores = await self._score([ev])
+            if scores is None:
+                rec = by_offset[(ev.origin.topic, ev.origin.partition, ev.origin.offset)]
+                failure = DecodeFailure("scoring_failed", "the scorer raised on this text")
+                failed.append(self._dead_letter(failure, rec))
+            else:
+                ok.extend(self._build_scored([ev], scores))
+        return ok, failed
+
+    def _build_scored(self, events: list[Event], scores: BatchScores) -> list[ScoredEvent]:
+        inferred = self.clock.now_ms()
+        batched = events[0].stamps.batched or inferred
+        tokenized = batched + scores.tokenize_s * 1000.0
+        out = []
+        for i, ev in enumerate(events):
+            stamps = ev.stamps.model_copy(update={"tokenized": tokenized, "inferred": inferred})
+            out.append(ScoredEvent(
+                id=ev.id,
+                kind=ev.kind,
+                source=ev.source,
+                snippet=ev.text[:SNIPPET_CHARS],
+                tickers=ev.tickers,
+                event_time=ev.event_time,
+                sentiment=_prediction(scores.sentiment_labels, scores.sentiment[i]),
+                topic=_prediction(scores.topic_labels, scores.topic[i]),
+                scorer=self.scorer.name,
+                origin=ev.origin,
+                stamps=stamps,
+            ))
+        return out
+
+    async def _aggregate(self, out: BatchOutput, dead: list[tuple[str, int, int]]) -> None:
+        width = self.settings.bucket_seconds
+        for (topic, partition), delta in build_deltas(out.scored, dead, width).items():
+            skipped = 0
+            result = await self.store.apply(delta)
+            if result.status == "partial":
+                # A replay straddles the watermark: apply only what lies above it.
+                wm = result.watermark
+                rest = build_deltas(
+                    [e for e in out.scored if e.origin.topic == topic
+                     and e.origin.partition == partition and e.origin.offset > wm],
+                    [d for d in dead if d[:2] == (topic, partition) and d[2] > wm],
+                    width,
+                ).get((topic, partition))
+                if rest is not None:
+                    result = await self.store.apply(rest)
+                skipped = len(delta.offsets) - (len(rest.offsets) if rest else 0)
+            elif result.status == "duplicate":
+                skipped = len(delta.offsets)
+            if skipped:
+                out.skipped += skipped
+                self.metrics.duplicates.labels(topic).inc(skipped)

@@ -1,0 +1,94 @@
+"""Decode and validate raw input bytes; every failure carries a reason and a readable error."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from streamer.schemas import ChatMessage, DeadLetter, InputMessage, NewsItem
+from streamer.schemas.deadletter import Reason
+from streamer.schemas.events import Kind
+
+_MODELS: dict[Kind, type[NewsItem] | type[ChatMessage]] = {
+    "news": NewsItem,
+    "chat": ChatMessage,
+}
+# Enough of the original to debug it, small enough that a DLQ record always fits.
+DLQ_KEEP_BYTES = 65_536
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    reason: Reason
+    error: str
+
+    def dead_letter(
+        self,
+        raw: bytes,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        record_timestamp_ms: int | None,
+    ) -> DeadLetter:
+        kept = raw[:DLQ_KEEP_BYTES]
+        return DeadLetter(
+            reason=self.reason,
+            error=self.error,
+            original_b64=base64.b64encode(kept).decode("ascii"),
+            original_size=len(raw),
+            original_kept_bytes=len(kept),
+            original_sha256=hashlib.sha256(raw).hexdigest(),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            record_timestamp_ms=record_timestamp_ms,
+            dead_lettered_at=datetime.now(UTC),
+        )
+
+
+def _describe(exc: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:limit]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts)
+
+
+def decode(raw: bytes | None, kind: Kind, *, max_bytes: int) -> InputMessage | DecodeFailure:
+    """Parse ``raw`` as the ``kind`` schema. Never raises for bad input."""
+    if raw is None:
+        return DecodeFailure("invalid_json", "record has no value (tombstone)")
+    if len(raw) > max_bytes:
+        return DecodeFailure(
+            "too_large", f"message is {len(raw)} bytes; the limit is {max_bytes}"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return DecodeFailure("invalid_utf8", f"not valid UTF-8 at byte {exc.start}: {exc.reason}")
+    try:
+        obj: Any = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return DecodeFailure("invalid_json", f"not valid JSON: {exc}")
+    if not isinstance(obj, dict):
+        return DecodeFailure(
+            "not_an_object", f"expected a JSON object, got {type(obj).__name__}"
+        )
+    model = _MODELS[kind]
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        return DecodeFailure("validation_failed", f"{model.__name__}: {_describe(exc)}")
+    except (ValueError, OverflowError, RecursionError) as exc:
+        # Pathological values (huge numbers, deep nesting) that the validator itself trips on.
+        return DecodeFailure("validation_failed", f"{model.__name__}: {exc}")

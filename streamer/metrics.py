@@ -1,0 +1,43 @@
+"""Prometheus metrics of one worker, in their own registry (no global side effects)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S = (
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0
+)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter(
+            "streamer_consumed", "Input records consumed", ["topic"], registry=r
+        )
+        self.scored = Counter("streamer_scored", "Events scored", ["topic"], registry=r)
+        self.dead = Counter(
+            "streamer_dead_lettered", "Records dead-lettered", ["topic", "reason"], registry=r
+        )
+        self.duplicates = Counter(
+            "streamer_replayed_skipped",
+            "Records skipped in Redis because their offset was already applied",
+            ["topic"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "streamer_batch_size", "Events per micro-batch",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "streamer_stage_seconds", "Per-event stage latency", ["stage"],
+            buckets=_LATENCY_BUCKETS_S, registry=r,
+        )
+        self.backend = Gauge(
+            "streamer_scorer_info", "Live scorer (value 1)", ["scorer"], registry=r
+        )
+        self.redis_retries = Counter(
+            "streamer_redis_retries", "Redis write retries", registry=r
+        )
+        self.ready = Gauge("streamer_ready", "1 when the worker is ready", registry=r)

@@ -1,0 +1,83 @@
+"""The event that flows through the stages, and the scored record subscribers read."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from streamer.schemas.inputs import SCHEMA_VERSION, WireModel
+from streamer.schemas.types import Identifier, Label, Ticker, UtcDatetime
+
+Kind = Literal["news", "chat"]
+
+
+class Origin(BaseModel):
+    """Where the input record sits in Kafka: enough to find it again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
+class Stamps(BaseModel):
+    """Per-stage times in epoch milliseconds (wall clock).
+
+    ``produced`` is the Kafka record timestamp (the producer's wall clock). The
+    worker's own stamps come from one monotonic clock anchored to the wall clock
+    at start-up, so differences between them are monotonic-accurate while staying
+    comparable with ``produced``.
+    """
+
+    produced: float | None = None
+    consumed: float | None = None
+    batched: float | None = None
+    tokenized: float | None = None
+    inferred: float | None = None
+    aggregated: float | None = None
+    alerted: float | None = None
+
+
+class Prediction(BaseModel):
+    """One head's answer: the top label and every label's probability."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: Label
+    probs: dict[Label, float]
+
+
+class Event(BaseModel):
+    """The normalized internal event; stamps ride along through every stage."""
+
+    id: Identifier
+    kind: Kind
+    source: Identifier = Field(description="News source or chat channel.")
+    text: str
+    tickers: list[Ticker]
+    event_time: UtcDatetime
+    origin: Origin
+    stamps: Stamps = Field(default_factory=Stamps)
+
+
+class ScoredEvent(WireModel):
+    """Written to the ``scored`` topic, keyed by event id.
+
+    Consumers that read without ``isolation.level=read_committed`` may see a record
+    twice after a worker crash; ``id`` + ``origin`` identify repeats.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: Identifier
+    kind: Kind
+    source: Identifier
+    snippet: str = Field(max_length=280, description="Start of the text, for display.")
+    tickers: list[Ticker]
+    event_time: UtcDatetime
+    sentiment: Prediction
+    topic: Prediction
+    scorer: str = Field(description="Scorer identity, e.g. 'onnx-cpu:student-int8'.")
+    origin: Origin
+    stamps: Stamps

@@ -1,0 +1,46 @@
+"""Input messages as producers write them to the ``news`` and ``chat`` topics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from streamer.schemas.types import Identifier, Ticker, UtcDatetime
+
+SCHEMA_VERSION: Literal[1] = 1
+
+_Text = Annotated[str, StringConstraints(min_length=1)]
+_Author = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class WireModel(BaseModel):
+    """Strict on the wire: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NewsItem(WireModel):
+    """A news story: headline, optional body, optional tickers named by the publisher."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: Identifier
+    source: Identifier = Field(description="Publisher or feed, e.g. 'reuters'.")
+    headline: _Text
+    body: str | None = None
+    tickers: list[Ticker] | None = Field(None, max_length=64)
+    published_at: UtcDatetime
+
+
+class ChatMessage(WireModel):
+    """A chat line from a trader chat, forum or social feed."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: Identifier
+    channel: Identifier
+    author: _Author
+    text: _Text
+    sent_at: UtcDatetime
+
+
+InputMessage = NewsItem | ChatMessage

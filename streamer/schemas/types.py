@@ -1,0 +1,31 @@
+"""Bounded field types shared by the wire models.
+
+Identifiers are restricted to a safe alphabet because they end up in logs, metric
+labels and (tickers, topics) in Redis keys; free text is bounded by settings instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/#+\-]{0,127}$"
+TICKER_PATTERN = r"^[A-Z][A-Z0-9]{0,5}(?:\.[A-Z]{1,2})?$"
+LABEL_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,47}$"
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+Ticker = Annotated[
+    str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+    StringConstraints(pattern=TICKER_PATTERN),
+]
+Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
+
+
+def _utc(value: datetime) -> datetime:
+    # Naive timestamps are taken as UTC: producers in this domain almost always mean UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
