@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         1, ge=1, description="Worker threads for tokenization+inference (off the event loop)."
     )
     commit_interval_s: float = Field(1.0, gt=0, description="Kafka offset commit interval.")
+    worker_id: str | None = Field(None, description="Worker name in metrics; default host-pid.")
+    latency_push_interval_s: float = Field(
+        5.0, gt=0, description="How often a worker writes its latency histograms to Redis."
+    )
 
     # --- input validation ----------------------------------------------------------------
     max_text_chars: int = Field(
@@ -87,8 +91,10 @@ class Settings(BaseSettings):
     max_tickers_per_event: int = Field(16, ge=1, description="Cap on tickers kept per event.")
 
     # --- scoring --------------------------------------------------------------------------
-    scorer: Literal["auto", "lexicon", "onnx"] = Field(
-        "auto", description="'auto' uses the model bundle when present, else the lexicon scorer."
+    scorer: Literal["auto", "baseline", "onnx"] = Field(
+        "auto",
+        description="'auto': the model bundle (built on first run when missing); "
+        "'baseline': the Naive Bayes baseline; 'onnx': the bundle, or fail.",
     )
     bundle_dir: Path | None = Field(None, description="Model bundle directory to load.")
     labelled_data_dir: Path = Field(

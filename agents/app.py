@@ -1,0 +1,78 @@
+"""The Faust app: input topics, scoring agents, web views, timers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import TP, Message
+
+from agents.runtime import Runtime
+from agents.scoring import make_scoring_agent
+from agents.views import register_views
+
+log = logging.getLogger(__name__)
+
+
+class ConsumeStampSensor(faust.Sensor):
+    """Stamps each record when Faust hands it to a stream: the 'consumed' moment."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self._rt = runtime
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        self._rt.stamps.put((tp.topic, tp.partition, offset), self._rt.clock.now_ms())
+
+
+def create_app(runtime: Runtime) -> faust.App:
+    s = runtime.settings
+    brokers = [f"kafka://{hp.strip()}" for hp in s.kafka_bootstrap.split(",") if hp.strip()]
+    # No tables, so workers on one host can share Faust's data directory.
+    datadir = Path(s.data_dir) / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        s.app_id,
+        broker=brokers,
+        processing_guarantee=s.processing_guarantee,
+        web_host=s.web_host,
+        web_bind=s.web_host,
+        web_port=s.web_port,
+        topic_partitions=s.topic_partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=s.commit_interval_s,
+        producer_acks=-1,
+        datadir=str(datadir),
+        web_stats_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_tables_enabled=False,
+    )
+    app.sensors.add(ConsumeStampSensor(runtime))
+    for name in s.input_topics:
+        topic = app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+        app.agent(topic, name=f"score-{name}", concurrency=1)(make_scoring_agent(app, runtime))
+    register_views(app, runtime)
+
+    @app.task
+    async def install_commit_gate() -> None:
+        # The consumer exists once the app runs; commits from here on wait for batches.
+        consumer: Any = app.consumer
+        consumer.force_commit = runtime.gate.wrap(consumer.force_commit)
+        runtime.warm = True
+
+    @app.timer(interval=s.latency_push_interval_s)
+    async def push_latency() -> None:
+        key = f"{s.redis_key_prefix}:latency:{runtime.worker_id}"
+        try:
+            await runtime.store.redis.hset(key, mapping=runtime.latency.encode())  # type: ignore[misc]
+            await runtime.store.redis.expire(key, 86_400)
+        except Exception as exc:  # metrics must never stop the stream
+            log.warning("could not push latency histograms: %s", exc)
+
+    return app

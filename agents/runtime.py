@@ -1,0 +1,66 @@
+"""Everything a worker process holds besides the Faust app itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from agents.commit_gate import CommitGate
+from streamer.aggregate import TrendStore
+from streamer.batch import BatchProcessor
+from streamer.latency import Clock, LatencyRecorder
+from streamer.metrics import Metrics
+from streamer.score import Scorer
+from streamer.settings import Settings
+
+# Consume stamps wait here from the moment Faust receives a record until its batch
+# is processed; the bound only matters if a partition is revoked with records queued.
+_MAX_PENDING_STAMPS = 500_000
+
+
+@dataclass
+class ConsumeStamps:
+    pending: dict[tuple[str, int, int], float] = field(default_factory=dict)
+
+    def put(self, key: tuple[str, int, int], ms: float) -> None:
+        if len(self.pending) >= _MAX_PENDING_STAMPS:
+            self.pending.pop(next(iter(self.pending)))
+        self.pending[key] = ms
+
+    def pop(self, key: tuple[str, int, int]) -> float | None:
+        return self.pending.pop(key, None)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    scorer: Scorer
+    store: TrendStore
+    processor: BatchProcessor
+    executor: ThreadPoolExecutor
+    metrics: Metrics
+    clock: Clock
+    latency: LatencyRecorder
+    gate: CommitGate = field(default_factory=CommitGate)
+    stamps: ConsumeStamps = field(default_factory=ConsumeStamps)
+    worker_id: str = ""
+    warm: bool = False
+
+    @classmethod
+    def build(cls, settings: Settings, scorer: Scorer) -> Runtime:
+        clock = Clock()
+        metrics = Metrics()
+        latency = LatencyRecorder()
+        store = TrendStore.connect(settings)
+        executor = ThreadPoolExecutor(settings.infer_threads, thread_name_prefix="score")
+        processor = BatchProcessor(
+            settings, scorer, store, executor, clock=clock, metrics=metrics, latency=latency
+        )
+        metrics.backend.labels(scorer.name).set(1)
+        worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        return cls(
+            settings, scorer, store, processor, executor, metrics, clock, latency,
+            worker_id=worker_id,
+        )

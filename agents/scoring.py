@@ -1,0 +1,100 @@
+"""The scoring agent: micro-batches of one input topic through the batch processor.
+
+Per batch, under the commit gate: process (decode, score, Redis) -> publish scored
+records and dead letters -> wait for the broker -> ack. Offsets therefore never get
+committed past what Redis and Kafka have acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.types import TP, EventT
+
+from agents.runtime import Runtime
+from streamer.aggregate import AggregateUnavailable
+from streamer.batch import BatchOutput, RawRecord
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    """Sends output records inside the source partition's Kafka transaction."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    def _transactional_id(self, source: TP) -> str | None:
+        if not self.app.in_transaction:
+            return None
+        group = self.app.assignor.group_for_topic(source.topic)
+        return f"{self.app.conf.id}-{group}-{source.partition}"
+
+    async def send(self, source: TP, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        return await self.app.producer.send(
+            topic, key, value, None, None, None, transactional_id=self._transactional_id(source)
+        )
+
+
+def _records(runtime: Runtime, events: list[EventT]) -> list[RawRecord]:
+    out = []
+    for e in events:
+        m = e.message
+        ts = int(m.timestamp * 1000) if m.timestamp else None
+        out.append(RawRecord(
+            topic=m.topic,
+            partition=m.partition,
+            offset=m.offset,
+            value=m.value,
+            timestamp_ms=ts,
+            consumed_ms=runtime.stamps.pop((m.topic, m.partition, m.offset)),
+        ))
+    return out
+
+
+async def publish(runtime: Runtime, pub: Publisher, out: BatchOutput) -> None:
+    s = runtime.settings
+    pending: list[Awaitable[Any]] = []
+    for ev in out.scored:
+        tp = TP(ev.origin.topic, ev.origin.partition)
+        pending.append(await pub.send(
+            tp, s.topic_scored, ev.id.encode(), ev.model_dump_json().encode()
+        ))
+    for d in out.dead:
+        key = f"{d.topic}:{d.partition}:{d.offset}".encode()
+        pending.append(await pub.send(
+            TP(d.topic, d.partition), s.dlq_topic(d.topic), key, d.model_dump_json().encode()
+        ))
+    await asyncio.gather(*pending)
+
+
+def make_scoring_agent(
+    app: faust.App, runtime: Runtime
+) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
+    pub = Publisher(app)
+    s = runtime.settings
+
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        batches: AsyncIterable[Any] = stream.take_events(  # type: ignore[attr-defined]
+            s.batch_max_size, within=s.batch_max_wait_s
+        )
+        async for events in batches:
+            async with runtime.gate.batch():
+                try:
+                    out = await runtime.processor.process(_records(runtime, events))
+                    await publish(runtime, pub, out)
+                except AggregateUnavailable as exc:
+                    # Stop without acking: nothing past Redis's last write is committed,
+                    # and a restart resumes from there.
+                    log.critical("stopping the worker: %s", exc)
+                    await app.crash(exc)
+                    return
+                for e in events:
+                    # Idempotent: take_events acks again later, which is then a no-op.
+                    e.ack()
+
+    return score

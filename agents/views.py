@@ -1,0 +1,43 @@
+"""Web views on the worker: health, readiness, Prometheus metrics, counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from agents.runtime import Runtime
+
+
+def _assigned(app: faust.App) -> int:
+    try:
+        return len(app.consumer.assignment())
+    except Exception:
+        return 0
+
+
+def register_views(app: faust.App, runtime: Runtime) -> None:
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok", "worker": runtime.worker_id})
+
+    @app.page("/readyz")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            checks: dict[str, Any] = {
+                "model_warm": runtime.warm,
+                "partitions_assigned": _assigned(app),
+                "redis": await runtime.store.ping(),
+            }
+            ok = bool(checks["model_warm"] and checks["partitions_assigned"] and checks["redis"])
+            runtime.metrics.ready.set(1 if ok else 0)
+            return self.json({"ready": ok, **checks}, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = generate_latest(runtime.metrics.registry)
+            return self.bytes(body, content_type=CONTENT_TYPE_LATEST)

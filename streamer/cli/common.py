@@ -1,0 +1,41 @@
+"""Shared CLI helpers: settings with command-line overrides, a console, errors for people."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+
+from streamer.settings import Settings, get_settings
+
+T = TypeVar("T")
+# Piped output (the main job's log, CI) would otherwise wrap tables at 80 columns.
+console = Console(width=None if Console().is_terminal else 120)
+
+
+def settings_with(**overrides: Any) -> Settings:
+    base = get_settings()
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=updates) if updates else base
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
+    )
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def fail(message: str, hint: str | None = None) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    if hint:
+        console.print(f"[yellow]what to do:[/] {hint}")
+    raise click.exceptions.Exit(1)

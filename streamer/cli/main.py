@@ -1,0 +1,25 @@
+"""Entry point of the ``streamer`` command."""
+
+from __future__ import annotations
+
+import click
+
+from streamer.cli.produce_cmd import demo, replay
+from streamer.cli.schema_cmd import schema
+from streamer.cli.stack_cmd import stack
+from streamer.cli.summary_cmd import summary
+from streamer.cli.worker_cmd import worker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="streamer")
+def cli() -> None:
+    """Real-time text monitoring for financial markets.
+
+    Kafka in (news, chat) -> scored events out, trends in Redis, alerts, latency.
+    Every setting can also be given as an environment variable (see README).
+    """
+
+
+for _command in (worker, replay, demo, schema, summary, stack):
+    cli.add_command(_command)

@@ -1,0 +1,90 @@
+"""``streamer replay`` and ``streamer demo``: put messages on the input topics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import orjson
+
+from streamer.cli.common import console, run, settings_with
+from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage
+from streamer.produce.replay import count_lines, to_messages
+from streamer.produce.sender import Outgoing, send_all
+from streamer.settings import Settings
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--topic", required=True, help="Target topic (e.g. news or chat).")
+@click.option("--rate", type=float, default=500.0, show_default=True,
+              help="Messages per second; 0 = as fast as possible.")
+@click.option("--rebase/--keep-times", default=False, show_default=True,
+              help="Shift event times so the first message is 'now'.")
+def replay(file: Path, topic: str, rate: float, rebase: bool) -> None:
+    """Produce a JSONL or CSV FILE into Kafka at a fixed rate."""
+    settings = settings_with()
+    report = run(send_all(
+        settings, to_messages(file, topic, rebase=rebase), rate=rate or None,
+        total=count_lines(file),
+    ))
+    console.print(f"sent {report.sent} messages to {topic} in {report.seconds:.1f}s")
+
+
+def demo_outgoing(settings: Settings, messages: list[DemoMessage]) -> list[Outgoing]:
+    topics = {"news": settings.topic_news, "chat": settings.topic_chat}
+    return [Outgoing(topics[m.kind], None, m.value) for m in messages]
+
+
+def demo_config(settings: Settings, **options: object) -> DemoConfig:
+    values = {k: v for k, v in options.items() if v is not None}
+    return DemoConfig(
+        max_text_chars=settings.max_text_chars,
+        max_message_bytes=settings.max_message_bytes,
+        **values,
+    )
+
+
+def demo_options(f: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed([
+        click.option("--seed", type=int, help="Random seed (default 7)."),
+        click.option("--minutes", type=float, help="Event-time span (default 10)."),
+        click.option("--news-per-min", type=float, help="Calm news rate (default 40)."),
+        click.option("--chat-per-min", type=float, help="Calm chat rate (default 120)."),
+        click.option("--spike-topic", help="Topic of the negative burst."),
+        click.option("--spike-ticker", help="Ticker of the negative burst."),
+        click.option("--spike-at-min", type=float, help="Burst onset in minutes."),
+        click.option("--spike-per-min", type=float, help="Extra negative news per minute."),
+        click.option("--bad-fraction", type=float, help="Share of malformed messages."),
+    ]):
+        f = option(f)
+    return f
+
+
+@click.command()
+@demo_options
+@click.option("--rate", type=float, default=0.0, show_default=True,
+              help="Messages per second; 0 = as fast as possible.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write news.jsonl, chat.jsonl and spikes.json here.")
+@click.option("--send/--no-send", default=True, show_default=True, help="Produce to Kafka.")
+def demo(rate: float, out: Path | None, send: bool, **options: object) -> None:
+    """Generate the synthetic market stream (news + chat, an injected negative burst)."""
+    settings = settings_with()
+    messages, labels = DemoGenerator(demo_config(settings, **options)).generate()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for kind in ("news", "chat"):
+            with (out / f"{kind}.jsonl").open("wb") as fh:
+                for m in messages:
+                    if m.kind == kind:
+                        fh.write(m.value + b"\n")
+        (out / "spikes.json").write_bytes(
+            orjson.dumps([lb.model_dump(mode="json") for lb in labels], option=orjson.OPT_INDENT_2)
+        )
+        console.print(f"wrote {len(messages)} messages and {len(labels)} spike labels to {out}")
+    if send:
+        report = run(send_all(settings, demo_outgoing(settings, messages), rate=rate or None,
+                              total=len(messages)))
+        console.print(f"sent {report.sent} messages {report.by_topic} in {report.seconds:.1f}s")

@@ -1,0 +1,70 @@
+"""``streamer summary``: accounting, trends and latency, read from Redis."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from streamer.aggregate import TrendStore
+from streamer.aggregate.summary import TopicAccount, TrendRow, accounts, trends
+from streamer.cli.common import console, run, settings_with
+from streamer.latency.report import StageLatency, read_latency
+
+
+def accounts_table(rows: list[TopicAccount]) -> Table:
+    t = Table(title="Messages (exact, per input topic)")
+    for col in ("topic", "partitions", "consumed", "scored", "dead-lettered", "balanced"):
+        t.add_column(col, justify="right" if col not in ("topic", "balanced") else "left")
+    for a in rows:
+        t.add_row(a.topic, str(a.partitions), str(a.consumed), str(a.scored),
+                  str(a.dead_lettered), "[green]yes[/]" if a.balanced else "[red]NO[/]")
+    return t
+
+
+def _bar(share: float, width: int = 20) -> str:
+    n = round(share * width)
+    return "[red]" + "█" * n + "[/]" + "·" * (width - n)
+
+
+def trends_table(rows: list[TrendRow], scope: str, top: int) -> Table:
+    t = Table(title=f"Sentiment per {scope}" + (f" (top {top} by volume)" if top else ""))
+    for col in (scope, "messages", "negative", "neutral", "positive", "negative share", ""):
+        t.add_column(col, justify="left" if col in (scope, "") else "right")
+    picked = [r for r in rows if r.scope == scope]
+    for r in picked[:top] if top else picked:
+        c = r.counts
+        t.add_row(r.key, str(r.messages), str(c.get("negative", 0)), str(c.get("neutral", 0)),
+                  str(c.get("positive", 0)), f"{r.negative_share:.0%}", _bar(r.negative_share))
+    return t
+
+
+def latency_table(rows: list[StageLatency]) -> Table:
+    t = Table(title="Latency per stage (ms; wall clock across processes)")
+    for col in ("stage", "events", "p50", "p90", "p99", "p99.9", "max"):
+        t.add_column(col, justify="left" if col == "stage" else "right")
+    for r in rows:
+        t.add_row(r.stage, str(r.count), *(f"{v:.2f}" for v in
+                  (r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms)))
+    return t
+
+
+async def _collect() -> tuple[list[TopicAccount], list[TrendRow], list[StageLatency]]:
+    settings = settings_with()
+    store = TrendStore.connect(settings)
+    try:
+        return (await accounts(store), await trends(store),
+                await read_latency(store.redis, settings.redis_key_prefix))
+    finally:
+        await store.close()
+
+
+@click.command()
+@click.option("--top", type=int, default=10, show_default=True, help="Tickers to show.")
+def summary(top: int) -> None:
+    """Print messages in/scored/dead-lettered, trends per topic and ticker, and latency."""
+    accs, rows, lat = run(_collect())
+    console.print(accounts_table(accs))
+    console.print(trends_table(rows, "topic", 0))
+    console.print(trends_table(rows, "ticker", top))
+    if lat:
+        console.print(latency_table(lat))

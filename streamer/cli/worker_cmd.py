@@ -1,0 +1,47 @@
+"""``streamer worker``: run one Faust worker of the scoring pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from streamer.cli.common import fail, settings_with
+from streamer.score.base import ScorerError
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option("--web-port", type=int, help="Web server port (health, metrics).")
+@click.option("--scorer", type=click.Choice(["auto", "baseline", "onnx"]), help="Scorer.")
+@click.option("--worker-id", help="Name in metrics and latency reports.")
+@click.option("--loglevel", default="info", show_default=True)
+def worker(web_port: int | None, scorer: str | None, worker_id: str | None, loglevel: str) -> None:
+    """Consume news and chat, score them, write scored events and Redis trends."""
+    # Heavy imports here, not at module level: `streamer --help` stays fast.
+    from faust import Worker
+
+    from agents.app import create_app
+    from agents.runtime import Runtime
+    from streamer.kafka import ensure_topics
+    from streamer.score.select import load_scorer
+
+    settings = settings_with(web_port=web_port, scorer=scorer, worker_id=worker_id)
+    # Faust runs on the thread's default loop; set it up front and reuse it.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(asyncio.wait_for(ensure_topics(settings), 60))
+    except Exception as exc:
+        fail(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc}",
+             "start it with `streamer stack up` or set KAFKA_BOOTSTRAP")
+    try:
+        live = load_scorer(settings)
+    except ScorerError as exc:
+        fail(str(exc))
+    runtime = Runtime.build(settings, live)
+    app = create_app(runtime)
+    log.info("worker %s starting with scorer %s", runtime.worker_id, live.name)
+    Worker(app, loglevel=loglevel, loop=loop).execute_from_commandline()

@@ -1,0 +1,1 @@
+"""Producers: replay a file into Kafka, or generate the demo market stream."""

@@ -1,0 +1,29 @@
+"""Pick the scorer a worker runs with, from settings."""
+
+from __future__ import annotations
+
+import logging
+
+from streamer.score.base import Scorer, ScorerError
+from streamer.score.baseline import BaselineScorer
+from streamer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def load_baseline(settings: Settings) -> BaselineScorer:
+    return BaselineScorer.train(settings.labelled_data_dir, settings.cache_dir / "baseline")
+
+
+def load_scorer(settings: Settings) -> Scorer:
+    """The configured scorer, warmed up. Raises ScorerError with what to do on failure."""
+    if settings.scorer == "baseline":
+        scorer: Scorer = load_baseline(settings)
+    else:
+        raise ScorerError(
+            f"scorer {settings.scorer!r} needs a model bundle; none is available yet. "
+            "Use STREAMER_SCORER=baseline."
+        )
+    scorer.warmup()
+    log.info("scorer: %s", scorer.name)
+    return scorer
