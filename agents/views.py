@@ -11,10 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from agents.runtime import Runtime
 
 
-def _assigned(app: faust.App) -> int:
+def _assigned(app: faust.App, topics: tuple[str, ...]) -> int:
+    """Input partitions this worker owns (Faust's own internal topics not counted)."""
     try:
-        return len(app.consumer.assignment())
-    except Exception:
+        return sum(1 for tp in app.consumer.assignment() if tp.topic in topics)
+    except Exception:  # no consumer yet (starting) or mid-rebalance
         return 0
 
 
@@ -29,7 +30,7 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             checks: dict[str, Any] = {
                 "model_warm": runtime.warm,
-                "partitions_assigned": _assigned(app),
+                "partitions_assigned": _assigned(app, runtime.settings.input_topics),
                 "redis": await runtime.store.ping(),
             }
             ok = bool(checks["model_warm"] and checks["partitions_assigned"] and checks["redis"])

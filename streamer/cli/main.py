@@ -23,3 +23,7 @@ def cli() -> None:
 
 for _command in (worker, replay, demo, schema, summary, stack):
     cli.add_command(_command)
+
+
+if __name__ == "__main__":
+    cli()

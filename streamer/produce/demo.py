@@ -143,6 +143,7 @@ class DemoGenerator:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
         self._n = 0
+        self._bad = 0
 
     def _id(self, prefix: str) -> str:
         self._n += 1
@@ -188,8 +189,8 @@ class DemoGenerator:
         return DemoMessage("chat", orjson.dumps(payload), when, sentiment, None, (ticker,))
 
     def bad(self, when: datetime) -> DemoMessage:
-        kind = BAD_KINDS[self._n % len(BAD_KINDS)]
-        self._n += 1
+        kind = BAD_KINDS[self._bad % len(BAD_KINDS)]
+        self._bad += 1
         base = {"id": self._id("bad"), "channel": "retail", "author": "x",
                 "text": "hello", "sent_at": when.isoformat()}
         raw: bytes

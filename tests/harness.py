@@ -1,0 +1,211 @@
+"""Run real worker processes and real producers for the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from servers import free_ports
+from streamer.aggregate import TrendStore
+from streamer.aggregate.summary import TopicAccount, accounts
+from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage
+from streamer.produce.sender import Outgoing, send_all
+from streamer.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Namespace:
+    """Topic names, consumer group and Redis prefix of one test, apart from all others."""
+
+    kafka_bootstrap: str
+    redis_url: str
+    data_dir: Path
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    partitions: int = 4
+
+    def env(self) -> dict[str, str]:
+        return {
+            "KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "REDIS_URL": self.redis_url,
+            "STREAMER_APP_ID": f"streamer-{self.uid}",
+            "STREAMER_TOPIC_NEWS": f"news-{self.uid}",
+            "STREAMER_TOPIC_CHAT": f"chat-{self.uid}",
+            "STREAMER_TOPIC_SCORED": f"scored-{self.uid}",
+            "STREAMER_TOPIC_ALERTS": f"alerts-{self.uid}",
+            "STREAMER_REDIS_KEY_PREFIX": f"t{self.uid}",
+            "STREAMER_TOPIC_PARTITIONS": str(self.partitions),
+            "STREAMER_DATA_DIR": str(self.data_dir),
+            "STREAMER_SCORER": "baseline",
+            "STREAMER_COMMIT_INTERVAL_S": "0.5",
+        }
+
+    def settings(self) -> Settings:
+        env = {k.removeprefix("STREAMER_").lower(): v for k, v in self.env().items()
+               if k.startswith("STREAMER_")}
+        return Settings(_env_file=None, KAFKA_BOOTSTRAP=self.kafka_bootstrap,
+                        REDIS_URL=self.redis_url, **env)
+
+
+class WorkerProcess:
+    def __init__(self, ns: Namespace, name: str) -> None:
+        self.ns = ns
+        self.name = name
+        self.port = free_ports(1)[0]
+        self.log = ns.data_dir / f"worker-{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.ns.env(), "STREAMER_WEB_PORT": str(self.port),
+               "STREAMER_WORKER_ID": self.name}
+        self.ns.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamer.cli.main", "worker", "--loglevel", "warning"],
+                env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
+                start_new_session=True,
+            )
+        return self
+
+    def ready(self) -> dict[str, object] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                return orjson.loads(r.read())  # type: ignore[no-any-return]
+        except Exception:
+            return None
+
+    def wait_ready(self, timeout: float = 120.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited:\n{self.tail()}")
+            state = self.ready()
+            if state and state.get("ready"):
+                return state
+            time.sleep(0.5)
+        raise AssertionError(f"worker {self.name} not ready in {timeout}s:\n{self.tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+
+def mixed_stream(ns: Namespace, *, seed: int, minutes: float, bad_fraction: float,
+                 big_message: bool = True) -> list[Outgoing]:
+    """Demo news + chat with malformed messages; plus one at the broker's size limit."""
+    s = ns.settings()
+    cfg = DemoConfig(seed=seed, minutes=minutes, news_per_min=60, chat_per_min=160,
+                     bad_fraction=bad_fraction, max_text_chars=s.max_text_chars,
+                     max_message_bytes=s.max_message_bytes)
+    messages: list[DemoMessage] = DemoGenerator(cfg).generate()[0]
+    topics = {"news": s.topic_news, "chat": s.topic_chat}
+    out = [Outgoing(topics[m.kind], None, m.value) for m in messages]
+    if big_message:
+        # Just under the broker's default message.max.bytes (1 MiB + overhead).
+        out.insert(len(out) // 2, Outgoing(s.topic_news, None, b'{"id":"big","x":"'
+                                           + b"y" * 1_000_000 + b'"}'))
+    return out
+
+
+def is_valid(settings: Settings, msg: Outgoing) -> bool:
+    from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
+    from streamer.schemas import Origin
+
+    kind = "news" if msg.topic == settings.topic_news else "chat"
+    parsed = decode(msg.value, kind, max_bytes=settings.max_message_bytes)
+    if isinstance(parsed, DecodeFailure):
+        return False
+    ev = normalize(parsed, Origin(topic=msg.topic, partition=0, offset=0),
+                   TickerExtractor.from_csv(), max_chars=settings.max_text_chars)
+    return not isinstance(ev, DecodeFailure)
+
+
+def produce(ns: Namespace, messages: list[Outgoing], rate: float | None = None) -> None:
+    asyncio.run(send_all(ns.settings(), messages, rate=rate, progress=False))
+
+
+async def _accounts(settings: Settings) -> list[TopicAccount]:
+    store = TrendStore.connect(settings)
+    try:
+        return await accounts(store)
+    finally:
+        await store.close()
+
+
+def consumed_total(ns: Namespace) -> int:
+    return sum(a.consumed for a in asyncio.run(_accounts(ns.settings())))
+
+
+def wait_consumed(ns: Namespace, expected: int, timeout: float = 240.0,
+                  workers: list[WorkerProcess] | None = None) -> list[TopicAccount]:
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        accs = asyncio.run(_accounts(ns.settings()))
+        last = sum(a.consumed for a in accs)
+        if last >= expected:
+            return accs
+        for w in workers or []:
+            assert w.proc is not None
+            if w.proc.poll() is not None:
+                raise AssertionError(f"worker {w.name} died:\n{w.tail()}")
+        time.sleep(1.0)
+    tails = "\n".join(w.tail() for w in workers or [])
+    raise AssertionError(f"only {last} of {expected} consumed after {timeout}s\n{tails}")
+
+
+async def _read_topic(bootstrap: str, topic: str, expected: int, timeout: float,
+                      isolation: str) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, isolation_level=isolation, group_id=None,
+        fetch_max_bytes=16 * 1024 * 1024, max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        idle_after_expected = 0
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            got = [r.value for rs in batch.values() for r in rs if r.value is not None]
+            values += got
+            if len(values) >= expected:
+                # Keep reading a little longer: extra records (duplicates) must show up.
+                idle_after_expected = idle_after_expected + 1 if not got else 0
+                if idle_after_expected >= 3:
+                    break
+    finally:
+        await consumer.stop()
+    return values
+
+
+def read_topic(ns: Namespace, topic: str, expected: int, timeout: float = 60.0,
+               isolation: str = "read_committed") -> list[dict[str, object]]:
+    raw = asyncio.run(_read_topic(ns.kafka_bootstrap, topic, expected, timeout, isolation))
+    return [orjson.loads(v) for v in raw]

@@ -1,0 +1,205 @@
+"""The backbone end to end: real Kafka, real Redis, real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness import (
+    Namespace,
+    WorkerProcess,
+    consumed_total,
+    is_valid,
+    mixed_stream,
+    produce,
+    read_topic,
+    wait_consumed,
+)
+from servers import console_consume
+from streamer.aggregate import TrendStore
+from streamer.schemas.export import export_schemas
+from streamer.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def expected_counts(scored: list[dict]) -> Counter[tuple[str, str, str]]:
+    """(scope, key, sentiment label) -> count, computed from the scored records."""
+    c: Counter[tuple[str, str, str]] = Counter()
+    for ev in scored:
+        label = ev["sentiment"]["label"]
+        c[("all", "all", label)] += 1
+        c[("topic", ev["topic"]["label"], label)] += 1
+        for t in ev["tickers"]:
+            c[("ticker", t, label)] += 1
+    return c
+
+
+async def _redis_counts(settings: Settings) -> Counter[tuple[str, str, str]]:
+    store = TrendStore.connect(settings)
+    try:
+        span = await store.time_range()
+        assert span is not None
+        window = await store.window_all(span[0], span[1])
+    finally:
+        await store.close()
+    return Counter({(scope, key, label): n for (scope, key), wc in window.items()
+                    for label, n in wc.counts.items()})
+
+
+def redis_counts(ns: Namespace) -> Counter[tuple[str, str, str]]:
+    return asyncio.run(_redis_counts(ns.settings()))
+
+
+class Run:
+    def __init__(self, ns: Namespace, sent: list, valid_ids: set[str], n_bad: int) -> None:
+        self.ns, self.sent, self.valid_ids, self.n_bad = ns, sent, valid_ids, n_bad
+
+
+@pytest.fixture(scope="module")
+def mixed_run(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[Run]:
+    """One worker scores >= 2,000 mixed messages, >= 5% of them malformed."""
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("mixed"))
+    settings = ns.settings()
+    messages = mixed_stream(ns, seed=11, minutes=10, bad_fraction=0.06)
+    valid = [m for m in messages if is_valid(settings, m)]
+    valid_ids = {json.loads(m.value)["id"] for m in valid}
+    n_bad = len(messages) - len(valid)
+    assert len(messages) >= 2000 and n_bad / len(messages) >= 0.05
+    worker = WorkerProcess(ns, "w1").start()
+    try:
+        worker.wait_ready()
+        produce(ns, messages)
+        wait_consumed(ns, len(messages), workers=[worker])
+        yield Run(ns, messages, valid_ids, n_bad)
+    finally:
+        worker.stop()
+
+
+def test_every_valid_message_is_scored_exactly_once(mixed_run: Run) -> None:
+    s = mixed_run.ns.settings()
+    scored = read_topic(mixed_run.ns, s.topic_scored, len(mixed_run.valid_ids))
+    ids = Counter(ev["id"] for ev in scored)
+    assert set(ids) == mixed_run.valid_ids
+    assert max(ids.values()) == 1
+
+
+def test_every_bad_message_is_dead_lettered_with_a_reason(mixed_run: Run) -> None:
+    s = mixed_run.ns.settings()
+    dead = read_topic(mixed_run.ns, s.dlq_topic(s.topic_chat), 1) + read_topic(
+        mixed_run.ns, s.dlq_topic(s.topic_news), 1)
+    assert len(dead) == mixed_run.n_bad
+    reasons = Counter(d["reason"] for d in dead)
+    for reason in ("invalid_json", "invalid_utf8", "validation_failed", "empty_text",
+                   "text_too_long", "too_large"):
+        assert reasons[reason] > 0, reasons
+    assert all(d["error"] for d in dead)
+
+
+def test_accounting_balances_per_topic(mixed_run: Run) -> None:
+    from harness import _accounts
+
+    accs = asyncio.run(_accounts(mixed_run.ns.settings()))
+    assert sum(a.consumed for a in accs) == len(mixed_run.sent)
+    assert sum(a.scored for a in accs) == len(mixed_run.valid_ids)
+    assert sum(a.dead_lettered for a in accs) == mixed_run.n_bad
+    assert all(a.balanced for a in accs)
+
+
+def test_redis_aggregates_equal_counts_from_the_scored_records(mixed_run: Run) -> None:
+    s = mixed_run.ns.settings()
+    scored = read_topic(mixed_run.ns, s.topic_scored, len(mixed_run.valid_ids))
+    assert redis_counts(mixed_run.ns) == expected_counts(scored)
+
+
+def test_scored_labels_match_an_independent_scoring_of_the_input(mixed_run: Run) -> None:
+    from streamer.score.select import load_baseline
+
+    s = mixed_run.ns.settings()
+    scorer = load_baseline(s)
+    scored = read_topic(mixed_run.ns, s.topic_scored, len(mixed_run.valid_ids))
+    # The snippet is the full text for these short demo messages.
+    short = [ev for ev in scored if len(ev["snippet"]) < 280]
+    result = scorer.score([ev["snippet"] for ev in short], [ev["kind"] for ev in short])
+    labels = [scorer.sentiment_labels[i] for i in result.sentiment.argmax(1)]
+    assert labels == [ev["sentiment"]["label"] for ev in short]
+
+
+def test_kafkas_console_consumer_reads_records_that_match_the_schema(
+    mixed_run: Run, tmp_path: Path
+) -> None:
+    s = mixed_run.ns.settings()
+    schema = json.loads(
+        next(p for p in export_schemas(tmp_path) if p.name == "scored.schema.json").read_text()
+    )
+    lines = console_consume(mixed_run.ns.kafka_bootstrap, s.topic_scored, 50)
+    assert len(lines) == 50
+    for line in lines:
+        jsonschema.validate(json.loads(line), schema)
+
+
+def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    s = ns.settings()
+    messages = mixed_stream(ns, seed=23, minutes=12, bad_fraction=0.05, big_message=False)
+    n_valid = sum(1 for m in messages if is_valid(s, m))
+    worker = WorkerProcess(ns, "victim").start()
+    worker.wait_ready()
+    produce(ns, messages[: len(messages) // 2])
+    wait_consumed(ns, len(messages) // 4, workers=[worker])
+    worker.kill()  # SIGKILL: no clean shutdown, no final commit
+    killed_at = consumed_total(ns)
+    assert killed_at < len(messages)
+    produce(ns, messages[len(messages) // 2:])
+    survivor = WorkerProcess(ns, "restarted").start()
+    try:
+        survivor.wait_ready()
+        accs = wait_consumed(ns, len(messages), workers=[survivor])
+    finally:
+        survivor.stop()
+    assert sum(a.consumed for a in accs) == len(messages)
+    assert sum(a.scored for a in accs) == n_valid
+    scored = read_topic(ns, s.topic_scored, n_valid)
+    assert len(scored) == n_valid == len({ev["id"] for ev in scored})
+    assert redis_counts(ns) == expected_counts(scored)
+
+
+def test_two_workers_share_the_partitions_and_totals_stay_exact(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    s = ns.settings()
+    messages = mixed_stream(ns, seed=31, minutes=8, bad_fraction=0.05, big_message=False)
+    n_valid = sum(1 for m in messages if is_valid(s, m))
+    workers = [WorkerProcess(ns, f"w{i}").start() for i in (1, 2)]
+    try:
+        for w in workers:
+            w.wait_ready()
+        # After the group settles each worker owns some of the 4+4 input partitions.
+        for _ in range(60):
+            states = [w.ready() or {} for w in workers]
+            owned = [int(st.get("partitions_assigned", 0)) for st in states]  # type: ignore[call-overload]
+            if all(owned) and sum(owned) == 8:
+                break
+            import time
+
+            time.sleep(1)
+        assert all(owned) and sum(owned) == 8, owned
+        produce(ns, messages)
+        accs = wait_consumed(ns, len(messages), workers=workers)
+    finally:
+        for w in workers:
+            w.stop()
+    assert sum(a.scored for a in accs) == n_valid
+    scored = read_topic(ns, s.topic_scored, n_valid)
+    assert len(scored) == n_valid == len({ev["id"] for ev in scored})
+    assert redis_counts(ns) == expected_counts(scored)

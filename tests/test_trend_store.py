@@ -1,0 +1,98 @@
+"""The Redis trend store against a real Redis: exactly-once application and window reads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from streamer.aggregate import TrendStore, build_deltas
+from streamer.aggregate.summary import accounts, trends
+from streamer.schemas import Origin, Prediction, ScoredEvent, Stamps
+from streamer.settings import Settings
+
+T0 = datetime(2026, 1, 2, 3, 4, 0, tzinfo=UTC)
+
+
+def scored(offset: int, label: str, topic_label: str = "earnings", tickers: list[str] | None = None,
+           second: int = 0, partition: int = 0) -> ScoredEvent:
+    probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1, label: 0.8}
+    return ScoredEvent(
+        id=f"e{partition}-{offset}", kind="news", source="wire", snippet="x",
+        tickers=tickers or [], event_time=T0.replace(second=second),
+        sentiment=Prediction(label=label, probs=probs),
+        topic=Prediction(label=topic_label, probs={topic_label: 1.0}),
+        scorer="test", origin=Origin(topic="news", partition=partition, offset=offset),
+        stamps=Stamps(),
+    )
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[TrendStore]:
+    settings = Settings(_env_file=None, REDIS_URL=redis_url,
+                        redis_key_prefix=f"t{uuid.uuid4().hex[:8]}", bucket_seconds=10)
+    s = TrendStore.connect(settings)
+    yield s
+    await s.close()
+
+
+async def test_a_batch_is_applied_once_and_its_replay_is_skipped(store: TrendStore) -> None:
+    events = [scored(o, "negative", tickers=["XOM"]) for o in range(5)]
+    (delta,) = build_deltas(events, [("news", 0, 5)], 10).values()
+    assert (await store.apply(delta)).status == "applied"
+    assert (await store.apply(delta)).status == "duplicate"
+    (acc,) = await accounts(store)
+    assert (acc.consumed, acc.scored, acc.dead_lettered) == (6, 5, 1)
+    rows = {(r.scope, r.key): r for r in await trends(store)}
+    assert rows[("ticker", "XOM")].counts == {"negative": 5}
+    assert rows[("topic", "earnings")].messages == 5
+
+
+async def test_a_replay_straddling_the_watermark_is_reported_partial(store: TrendStore) -> None:
+    (first,) = build_deltas([scored(o, "positive") for o in range(0, 4)], [], 10).values()
+    (overlap,) = build_deltas([scored(o, "positive") for o in range(2, 8)], [], 10).values()
+    await store.apply(first)
+    result = await store.apply(overlap)
+    assert (result.status, result.watermark) == ("partial", 3)
+    (acc,) = await accounts(store)
+    assert acc.consumed == 4  # nothing of the overlapping batch was applied
+
+
+async def test_partitions_are_kept_apart_and_merged_on_read(store: TrendStore) -> None:
+    for p in (0, 1, 2):
+        evs = [scored(o, "negative", partition=p, second=o) for o in range(3)]
+        (delta,) = build_deltas(evs, [], 10).values()
+        await store.apply(delta)
+    (acc,) = await accounts(store)
+    assert (acc.partitions, acc.consumed) == (3, 9)
+    window = await store.window_all(T0.timestamp(), T0.timestamp() + 9, scopes=["all"])
+    assert window[("all", "all")].counts == {"negative": 9}
+
+
+async def test_windows_sum_only_their_buckets(store: TrendStore) -> None:
+    evs = [scored(0, "negative", second=1), scored(1, "positive", second=15),
+           scored(2, "positive", second=25)]
+    (delta,) = build_deltas(evs, [], 10).values()
+    await store.apply(delta)
+    start = T0.timestamp()
+    w = await store.window_all(start + 10, start + 19, scopes=["all"])
+    assert w[("all", "all")].counts == {"positive": 1}
+    series = await store.series("all", "all", start, start + 29, ["negative", "positive"])
+    assert [wc.total for _, wc in series] == [1, 1, 1]
+
+
+async def test_every_key_shares_its_partition_hash_tag(store: TrendStore) -> None:
+    (delta,) = build_deltas([scored(0, "negative", tickers=["XOM"])], [], 10).values()
+    await store.apply(delta)
+    keys = [k async for k in store.redis.scan_iter(match=f"{store.keys.prefix}:{{*")]
+    assert keys and all("{news:0}" in k for k in keys)
+
+
+async def test_buckets_expire(store: TrendStore) -> None:
+    (delta,) = build_deltas([scored(0, "negative")], [], 10).values()
+    await store.apply(delta)
+    bucket = store.keys.bucket("news:0", int(T0.timestamp()))
+    ttl = await store.redis.ttl(bucket)
+    assert 0 < ttl <= 7_200
