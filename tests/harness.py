@@ -15,8 +15,8 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-
 from servers import free_ports
+
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import TopicAccount, accounts
 from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage

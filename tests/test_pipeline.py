@@ -10,7 +10,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from harness import (
     Namespace,
     WorkerProcess,
@@ -22,6 +21,7 @@ from harness import (
     wait_consumed,
 )
 from servers import console_consume
+
 from streamer.aggregate import TrendStore
 from streamer.schemas.export import export_schemas
 from streamer.settings import Settings

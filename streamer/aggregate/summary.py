@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from streamer.aggregate.store import TrendStore
+from streamer.aggregate.store import TrendStore, WindowCounts
 
 
 class TopicAccount(BaseModel):
@@ -42,22 +42,45 @@ async def accounts(store: TrendStore) -> list[TopicAccount]:
     return sorted(by_topic.values(), key=lambda a: a.topic)
 
 
+Window = dict[tuple[str, str], WindowCounts]
+
+
+async def window(store: TrendStore, start_s: float | None = None,
+                 end_s: float | None = None) -> Window:
+    """Every scope key's counts over [start_s, end_s] (default: all still in Redis)."""
+    if start_s is None or end_s is None:
+        span = await store.time_range()
+        if span is None:
+            return {}
+        start_s = span[0] if start_s is None else start_s
+        end_s = span[1] if end_s is None else end_s
+    return await store.window_all(start_s, end_s)
+
+
+def trend_rows(current: Window, minus: Window | None = None) -> list[TrendRow]:
+    """Rows per scope key; ``minus`` subtracts an earlier snapshot (aggregates only add)."""
+    rows = []
+    for (scope, key), wc in current.items():
+        counts = dict(wc.counts)
+        neg_prob = wc.prob_sums.get("negative", 0.0)
+        if minus and (scope, key) in minus:
+            old = minus[(scope, key)]
+            counts = {lb: n - old.counts.get(lb, 0) for lb, n in counts.items()}
+            neg_prob -= old.prob_sums.get("negative", 0.0)
+        counts = {lb: n for lb, n in counts.items() if n}
+        total = sum(counts.values())
+        if not total:
+            continue
+        rows.append(TrendRow(
+            scope=scope, key=key, messages=total, counts=counts,
+            negative_share=counts.get("negative", 0) / total,
+            mean_negative_prob=neg_prob / total,
+        ))
+    return sorted(rows, key=lambda r: (r.scope, -r.messages, r.key))
+
+
 async def trends(
     store: TrendStore, start_s: float | None = None, end_s: float | None = None
 ) -> list[TrendRow]:
     """Per topic and ticker, over [start_s, end_s] (default: everything still in Redis)."""
-    if start_s is None or end_s is None:
-        span = await store.time_range()
-        if span is None:
-            return []
-        start_s = span[0] if start_s is None else start_s
-        end_s = span[1] if end_s is None else end_s
-    rows = []
-    for (scope, key), wc in (await store.window_all(start_s, end_s)).items():
-        total = wc.total
-        rows.append(TrendRow(
-            scope=scope, key=key, messages=total, counts=wc.counts,
-            negative_share=wc.share("negative"),
-            mean_negative_prob=wc.prob_sums.get("negative", 0.0) / total if total else 0.0,
-        ))
-    return sorted(rows, key=lambda r: (r.scope, -r.messages, r.key))
+    return trend_rows(await window(store, start_s, end_s))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from streamer.cli.produce_cmd import demo, replay
+from streamer.cli.run_demo_cmd import run_demo
 from streamer.cli.schema_cmd import schema
 from streamer.cli.stack_cmd import stack
 from streamer.cli.summary_cmd import summary
@@ -21,7 +22,7 @@ def cli() -> None:
     """
 
 
-for _command in (worker, replay, demo, schema, summary, stack):
+for _command in (run_demo, worker, replay, demo, schema, summary, stack):
     cli.add_command(_command)
 
 

@@ -20,9 +20,12 @@ class StageLatency(BaseModel):
     max_ms: float
 
 
-async def read_latency(client: aioredis.Redis, prefix: str) -> list[StageLatency]:
+async def read_latency(
+    client: aioredis.Redis, prefix: str, worker: str = "*"
+) -> list[StageLatency]:
+    """Merged over every worker (``worker='*'``) or one worker's histograms."""
     payloads = []
-    async for key in client.scan_iter(match=f"{prefix}:latency:*", count=100):
+    async for key in client.scan_iter(match=f"{prefix}:latency:{worker}", count=100):
         payloads.append(await client.hgetall(key))  # type: ignore[misc]
     merged = LatencyRecorder.decode_merge(payloads)
     rows = []

@@ -27,3 +27,8 @@ def load_scorer(settings: Settings) -> Scorer:
     scorer.warmup()
     log.info("scorer: %s", scorer.name)
     return scorer
+
+
+def prepare_scorer(settings: Settings) -> str:
+    """Make sure the configured scorer can load (building what it needs); return its name."""
+    return load_scorer(settings).name

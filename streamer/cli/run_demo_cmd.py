@@ -1,0 +1,196 @@
+"""``streamer run-demo``: the main job. Local stack, a worker, the demo stream, a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import orjson
+from rich.panel import Panel
+
+from streamer.aggregate import TrendStore
+from streamer.aggregate.summary import (
+    TopicAccount,
+    TrendRow,
+    Window,
+    accounts,
+    trend_rows,
+    window,
+)
+from streamer.cli.common import console, fail, settings_with
+from streamer.cli.produce_cmd import demo_config, demo_options, demo_outgoing
+from streamer.cli.summary_cmd import accounts_table, latency_table, trends_table
+from streamer.latency.report import StageLatency, read_latency
+from streamer.produce.demo import DemoGenerator
+from streamer.produce.sender import send_all
+from streamer.settings import Settings
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(orjson.loads(r.read()).get("ready"))
+    except Exception:
+        return False
+
+
+def _start_worker(settings: Settings, worker_id: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+           "REDIS_URL": settings.redis_url, "STREAMER_WORKER_ID": worker_id,
+           "STREAMER_WEB_PORT": str(settings.web_port), "STREAMER_SCORER": settings.scorer}
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamer.cli.main", "worker", "--loglevel", "warning"],
+            env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+async def _totals(settings: Settings) -> list[TopicAccount]:
+    store = TrendStore.connect(settings)
+    try:
+        return await accounts(store)
+    finally:
+        await store.close()
+
+
+async def _snapshot(settings: Settings, start_s: float, end_s: float) -> Window:
+    store = TrendStore.connect(settings)
+    try:
+        return await window(store, start_s, end_s)
+    finally:
+        await store.close()
+
+
+def _delta(after: list[TopicAccount], before: list[TopicAccount]) -> list[TopicAccount]:
+    prev = {a.topic: a for a in before}
+    out = []
+    for a in after:
+        b = prev.get(a.topic)
+        out.append(a.model_copy(update={
+            "consumed": a.consumed - (b.consumed if b else 0),
+            "scored": a.scored - (b.scored if b else 0),
+            "dead_lettered": a.dead_lettered - (b.dead_lettered if b else 0),
+        }))
+    return out
+
+
+@click.command("run-demo")
+@demo_options
+@click.option("--rate", type=float, default=300.0, show_default=True,
+              help="Messages per second offered to Kafka.")
+@click.option("--keep-worker", is_flag=True, help="Leave the worker running afterwards.")
+@click.option("--timeout", type=float, default=600.0, show_default=True,
+              help="Seconds to wait for the worker to catch up.")
+def run_demo(rate: float, keep_worker: bool, timeout: float, **options: object) -> None:
+    """Start Kafka + Redis + a worker, stream the demo market data, and summarise."""
+    settings = settings_with()
+    t_setup = time.monotonic()
+    if "KAFKA_BOOTSTRAP" not in os.environ and "REDIS_URL" not in os.environ:
+        from streamer.stack import StackError, stack_up
+
+        console.rule("[bold]1. local stack")
+        try:
+            status = stack_up(settings)
+        except StackError as exc:
+            fail(str(exc))
+        console.print(f"Kafka {status.kafka.version} on {status.kafka.bootstrap}, "
+                      f"Redis on {status.redis.url}")
+    console.rule("[bold]2. model")
+    from streamer.score.select import prepare_scorer
+
+    scorer_name = prepare_scorer(settings)
+    console.print(f"scorer: [bold]{scorer_name}[/]")
+
+    console.rule("[bold]3. worker")
+    worker_id = f"demo-{uuid.uuid4().hex[:6]}"
+    log = settings.data_dir / "logs" / f"{worker_id}.log"
+    t_worker = time.monotonic()
+    proc = _start_worker(settings, worker_id, log)
+    while not _ready(settings.web_port):
+        if proc.poll() is not None:
+            fail(f"the worker exited with code {proc.returncode}", f"see its log: {log}")
+        if time.monotonic() - t_worker > 180:
+            proc.terminate()
+            fail("the worker did not become ready in 180 s", f"see its log: {log}")
+        time.sleep(0.5)
+    worker_start_s = time.monotonic() - t_worker
+    console.print(f"worker {worker_id} ready in {worker_start_s:.1f}s "
+                  f"(health on http://127.0.0.1:{settings.web_port}/readyz, log {log})")
+    try:
+        _stream_and_report(settings, worker_id, rate, timeout, options,
+                           setup_s=t_worker - t_setup, worker_start_s=worker_start_s)
+    finally:
+        if not keep_worker and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+    console.print("\nThe stack keeps running: [bold]streamer stack down[/] stops it; "
+                  "[bold]streamer summary[/] shows the totals again.")
+
+
+def _stream_and_report(settings: Settings, worker_id: str, rate: float, timeout: float,
+                       options: dict[str, object], *, setup_s: float,
+                       worker_start_s: float) -> None:
+    console.rule("[bold]4. demo stream")
+    cfg = demo_config(settings, **options)
+    if cfg.start is None:
+        cfg = cfg.model_copy(update={"start": datetime.now(UTC) - timedelta(minutes=cfg.minutes)})
+    messages, labels = DemoGenerator(cfg).generate()
+    assert cfg.start is not None
+    start_s, end_s = cfg.start.timestamp(), cfg.start.timestamp() + cfg.minutes * 60
+    before = asyncio.run(_totals(settings))
+    # A run started within minutes of another shares its event-time window: report
+    # this run's part as the difference of the window's aggregates.
+    window_before = asyncio.run(_snapshot(settings, start_s, end_s))
+    t0 = time.monotonic()
+    report = asyncio.run(send_all(settings, demo_outgoing(settings, messages), rate=rate,
+                                  total=len(messages)))
+    first_seen: float | None = None
+    while True:
+        done = _delta(asyncio.run(_totals(settings)), before)
+        n = sum(a.consumed for a in done)
+        if first_seen is None and n > 0:
+            first_seen = time.monotonic() - t0
+        if n >= report.sent:
+            break
+        if time.monotonic() - t0 > timeout:
+            console.print(f"[red]only {n} of {report.sent} processed after {timeout:.0f}s[/]")
+            break
+        time.sleep(0.5)
+    elapsed = time.monotonic() - t0
+    console.rule("[bold]5. summary")
+    console.print(Panel.fit(
+        f"sent {report.sent} messages {report.by_topic} at {rate:.0f}/s offered; "
+        f"all processed {elapsed:.1f}s after the first send\n"
+        f"setup {setup_s:.1f}s, worker start-up {worker_start_s:.1f}s, "
+        f"first event aggregated within {first_seen or 0:.1f}s of the first send\n"
+        f"injected spike: " + ", ".join(f"{lb.scope} {lb.key} ({lb.messages} negative news "
+                                        f"from {lb.start:%H:%M:%S})" for lb in labels),
+        title="this run",
+    ))
+    console.print(accounts_table(done))
+    rows, lat = asyncio.run(_window(settings, start_s, end_s, worker_id, window_before))
+    console.print(trends_table(rows, "topic", 0))
+    console.print(trends_table(rows, "ticker", 10))
+    console.print(latency_table(lat))
+
+
+async def _window(settings: Settings, start_s: float, end_s: float, worker_id: str,
+                  before: Window) -> tuple[list[TrendRow], list[StageLatency]]:
+    store = TrendStore.connect(settings)
+    try:
+        # The worker pushes its histograms periodically; wait for the final push.
+        await asyncio.sleep(settings.latency_push_interval_s + 0.5)
+        return (trend_rows(await window(store, start_s, end_s), minus=before),
+                await read_latency(store.redis, settings.redis_key_prefix, worker_id))
+    finally:
+        await store.close()
