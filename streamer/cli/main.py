@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from streamer.cli.config_cmd import config
 from streamer.cli.produce_cmd import demo, replay
 from streamer.cli.run_demo_cmd import run_demo
 from streamer.cli.schema_cmd import schema
@@ -22,7 +23,7 @@ def cli() -> None:
     """
 
 
-for _command in (run_demo, worker, replay, demo, schema, summary, stack):
+for _command in (run_demo, worker, replay, demo, schema, summary, stack, config):
     cli.add_command(_command)
 
 
