@@ -126,8 +126,8 @@ def kafka_server(request: pytest.FixtureRequest) -> Iterator[KafkaServer]:
 def _docker_kafka() -> Iterator[KafkaServer]:
     from testcontainers.kafka import KafkaContainer
 
-    container: Any = KafkaContainer(KAFKA_IMAGE).with_kraft()
-    try:
+    try:  # the constructor already talks to the Docker engine
+        container: Any = KafkaContainer(KAFKA_IMAGE).with_kraft()
         container.start()
     except Exception as exc:
         unavailable(f"Kafka container {KAFKA_IMAGE} could not start: {exc}")
@@ -158,8 +158,8 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
     elif source == "docker":
         from testcontainers.redis import RedisContainer
 
-        container: Any = RedisContainer(REDIS_IMAGE)
         try:
+            container: Any = RedisContainer(REDIS_IMAGE)
             container.start()
         except Exception as exc:
             unavailable(f"Redis container {REDIS_IMAGE} could not start: {exc}")

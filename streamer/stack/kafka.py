@@ -1,0 +1,542 @@
+"""A real Apache Kafka broker (KRaft, single node) run from Maven Central jars, no Docker.
+
+Layout:
+  <cache_dir>/kafka/<version>/libs/*.jar       jars (fetched once by ``mvn``; shared)
+  <data_dir>/kafka/server.properties            generated on every start
+  <data_dir>/kafka/state.json                   cluster id + what the storage was formatted for
+  <data_dir>/kafka/data/                        log.dirs: topics, offsets, metadata log
+  <data_dir>/kafka/logs/server.log              broker log (log4j2); stdout.log: JVM output
+  <data_dir>/kafka/kafka.pid
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from streamer.settings import Settings
+from streamer.stack._proc import (
+    StackError,
+    file_lock,
+    pid_alive,
+    port_in_use,
+    read_pid,
+    spawn_detached,
+    tail,
+    terminate,
+)
+
+_MIN_JAVA = 17
+_MAIN_CLASS = "kafka.Kafka"
+_STOP_GRACE_S = 30.0  # controlled shutdown of one node normally takes 1-3 s
+
+
+class KafkaStatus(BaseModel):
+    running: bool
+    pid: int | None
+    bootstrap: str
+    data_dir: Path
+    version: str
+
+
+class _KafkaState(BaseModel):
+    """What the storage under data_dir was formatted with; kept across restarts."""
+
+    cluster_id: str
+    version: str
+    controller_port: int
+
+
+def java_major(version_output: str) -> int | None:
+    """Major Java version from ``java -version`` output ("1.8.0_392" -> 8, "17.0.15" -> 17)."""
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
+    if m is None:
+        return None
+    major = int(m.group(1))
+    if major == 1 and m.group(2) is not None:
+        return int(m.group(2))
+    return major
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Same shape as ``kafka-storage random-uuid`` (which also never starts with '-'),
+    without paying a JVM start for it.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def _text(data: str | bytes | None) -> str:
+    # TimeoutExpired carries bytes or str depending on where the timeout hit.
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return data or ""
+
+
+def _resource_text(name: str) -> str:
+    return resources.files("streamer.stack").joinpath(name).read_text(encoding="utf-8")
+
+
+class LocalKafka:
+    """One local KRaft broker+controller listening on 127.0.0.1 only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.version = settings.kafka_version
+        self.home = settings.cache_dir / "kafka" / settings.kafka_version
+        self.libs_dir = self.home / "libs"
+        self.dir = settings.data_dir / "kafka"
+        self.log_dirs = self.dir / "data"
+        self.logs = self.dir / "logs"
+        self.pid_file = self.dir / "kafka.pid"
+        self.state_file = self.dir / "state.json"
+        self.properties_file = self.dir / "server.properties"
+        self._child: subprocess.Popen[bytes] | None = None
+
+    # --- addresses -------------------------------------------------------------------
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.settings.kafka_port}"
+
+    @property
+    def _complete_marker(self) -> Path:
+        return self.home / "COMPLETE"
+
+    # --- prerequisites ---------------------------------------------------------------
+
+    @staticmethod
+    def java() -> str:
+        """Path of a Java >= 17 executable (JAVA_HOME first, then PATH)."""
+        java_home = os.environ.get("JAVA_HOME")
+        candidate = str(Path(java_home) / "bin" / "java") if java_home else None
+        if candidate is None or not Path(candidate).is_file():
+            candidate = shutil.which("java")
+        if candidate is None:
+            raise StackError(
+                "Java not found: Kafka needs a JDK/JRE >= 17 on PATH (or JAVA_HOME). "
+                "On Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless"
+            )
+        try:
+            out = subprocess.run(
+                [candidate, "-version"], capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise StackError(f"could not run {candidate} -version: {exc}") from exc
+        major = java_major(out.stderr + out.stdout)
+        if major is None or major < _MIN_JAVA:
+            raise StackError(
+                f"{candidate} is Java {major or 'unknown'}; Kafka needs Java >= {_MIN_JAVA}. "
+                "Install openjdk-17 (apt-get install -y openjdk-17-jre-headless) and put it "
+                "first on PATH or set JAVA_HOME."
+            )
+        return candidate
+
+    def _pom_text(self) -> str:
+        return _resource_text("pom.xml")
+
+    def jars_ready(self) -> bool:
+        marker = self._complete_marker
+        pom_digest = hashlib.sha256(self._pom_text().encode()).hexdigest()
+        try:
+            return marker.read_text().strip() == pom_digest and self.libs_dir.is_dir()
+        except OSError:
+            return False
+
+    def fetch_jars(self) -> Path:
+        """Download the broker + tools jars for ``kafka_version`` once; returns the libs dir.
+
+        Maven's local repository stays at its default (~/.m2) so CI can cache it; the
+        marker holds the pom's digest, so editing the pom re-fetches.
+        """
+        if self.jars_ready():
+            return self.libs_dir
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise StackError(
+                "Maven (mvn) not found; it fetches the Kafka jars from Maven Central. "
+                "On Debian/Ubuntu: apt-get install -y maven"
+            )
+        self.java()  # mvn itself needs Java; fail with the clearer message first
+        with file_lock(self.home.parent / f".{self.version}.lock"):
+            if self.jars_ready():  # another process fetched while we waited
+                return self.libs_dir
+            pom_text = self._pom_text()
+            pom = self.home / "pom.xml"
+            staging = self.home / "libs.partial"
+            self.home.mkdir(parents=True, exist_ok=True)
+            pom.write_text(pom_text, encoding="utf-8")
+            shutil.rmtree(staging, ignore_errors=True)
+            cmd = [
+                mvn,
+                "-q",
+                "-B",
+                "-Dstyle.color=never",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+                "-DincludeScope=runtime",
+                f"-Dkafka.version={self.version}",
+            ]
+            try:
+                proc = subprocess.run(
+                    cmd, capture_output=True, text=True, check=False, timeout=1800
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise StackError(f"mvn timed out fetching Kafka {self.version} jars") from exc
+            if proc.returncode != 0 or not any(staging.glob("kafka_*.jar")):
+                # Maven 3.8 colours some lines even in batch mode; keep messages plain.
+                plain = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+                out = "\n".join(line for line in plain.splitlines()[-30:] if line.strip())
+                raise StackError(
+                    f"mvn could not fetch Kafka {self.version} jars (exit {proc.returncode}). "
+                    f"Check network access to Maven Central and the version.\n{out}"
+                )
+            shutil.rmtree(self.libs_dir, ignore_errors=True)
+            staging.rename(self.libs_dir)
+            self._complete_marker.write_text(hashlib.sha256(pom_text.encode()).hexdigest())
+        return self.libs_dir
+
+    def _tools_log4j(self) -> Path:
+        path = self.home / "log4j2-tools.properties"
+        text = _resource_text("log4j2-tools.properties")
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+    def _java_cmd(self, main_class: str, jvm_opts: Sequence[str] = ()) -> list[str]:
+        # The JVM expands the "dir/*" classpath wildcard itself; no shell involved.
+        return [self.java(), *jvm_opts, "-cp", f"{self.libs_dir}/*", main_class]
+
+    # --- tools -----------------------------------------------------------------------
+
+    def run_tool(
+        self, main_class: str, args: list[str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a class from the broker's jars, e.g. Kafka's own console consumer
+        (``org.apache.kafka.tools.consumer.ConsoleConsumer``).
+
+        Tool logging goes to stderr at WARN, so stdout carries only the tool's output.
+        Raises StackError when it runs past ``timeout`` seconds.
+        """
+        self.fetch_jars()
+        cmd = [
+            *self._java_cmd(
+                main_class,
+                [
+                    "-Xmx256m",
+                    "-XX:TieredStopAtLevel=1",  # short-lived: start fast beats peak speed
+                    f"-Dlog4j2.configurationFile={self._tools_log4j()}",
+                ],
+            ),
+            *args,
+        ]
+        try:
+            return subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            out, err = _text(exc.stdout), _text(exc.stderr)
+            raise StackError(
+                f"{main_class} ran past {timeout:.0f}s\nstdout:\n{out[-2000:]}\n"
+                f"stderr:\n{err[-2000:]}"
+            ) from exc
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def _pid(self) -> int | None:
+        pid = read_pid(self.pid_file)
+        if pid is None:
+            return None
+        if self._child is not None and self._child.pid == pid:
+            return pid if self._child.poll() is None else None
+        return pid if pid_alive(pid, _MAIN_CLASS) else None
+
+    def is_running(self) -> bool:
+        return self._pid() is not None
+
+    def status(self) -> KafkaStatus:
+        state = self._load_state()
+        return KafkaStatus(
+            running=self.is_running(),
+            pid=self._pid(),
+            bootstrap=self.bootstrap,
+            data_dir=self.dir,
+            version=state.version if state is not None else self.version,
+        )
+
+    def _load_state(self) -> _KafkaState | None:
+        try:
+            return _KafkaState.model_validate_json(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _server_properties(self) -> str:
+        s = self.settings
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{s.kafka_controller_port}",
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{s.kafka_port},"
+                f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}"
+            ),
+            "advertised.listeners": (
+                f"PLAINTEXT://127.0.0.1:{s.kafka_port},"
+                f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}"
+            ),
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.log_dirs),
+            "num.partitions": "4",
+            "auto.create.topics.enable": "true",
+            # Single node: internal topics cannot have more than one replica.
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # No other members will ever join; don't make the first consumer wait 3 s.
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        lines = ["# Generated by streamer.stack.kafka on every start; edits are overwritten."]
+        lines += [f"{k}={v}" for k, v in props.items()]
+        return "\n".join(lines) + "\n"
+
+    def _prepare_storage(self) -> None:
+        """Write config; format the storage only the first time (formatting wipes nothing,
+        but a second format fails, and the metadata log must keep its cluster id)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.properties_file.write_text(self._server_properties(), encoding="utf-8")
+        (self.dir / "log4j2.properties").write_text(
+            _resource_text("log4j2-broker.properties"), encoding="utf-8"
+        )
+        state = self._load_state()
+        formatted = (self.log_dirs / "meta.properties").is_file()
+        if formatted and state is not None:
+            if state.controller_port != self.settings.kafka_controller_port:
+                # The controller's endpoint is stored in the metadata log at format time.
+                raise StackError(
+                    f"{self.dir} was formatted for controller port {state.controller_port}, "
+                    f"not {self.settings.kafka_controller_port}. Set "
+                    f"STREAMER_KAFKA_CONTROLLER_PORT={state.controller_port} or delete "
+                    f"{self.dir} (loses topics)."
+                )
+            return
+        if formatted:
+            raise StackError(
+                f"{self.log_dirs} holds Kafka data but {self.state_file} is missing; "
+                f"delete {self.dir} to start over."
+            )
+        state = _KafkaState(
+            cluster_id=new_cluster_id(),
+            version=self.version,
+            controller_port=self.settings.kafka_controller_port,
+        )
+        proc = self.run_tool(
+            "kafka.tools.StorageTool",
+            [
+                "format",
+                "--standalone",
+                "-t",
+                state.cluster_id,
+                "-c",
+                str(self.properties_file),
+            ],
+            timeout=120,
+        )
+        if proc.returncode != 0:
+            raise StackError(
+                f"kafka-storage format failed (exit {proc.returncode}):\n"
+                f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+            )
+        self.state_file.write_text(state.model_dump_json(indent=2), encoding="utf-8")
+
+    def start(self) -> str:
+        """Start the broker (or find it running) and return its bootstrap once it answers."""
+        timeout = self.settings.stack_start_timeout_s
+        with file_lock(self.dir / ".lock"):
+            if self.is_running():
+                self._wait_ready(timeout)
+                return self.bootstrap
+            self.pid_file.unlink(missing_ok=True)  # stale
+            self.fetch_jars()
+            for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
+                if port_in_use(port):
+                    raise StackError(
+                        f"port 127.0.0.1:{port} is already in use by another program; "
+                        "stop it or choose other ports (STREAMER_KAFKA_PORT, "
+                        "STREAMER_KAFKA_CONTROLLER_PORT)."
+                    )
+            self._prepare_storage()
+            jvm_opts = [
+                f"-Xmx{self.settings.kafka_heap}",
+                "-Xms64m",  # grow on demand; a dev broker rarely needs the full heap
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:+ExitOnOutOfMemoryError",
+                "-Djava.awt.headless=true",
+                f"-Dkafka.logs.dir={self.logs}",
+                f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            ]
+            self._child = spawn_detached(
+                [*self._java_cmd(_MAIN_CLASS, jvm_opts), str(self.properties_file)],
+                cwd=self.dir,
+                log_file=self.logs / "stdout.log",
+            )
+            self.pid_file.write_text(f"{self._child.pid}\n")
+            try:
+                self._wait_ready(timeout)
+            except StackError:
+                self._kill_after_failed_start()
+                raise
+        return self.bootstrap
+
+    def _kill_after_failed_start(self) -> None:
+        pid = self._pid()
+        if pid is not None:
+            terminate(pid, grace_s=5.0, cmdline_marker=_MAIN_CLASS, child=self._child)
+        self.pid_file.unlink(missing_ok=True)
+
+    def _log_tail(self) -> str:
+        return tail([self.logs / "server.log", self.logs / "stdout.log"], 30)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = "no answer yet"
+        while True:
+            if not self.is_running():
+                raise StackError(f"Kafka exited during start-up.\n{self._log_tail()}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StackError(
+                    f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s "
+                    f"({last_error}).\n{self._log_tail()}"
+                )
+            if not _accepts(self.settings.kafka_port):
+                # Plain TCP first: aiokafka logs every refused connect at ERROR level.
+                last_error = "port not open yet"
+                time.sleep(0.2)
+                continue
+            try:
+                waiting_for = _probe(self.bootstrap, min(5.0, max(remaining, 0.5)))
+                if waiting_for is None:
+                    return
+                last_error = waiting_for
+            except Exception as exc:  # any client error just means "not yet"
+                last_error = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """SIGTERM (controlled shutdown), then SIGKILL after a grace period."""
+        with file_lock(self.dir / ".lock"):
+            pid = self._pid()
+            if pid is not None:
+                terminate(pid, grace_s=_STOP_GRACE_S, cmdline_marker=_MAIN_CLASS, child=self._child)
+                if self._pid() is not None:
+                    raise StackError(f"Kafka (pid {pid}) did not stop")
+            self.pid_file.unlink(missing_ok=True)
+            self._child = None
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# Kafka error codes meaning "the group coordinator is not serving yet".
+_COORDINATOR_NOT_READY = frozenset({14, 15, 16})  # LOAD_IN_PROGRESS, NOT_AVAILABLE, NOT_COORDINATOR
+_PROBE_TOPIC = "__streamer_ready_probe"  # need not exist: only the group-level answer matters
+
+
+def java_string_hash(text: str) -> int:
+    """Java's ``String.hashCode`` (signed 32-bit), for ASCII text."""
+    h = 0
+    for ch in text:
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def offsets_partition_for(group_id: str, partitions: int) -> int:
+    """The ``__consumer_offsets`` partition (= coordinator shard) Kafka maps a group to."""
+    h = java_string_hash(group_id)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def _probe_groups(partitions: int) -> list[str]:
+    """One made-up group id per ``__consumer_offsets`` partition."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < partitions:
+        name = f"__streamer-ready-{i}"
+        found.setdefault(offsets_partition_for(name, partitions), name)
+        i += 1
+    return list(found.values())
+
+
+def _probe(bootstrap: str, timeout_s: float) -> str | None:
+    """None when the broker is ready for clients, else what it is still waiting for.
+
+    Ready means: metadata lists the broker, and every consumer-offsets shard has been
+    loaded. The second part matters after a restart: until a shard is loaded, OffsetFetch
+    v2+ answers with a group-level COORDINATOR_LOAD_IN_PROGRESS and an empty body, which
+    aiokafka 0.14 ignores and reads as "no committed offset" (the consumer then falls back
+    to auto_offset_reset).
+    """
+    # Heavy imports, only when probing.
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.protocol.commit import OffsetFetchRequest
+
+    async def probe() -> str | None:
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout_s * 1000),
+            client_id="streamer-stack-probe",
+        )
+        try:
+            await asyncio.wait_for(client.bootstrap(), timeout_s)
+            cluster = await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
+            brokers = list(cluster.brokers())
+            if not brokers:
+                return "metadata lists no brokers"
+            shards = cluster.partitions_for_topic("__consumer_offsets")
+            if not shards:
+                return None  # no group has ever committed: nothing to load
+            node = brokers[0].nodeId  # single-node stack: it coordinates every group
+            for group in _probe_groups(len(shards)):
+                request = OffsetFetchRequest(group, [(_PROBE_TOPIC, [0])])
+                resp = await asyncio.wait_for(client.send(node, request), timeout_s)
+                codes = {getattr(resp, "error_code", 0)}
+                codes.update(p[3] for _, parts in resp.topics for p in parts)
+                if codes & _COORDINATOR_NOT_READY:
+                    return "group coordinator still loading committed offsets"
+            return None
+        finally:
+            await client.close()
+
+    # A private thread + loop: start() is a sync API and may be called from inside a
+    # running event loop (async tests, async callers), where asyncio.run fails.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, probe()).result()
