@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -23,7 +23,7 @@ class Outgoing:
 @dataclass
 class SendReport:
     sent: int = 0
-    by_topic: dict[str, int] | None = None
+    by_topic: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -38,7 +38,7 @@ async def send_all(
 ) -> SendReport:
     producer = make_producer(settings)
     await producer.start()
-    report = SendReport(by_topic={})
+    report = SendReport()
     pending: list[asyncio.Future[object]] = []
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -56,7 +56,6 @@ async def send_all(
                     msg.topic, msg.value, key=msg.key, timestamp_ms=int(intended_ms)
                 )
                 pending.append(fut)
-                assert report.by_topic is not None
                 report.by_topic[msg.topic] = report.by_topic.get(msg.topic, 0) + 1
                 if len(pending) >= max_in_flight:
                     await asyncio.gather(*pending)
@@ -67,6 +66,6 @@ async def send_all(
         await producer.flush()
     finally:
         await producer.stop()
-    report.sent = sum((report.by_topic or {}).values())
+    report.sent = sum(report.by_topic.values())
     report.seconds = loop.time() - t0
     return report
