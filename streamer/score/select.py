@@ -17,13 +17,14 @@ def load_baseline(settings: Settings) -> BaselineScorer:
 
 def load_scorer(settings: Settings) -> Scorer:
     """The configured scorer, warmed up. Raises ScorerError with what to do on failure."""
-    if settings.scorer == "baseline":
-        scorer: Scorer = load_baseline(settings)
-    else:
+    if settings.scorer == "onnx":
         raise ScorerError(
-            f"scorer {settings.scorer!r} needs a model bundle; none is available yet. "
-            "Use STREAMER_SCORER=baseline."
+            "the ONNX scorer needs a model bundle and none is installed; "
+            "use STREAMER_SCORER=baseline (or auto)"
         )
+    if settings.scorer == "auto":
+        log.warning("no model bundle available: scoring with the Naive Bayes baseline")
+    scorer: Scorer = load_baseline(settings)
     scorer.warmup()
     log.info("scorer: %s", scorer.name)
     return scorer
