@@ -113,7 +113,7 @@ class DemoConfig(BaseModel):
     spike_at_min: float | None = Field(6.0, description="Spike onset; None for no spike.")
     spike_minutes: float = Field(1.5, gt=0)
     spike_per_min: float = Field(60.0, ge=0, description="Extra negative news per minute.")
-    bad_fraction: float = Field(0.0, ge=0, le=0.5, description="Share of malformed messages.")
+    bad_fraction: float = Field(0.02, ge=0, le=0.5, description="Share of malformed messages.")
     start: datetime | None = Field(None, description="Event time of the first message.")
     max_text_chars: int = 20_000
     max_message_bytes: int = 262_144
