@@ -56,7 +56,8 @@ def demo_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--spike-ticker", help="Ticker of the negative burst."),
         click.option("--spike-at-min", type=float, help="Burst onset in minutes."),
         click.option("--spike-per-min", type=float, help="Extra negative news per minute."),
-        click.option("--bad-fraction", type=float, help="Share of malformed messages (default 0.02)."),
+        click.option("--bad-fraction", type=float,
+                     help="Share of malformed messages (default 0.02)."),
     ]):
         f = option(f)
     return f
