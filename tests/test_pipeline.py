@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,15 @@ async def _redis_counts(settings: Settings) -> Counter[tuple[str, str, str]]:
 
 def redis_counts(ns: Namespace) -> Counter[tuple[str, str, str]]:
     return asyncio.run(_redis_counts(ns.settings()))
+
+
+def assert_exact(ns: Namespace, accs: list, n_messages: int, n_valid: int) -> None:
+    """Nothing lost, nothing twice: Redis counters, the scored topic and the aggregates."""
+    assert sum(a.consumed for a in accs) == n_messages
+    assert sum(a.scored for a in accs) == n_valid
+    scored = read_topic(ns, ns.settings().topic_scored, n_valid)
+    assert len(scored) == n_valid == len({ev["id"] for ev in scored})
+    assert redis_counts(ns) == expected_counts(scored)
 
 
 class Run:
@@ -166,11 +176,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
         accs = wait_consumed(ns, len(messages), workers=[survivor])
     finally:
         survivor.stop()
-    assert sum(a.consumed for a in accs) == len(messages)
-    assert sum(a.scored for a in accs) == n_valid
-    scored = read_topic(ns, s.topic_scored, n_valid)
-    assert len(scored) == n_valid == len({ev["id"] for ev in scored})
-    assert redis_counts(ns) == expected_counts(scored)
+    assert_exact(ns, accs, len(messages), n_valid)
 
 
 def test_two_workers_share_the_partitions_and_totals_stay_exact(
@@ -190,8 +196,6 @@ def test_two_workers_share_the_partitions_and_totals_stay_exact(
             owned = [int(st.get("partitions_assigned", 0)) for st in states]  # type: ignore[call-overload]
             if all(owned) and sum(owned) == 8:
                 break
-            import time
-
             time.sleep(1)
         assert all(owned) and sum(owned) == 8, owned
         produce(ns, messages)
@@ -199,7 +203,4 @@ def test_two_workers_share_the_partitions_and_totals_stay_exact(
     finally:
         for w in workers:
             w.stop()
-    assert sum(a.scored for a in accs) == n_valid
-    scored = read_topic(ns, s.topic_scored, n_valid)
-    assert len(scored) == n_valid == len({ev["id"] for ev in scored})
-    assert redis_counts(ns) == expected_counts(scored)
+    assert_exact(ns, accs, len(messages), n_valid)

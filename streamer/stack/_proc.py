@@ -141,3 +141,26 @@ def tail(paths: Sequence[Path], lines: int = 30) -> str:
             out.append(f"--- {path} (last {len(chunk)} lines) ---")
             out.extend(chunk)
     return "\n".join(out) if out else "(no log output)"
+
+
+class TrackedProcess:
+    """A server process known by its pid file, started by us or by an earlier run.
+
+    The command-line marker guards against a recycled pid that now belongs to
+    something else; our own child is checked directly.
+    """
+
+    pid_file: Path
+    _child: subprocess.Popen[bytes] | None
+    _cmdline_marker: str
+
+    def _pid(self) -> int | None:
+        pid = read_pid(self.pid_file)
+        if pid is None:
+            return None
+        if self._child is not None and self._child.pid == pid:
+            return pid if self._child.poll() is None else None
+        return pid if pid_alive(pid, self._cmdline_marker) else None
+
+    def is_running(self) -> bool:
+        return self._pid() is not None

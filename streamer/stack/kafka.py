@@ -31,10 +31,9 @@ from pydantic import BaseModel
 from streamer.settings import Settings
 from streamer.stack._proc import (
     StackError,
+    TrackedProcess,
     file_lock,
-    pid_alive,
     port_in_use,
-    read_pid,
     spawn_detached,
     tail,
     terminate,
@@ -95,8 +94,10 @@ def _resource_text(name: str) -> str:
     return resources.files("streamer.stack").joinpath(name).read_text(encoding="utf-8")
 
 
-class LocalKafka:
+class LocalKafka(TrackedProcess):
     """One local KRaft broker+controller listening on 127.0.0.1 only."""
+
+    _cmdline_marker = _MAIN_CLASS
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -262,17 +263,6 @@ class LocalKafka:
             ) from exc
 
     # --- lifecycle -------------------------------------------------------------------
-
-    def _pid(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        if pid is None:
-            return None
-        if self._child is not None and self._child.pid == pid:
-            return pid if self._child.poll() is None else None
-        return pid if pid_alive(pid, _MAIN_CLASS) else None
-
-    def is_running(self) -> bool:
-        return self._pid() is not None
 
     def status(self) -> KafkaStatus:
         state = self._load_state()

@@ -22,10 +22,9 @@ from pydantic import BaseModel
 from streamer.settings import Settings
 from streamer.stack._proc import (
     StackError,
+    TrackedProcess,
     file_lock,
-    pid_alive,
     port_in_use,
-    read_pid,
     spawn_detached,
     tail,
     terminate,
@@ -44,8 +43,10 @@ class RedisStatus(BaseModel):
     version: str | None
 
 
-class LocalRedis:
+class LocalRedis(TrackedProcess):
     """One local redis-server bound to 127.0.0.1."""
+
+    _cmdline_marker = _MARKER
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -107,17 +108,6 @@ class LocalRedis:
         return m.group(1) if m else None
 
     # --- lifecycle -------------------------------------------------------------------
-
-    def _pid(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        if pid is None:
-            return None
-        if self._child is not None and self._child.pid == pid:
-            return pid if self._child.poll() is None else None
-        return pid if pid_alive(pid, _MARKER) else None
-
-    def is_running(self) -> bool:
-        return self._pid() is not None
 
     def status(self) -> RedisStatus:
         pid = self._pid()
