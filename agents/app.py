@@ -9,6 +9,7 @@ from typing import Any
 import faust
 from faust.types import TP, Message
 
+from agents.alerting import register_alerting
 from agents.runtime import Runtime
 from agents.scoring import make_scoring_agent
 from agents.views import register_views
@@ -52,11 +53,14 @@ def create_app(runtime: Runtime) -> faust.App:
         web_tables_enabled=False,
     )
     app.sensors.add(ConsumeStampSensor(runtime))
+    alerts = register_alerting(app, runtime)
     for name in s.input_topics:
         topic = app.topic(
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
-        app.agent(topic, name=f"score-{name}", concurrency=1)(make_scoring_agent(app, runtime))
+        app.agent(topic, name=f"score-{name}", concurrency=1)(
+            make_scoring_agent(app, runtime, alerts)
+        )
     register_views(app, runtime)
 
     @app.task

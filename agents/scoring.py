@@ -1,7 +1,8 @@
 """The scoring agent: micro-batches of one input topic through the batch processor.
 
 Per batch, under the commit gate: process (decode, score, Redis) -> publish scored
-records and dead letters -> wait for the broker -> ack. Offsets therefore never get
+records and dead letters -> wait for the broker -> hand the batch to the alert detector
+-> ack. Offsets therefore never get
 committed past what Redis and Kafka have acknowledged.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import faust
 from faust.types import TP, EventT
 
+from agents.alerting import AlertHook
 from agents.runtime import Runtime
 from streamer.aggregate import AggregateUnavailable
 from streamer.batch import BatchOutput, RawRecord
@@ -73,7 +75,7 @@ async def publish(runtime: Runtime, pub: Publisher, out: BatchOutput) -> None:
 
 
 def make_scoring_agent(
-    app: faust.App, runtime: Runtime
+    app: faust.App, runtime: Runtime, alerts: AlertHook
 ) -> Callable[[faust.StreamT[bytes]], Awaitable[None]]:
     pub = Publisher(app)
     s = runtime.settings
@@ -87,6 +89,7 @@ def make_scoring_agent(
                 try:
                     out = await runtime.processor.process(_records(runtime, events))
                     await publish(runtime, pub, out)
+                    await alerts.after_batch(out)  # one Redis round trip; never raises
                 except AggregateUnavailable as exc:
                     # Stop without acking: nothing past Redis's last write is committed,
                     # and a restart resumes from there.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent setup for development and CI; safe to run again and again.
-#   - .venv (python3.11, or $PYTHON) with the package and its dev extras, editable;
-#     reinstalled only when pyproject.toml changed. pip's cache: $PIP_CACHE_DIR.
+#   - .venv (python3.11, or $PYTHON) with the package and its extras ($STREAMER_EXTRAS,
+#     default dev,train: the tests and the first-run model build need torch), editable;
+#     reinstalled only when pyproject.toml or the extras changed. pip's cache:
+#     $PIP_CACHE_DIR keeps torch's large download for the next run.
 #   - redis-server, Java 17 and Maven via apt when missing (root or password-less sudo).
 #   - the Kafka jars, fetched once into ~/.cache/streamer (Maven's repo: ~/.m2).
 # Missing servers are only warned about here: tests skip locally and fail under CI=true.
@@ -9,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PYTHON="${PYTHON:-python3.11}"
+EXTRAS="${STREAMER_EXTRAS:-dev,train}"
 VENV=.venv
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/pip}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -55,12 +58,12 @@ else
     echo "using existing $VENV ($("$VENV/bin/python" --version))"
 fi
 stamp="$VENV/.streamer-setup.sha256"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml <(echo "$EXTRAS") | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
         || ! "$VENV/bin/python" -c 'import streamer, pytest' >/dev/null 2>&1; then
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
     echo "$want" > "$stamp"
-    echo "installed the package with [dev] extras"
+    echo "installed the package with [$EXTRAS] extras"
 else
     echo "package up to date with pyproject.toml"
 fi

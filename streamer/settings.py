@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         "'baseline': the Naive Bayes baseline; 'onnx': the bundle, or fail.",
     )
     bundle_dir: Path | None = Field(None, description="Model bundle directory to load.")
+    bundle_variant: str = Field(
+        "auto", description="Bundle variant to serve, e.g. 'student3-int8'; 'auto': the "
+        "manifest's CUDA default (FP16) with onnxruntime-gpu and a GPU, else its CPU default.",
+    )
+    ort_intra_op_threads: int = Field(
+        1, ge=1, description="ONNX Runtime intra-op threads per inference thread; keep "
+        "infer_threads * this <= cores minus one for the Kafka and Redis clients.",
+    )
+    score_max_group: int = Field(
+        64, ge=1, description="Most rows in one ONNX Runtime call (a length bucket's slice).",
+    )
+    bundle_build_threads: int = Field(
+        2, ge=1, description="torch threads when a worker builds the quick default bundle.",
+    )
     labelled_data_dir: Path = Field(
         default_factory=_default_labelled_data,
         description="Labelled 'text,label' CSVs (tfn-sentiment, phrasebank, reuters-topics).",
@@ -135,6 +149,122 @@ class Settings(BaseSettings):
     @property
     def bundles_dir(self) -> Path:
         return self.cache_dir / "bundles"
+
+    # --- alerts -------------------------------------------------------------------------
+    # Windows and the detector run in event time (the Redis buckets), so a replay at any
+    # speed yields the same alerts as the live stream.
+    alerts_enabled: bool = Field(True, description="Run the negative-spike detector in workers.")
+    alert_scopes: tuple[Literal["topic", "ticker"], ...] = Field(
+        ("topic", "ticker"),
+        description="Scopes the detector watches (JSON list, e.g. '[\"ticker\"]').",
+    )
+    alert_short_window_s: int = Field(
+        60, ge=1, description="Short window compared with the baseline (event-time seconds)."
+    )
+    alert_baseline_s: float = Field(
+        1_800.0, gt=0, description="Time constant of the exponentially weighted baseline (s)."
+    )
+    alert_allowed_lateness_s: float = Field(
+        2.0, ge=0, description="Event-time slack before a bucket is final: watermark = "
+        "min over partitions of their newest event time - this.",
+    )
+    alert_idle_partition_s: float = Field(
+        30.0, gt=0, description="A partition with no new event for this long (wall clock) "
+        "stops holding the watermark back.",
+    )
+    alert_warmup_s: int = Field(
+        240, ge=0, description="Event-time history a scope needs before it may fire."
+    )
+    alert_z_threshold: float = Field(
+        4.5, gt=0, description="Fire: z of the window's negative share against the baseline "
+        "(exact binomial tail, widened for the baseline's own uncertainty).",
+    )
+    alert_min_volume: int = Field(
+        8, ge=1, description="Fire: least messages in the (sub-)window tested."
+    )
+    alert_min_negatives: int = Field(
+        5, ge=1, description="Fire: least negative messages in the short window."
+    )
+    alert_min_lift: float = Field(
+        0.10, ge=0, le=1, description="Fire: least absolute rise of the negative share."
+    )
+    alert_min_baseline_share: float = Field(
+        0.02, gt=0, lt=1, description="Floor of the baseline share in the z-score."
+    )
+    alert_burst_min_negatives: int = Field(
+        6, ge=1, description="Quiet-scope burst: least negative messages in the window."
+    )
+    alert_burst_p_value: float = Field(
+        1e-6, gt=0, lt=1, description="Quiet-scope burst: Poisson tail probability to fire."
+    )
+    alert_burst_min_rate: float = Field(
+        0.5, gt=0, description="Quiet-scope burst: floor of expected negatives per window."
+    )
+    alert_z_major: float = Field(7.0, gt=0, description="z at which severity becomes 'major'.")
+    alert_z_critical: float = Field(
+        11.0, gt=0, description="z at which severity becomes 'critical'."
+    )
+    alert_resolve_z: float = Field(
+        2.0, ge=0, description="Resolve: z below this (or lift below alert_resolve_lift)..."
+    )
+    alert_resolve_lift: float = Field(
+        0.05, ge=0, le=1, description="Resolve: ...or absolute lift below this..."
+    )
+    alert_resolve_s: int = Field(
+        120, ge=0, description="...for this long (event-time seconds) without interruption."
+    )
+    alert_cooldown_s: int = Field(
+        600, ge=0, description="After a resolve, the same scope key cannot fire for this long."
+    )
+    alert_baseline_freeze_s: int = Field(
+        900, ge=0, description="An open episode's buckets stay out of the baseline this long "
+        "at most (then a lasting shift is learned).",
+    )
+    alert_scan_subwindows: bool = Field(
+        True, description="Also test the trailing sub-windows (10 s, 20 s, ...): faster onsets."
+    )
+    alert_evidence_k: int = Field(5, ge=0, le=50, description="Evidence messages per alert.")
+    alert_max_buckets_per_call: int = Field(
+        60, ge=1, description="Most buckets one detector call evaluates (bounds stream stalls)."
+    )
+    alert_bootstrap_s: int = Field(
+        1_800, ge=0, description="A detector starting on existing data begins this far "
+        "before the watermark, to learn baselines.",
+    )
+    alert_tick_s: float = Field(
+        1.0, gt=0, description="How often a worker re-checks the watermark without new input."
+    )
+    alert_resend_interval_s: float = Field(
+        2.0, gt=0, description="How often the outbox is scanned for undelivered alerts."
+    )
+    alert_delivery_lease_s: float = Field(
+        10.0, gt=0, description="One worker at a time delivers (in order); its lease lasts this."
+    )
+    alert_send_timeout_s: float = Field(
+        10.0, gt=0, description="Wait this long for Kafka to acknowledge an alert, then retry."
+    )
+    alert_claim_ttl_s: int = Field(
+        7 * 86_400, ge=60, description="How long alert-id claims are remembered in Redis."
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="Optional HTTP(S) URL alerts are POSTed to (JSON)."
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for the webhook's X-Streamer-Signature header."
+    )
+    alert_webhook_timeout_s: float = Field(2.0, gt=0, description="Webhook request timeout.")
+    alert_webhook_retries: int = Field(
+        3, ge=0, description="Webhook retries after the first attempt (exponential backoff)."
+    )
+    alert_webhook_backoff_s: float = Field(
+        0.5, gt=0, description="First webhook retry backoff; doubles per retry."
+    )
+    demo_alert_wait_s: float = Field(
+        30.0, ge=0, description="run-demo: how long to wait for the injected spike's alert."
+    )
+    alert_webhook_max_pending: int = Field(
+        1_000, ge=1, description="Webhook deliveries queued at most; beyond, counted failed."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -208,7 +208,7 @@ def console_consume(
     An independent reader: what it sees was really written the Kafka way (transactions
     included, since it reads ``read_committed`` by default). ``extra_props`` become
     ``--consumer-property k=v``; ``formatter_props`` (e.g. ``print.key=true``) become
-    ``--formatter-property``. Stops after ``timeout_s`` without a new message.
+    ``--property``. Stops after ``timeout_s`` without a new message.
     """
     args = [
         "--bootstrap-server", kafka_bootstrap,
@@ -222,7 +222,8 @@ def console_consume(
     for key, value in (extra_props or {}).items():
         args += ["--consumer-property", f"{key}={value}"]
     for key, value in (formatter_props or {}).items():
-        args += ["--formatter-property", f"{key}={value}"]
+        # Kafka 4.1's ConsoleConsumer names the formatter's properties ``--property``.
+        args += ["--property", f"{key}={value}"]
     # JVM start + group join come on top of the idle timeout.
     proc = kafka_tools().run_tool(CONSOLE_CONSUMER, args, timeout=timeout_s + 60)
     if proc.returncode != 0:

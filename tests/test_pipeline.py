@@ -155,6 +155,36 @@ def test_kafkas_console_consumer_reads_records_that_match_the_schema(
         jsonschema.validate(json.loads(line), schema)
 
 
+def test_the_injected_spike_raises_an_alert_that_kafkas_console_consumer_reads(
+    mixed_run: Run, tmp_path: Path
+) -> None:
+    """The demo stream's negative burst on energy-oil / XOM comes out on the alerts topic,
+    keyed scope:key, and every record validates against the exported alert schema."""
+    s = mixed_run.ns.settings()
+    schema = json.loads(
+        next(p for p in export_schemas(tmp_path) if p.name == "alert.schema.json").read_text()
+    )
+    spike = {("topic", "energy-oil"), ("ticker", "XOM")}
+    fired: dict[tuple[str, str], dict] = {}
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and set(fired) != spike:
+        lines = console_consume(mixed_run.ns.kafka_bootstrap, s.topic_alerts, 100,
+                                timeout_s=10, formatter_props={"print.key": "true",
+                                                               "key.separator": "\t"})
+        for line in lines:
+            key, value = line.split("\t", 1)
+            record = json.loads(value)
+            jsonschema.validate(record, schema)
+            assert key == f"{record['scope']}:{record['key']}"
+            if record["kind"] == "fired":
+                fired[(record["scope"], record["key"])] = record
+    assert spike <= set(fired), f"fired: {sorted(fired)}"
+    for record in (fired[k] for k in spike):
+        # Detected within a minute of event time after the burst's first message.
+        assert 0 <= record["detection_delay_ms"] <= 60_000
+        assert record["evidence"], "an alert carries the messages that caused it"
+
+
 def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path
 ) -> None:

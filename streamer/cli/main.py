@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
+from streamer.cli.alerts_cmd import alerts, trends
 from streamer.cli.config_cmd import config
+from streamer.cli.eval_cmd import eval_alerts, eval_stream
+from streamer.cli.models_cmd import models
 from streamer.cli.produce_cmd import demo, replay
 from streamer.cli.run_demo_cmd import run_demo
 from streamer.cli.schema_cmd import schema
@@ -23,7 +26,10 @@ def cli() -> None:
     """
 
 
-for _command in (run_demo, worker, replay, demo, schema, summary, stack, config):
+for _command in (
+    run_demo, worker, replay, demo, alerts, trends, eval_alerts, eval_stream, models, schema,
+    summary, stack, config,
+):
     cli.add_command(_command)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from streamer.alert.record import AlertRecord
 from streamer.schemas import ChatMessage, DeadLetter, NewsItem, ScoredEvent
 
 
@@ -16,6 +17,7 @@ def wire_models() -> dict[str, type[BaseModel]]:
         "chat": ChatMessage,
         "scored": ScoredEvent,
         "dead-letter": DeadLetter,
+        "alert": AlertRecord,
     }
 
 

@@ -1,0 +1,1 @@
+"""Negative-spike alerts: the record, its Redis state and outbox, delivery, evaluation."""

@@ -1,0 +1,175 @@
+"""The Redis-backed detector: closed buckets -> pure detector -> claimed alert records.
+
+One engine per worker. ``observe`` records a batch's progress and evidence;
+``evaluate`` steps the detector over the buckets the watermark has closed since the
+shared cursor and commits states, cursor and alerts atomically (see alert/store.py).
+Work per call is bounded by ``alert_max_buckets_per_call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, cast
+
+from streamer.aggregate.store import TrendStore
+from streamer.alert.metrics import AlertMetrics
+from streamer.alert.record import AlertRecord, Evidence
+from streamer.alert.store import AlertStore
+from streamer.detect.core import Decision, Detector, DetectorParams
+from streamer.detect.windows import EventTime, top_evidence
+from streamer.schemas import ScoredEvent
+from streamer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _dt(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000.0, UTC)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    alerts: list[AlertRecord]
+    behind: bool  # more closed buckets wait: call again soon
+    watermark_ms: float | None = None
+    cursor: int | None = None
+
+
+class AlertEngine:
+    def __init__(self, settings: Settings, trends: TrendStore, *, clock_ms: Callable[[], float],
+                 worker_id: str, metrics: AlertMetrics | None = None) -> None:
+        self.settings = settings
+        self.params = DetectorParams.from_settings(settings)
+        self.trends = trends
+        self.clock_ms = clock_ms
+        self.worker_id = worker_id
+        self.metrics = metrics or AlertMetrics()
+        window = self.params.buckets * self.params.bucket_s
+        self.events = EventTime(
+            trends,
+            lateness_s=settings.alert_allowed_lateness_s,
+            idle_s=settings.alert_idle_partition_s,
+            scopes=settings.alert_scopes,
+            # Evidence must outlive the window plus the time evaluation may lag behind.
+            evidence_retention_s=max(10 * window, 600),
+            evidence_ttl_s=settings.bucket_ttl_s,
+        )
+        self.store = AlertStore(trends.redis, trends.keys.prefix,
+                                claim_ttl_s=settings.alert_claim_ttl_s)
+        self._det: Detector | None = None
+        self._lock = asyncio.Lock()
+
+    async def observe(self, events: Sequence[ScoredEvent]) -> None:
+        if events:
+            await self.events.observe(events, self.clock_ms())
+
+    async def evaluate(self) -> Evaluation:
+        """Evaluate newly closed buckets; returns the alerts this worker claimed."""
+        async with self._lock:
+            try:
+                return await self._evaluate()
+            except BaseException:
+                self._det = None  # possibly stepped without a commit: reload next time
+                raise
+
+    async def _evaluate(self) -> Evaluation:
+        s, p = self.settings, self.params
+        w = p.bucket_s
+        now = self.clock_ms()
+        wm = await self.events.watermark_ms(now)
+        if wm is None:
+            return Evaluation([], False)
+        self.metrics.watermark_lag.set(max(0.0, (now - wm) / 1000.0))
+        target = int(wm // 1000) // w * w - w  # newest bucket whose end <= watermark
+        cursor = await self.store.cursor()
+        if self._det is None or self._det.cursor != cursor:
+            snap = await self.store.snapshot()
+            self._det = Detector(p, dict(snap.states), snap.cursor, snap.origin)
+        det = self._det
+        if det.cursor is None:
+            span = await self.trends.time_range()
+            if span is None:
+                return Evaluation([], False, wm)
+            start = max(span[0], target - s.alert_bootstrap_s) // w * w
+        else:
+            start = det.cursor + w
+        if start > target:
+            return Evaluation([], False, wm, det.cursor)
+        end = min(target, start + (s.alert_max_buckets_per_call - 1) * w)
+        starts = list(range(start, end + 1, w))
+        counts = await self.events.read_buckets(starts)
+        expected = det.cursor
+        decisions: list[Decision] = []
+        for b in starts:
+            decisions += det.step(b, counts.get(b, {}))
+        records = [await self._record(det, d, now) for d in decisions]
+        changed, removed = det.take_changes()
+        assert det.cursor is not None and det.origin is not None
+        result = await self.store.commit(
+            expected_cursor=expected, cursor=det.cursor, origin=det.origin,
+            changed=changed, removed=removed, alerts=records,
+            webhook=bool(s.alert_webhook_url), webhook_max_pending=s.alert_webhook_max_pending,
+        )
+        self.metrics.buckets.inc(len(starts))
+        if not result.committed:
+            # Another worker committed these buckets first; its alerts stand.
+            self.metrics.conflicts.inc()
+            self._det = None
+            return Evaluation([], True, wm)
+        if result.webhook_dropped:
+            self.metrics.webhook_failed.inc(result.webhook_dropped)
+        claimed = set(result.claimed)
+        mine = [r for r in records if r.alert_id in claimed]
+        for r in mine:
+            self.metrics.claimed.labels(r.kind, r.severity).inc()
+            log.info("alert %s (%s, z=%.1f, share %.0f%% vs %.0f%%)", r.alert_id, r.severity,
+                     r.z, 100 * r.negative_share, 100 * r.baseline_share)
+        return Evaluation(mine, end < target, wm, det.cursor)
+
+    async def _record(self, det: Detector, d: Decision, now_ms: float) -> AlertRecord:
+        st = det.states[(d.scope, d.key)]
+        k = self.settings.alert_evidence_k
+        evidence: list[Evidence] = []
+        first_ms = st.first_event_ms
+        if d.kind != "resolved":
+            items = await self.events.evidence(d.scope, d.key, d.onset * 1000.0,
+                                               d.window_end * 1000.0)
+            if d.kind == "fired":
+                first_ms = min((i.event_ms for i in items), default=d.onset * 1000.0)
+                st.first_event_ms = first_ms  # carried to escalated/resolved records
+            evidence = [
+                Evidence(event_id=i.event_id, event_time=_dt(i.event_ms), source=i.source,
+                         kind=cast(Literal["news", "chat"], i.kind), snippet=i.snippet[:280],
+                         negative_prob=min(1.0, max(0.0, i.negative_prob)))
+                for i in top_evidence(items, k)
+            ]
+        detected_ms = d.window_end * 1000.0 + self.settings.alert_allowed_lateness_s * 1000.0
+        st_stats = d.stats
+        return AlertRecord(
+            alert_id=d.alert_id,
+            episode_id=f"{d.scope}:{d.key}:{d.episode}",
+            kind=d.kind,
+            scope=cast(Literal["topic", "ticker"], d.scope),
+            key=d.key,
+            severity=d.severity,
+            reason=d.reason,
+            window_start=_dt(d.window_start * 1000.0),
+            window_end=_dt(d.window_end * 1000.0),
+            messages=st_stats.messages,
+            negatives=st_stats.negatives,
+            negative_share=round(st_stats.share, 6),
+            baseline_share=round(min(1.0, max(0.0, st_stats.baseline_share)), 6),
+            baseline_messages=round(max(0.0, st_stats.baseline_messages), 3),
+            z=round(d.z, 3),
+            evidence=evidence,
+            first_event_time=_dt(first_ms) if first_ms is not None else None,
+            detected_event_time=_dt(detected_ms),
+            detected_at=_dt(now_ms),
+            detection_latency_ms=None if first_ms is None else round(now_ms - first_ms, 1),
+            detection_delay_ms=None if first_ms is None else round(detected_ms - first_ms, 1),
+            worker=self.worker_id[:200],
+        )

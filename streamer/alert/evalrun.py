@@ -1,0 +1,237 @@
+"""Replay a labelled stream through the real pipeline and score the alerts it produces.
+
+Kafka, a worker process (``streamer worker``) and Redis, in a
+namespace of their own (topics, consumer group, Redis prefix), so a run never touches
+other data. The stream is sent paced by its event times divided by ``speed``; the
+alerts are read back from the alerts topic; :func:`streamer.alert.evaluation.evaluate`
+matches them with the labels. The same stream is also run through the detector
+offline (scored in-process, no Kafka): equal alert ids show that the pipeline's
+event-time windows made the replay speed irrelevant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from pydantic import BaseModel
+
+from streamer.aggregate import TrendStore
+from streamer.aggregate.summary import accounts
+from streamer.alert.evaluation import Detected, EvalReport, evaluate
+from streamer.alert.follow import read_alerts
+from streamer.alert.record import AlertRecord
+from streamer.alert.store import AlertStore
+from streamer.alert.synth import StreamLine
+from streamer.detect.core import DetectorParams
+from streamer.detect.offline import detect, score_buckets
+from streamer.kafka import ensure_topics, make_producer
+from streamer.produce.demo import SpikeLabel
+from streamer.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class EvalNamespace:
+    settings: Settings
+    env: dict[str, str]
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+
+def namespace(base: Settings, data_dir: Path, *, uid: str | None = None,
+              web_port: int | None = None, extra_env: dict[str, str] | None = None
+              ) -> EvalNamespace:
+    """Settings and worker environment for one evaluation, apart from everything else.
+
+    The worker inherits this process's environment (so STREAMER_ALERT_* and the other
+    settings apply to both sides); ``extra_env`` overrides settings on both sides.
+    """
+    uid = uid or uuid.uuid4().hex[:8]
+    names: dict[str, str] = {
+        "app_id": f"eval-{uid}", "topic_news": f"news-{uid}", "topic_chat": f"chat-{uid}",
+        "topic_scored": f"scored-{uid}", "topic_alerts": f"alerts-{uid}",
+        "redis_key_prefix": f"ev{uid}", "data_dir": str(data_dir),
+        "worker_id": f"eval-{uid}",
+    }
+    if web_port is not None:
+        names["web_port"] = str(web_port)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": base.kafka_bootstrap,
+        "REDIS_URL": base.redis_url,
+        "STREAMER_SCORER": base.scorer,
+        **{f"STREAMER_{k.upper()}": v for k, v in names.items()},
+        **(extra_env or {}),
+    }
+    overrides = {k.removeprefix("STREAMER_").lower(): v for k, v in (extra_env or {}).items()
+                 if k.startswith("STREAMER_")}
+    # Validated like the worker will validate them (env strings -> typed settings).
+    settings = type(base).model_validate({**base.model_dump(), **names, **overrides})
+    return EvalNamespace(settings, env, uid)
+
+
+# --- the worker -----------------------------------------------------------------------------
+class Worker:
+    def __init__(self, ns: EvalNamespace, log: Path) -> None:
+        self.ns = ns
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamer.cli.main", "worker", "--loglevel", "warning"],
+                env=self.ns.env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
+                start_new_session=True,
+            )
+        return self
+
+    def ready(self) -> bool:
+        url = f"http://127.0.0.1:{self.ns.settings.web_port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return bool(orjson.loads(r.read()).get("ready"))
+        except Exception:
+            return False
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check()
+            if self.ready():
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"the worker was not ready after {timeout:.0f}s; log: {self.log}")
+
+    def check(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"the worker exited with {self.proc.returncode}; log: {self.log}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+
+
+# --- replay ---------------------------------------------------------------------------------
+async def replay(settings: Settings, lines: list[StreamLine], speed: float | None,
+                 on_progress: Callable[[int], None] | None = None) -> float:
+    """Send ``lines`` in order; line i leaves at (event time i - first) / speed after
+    the start (``speed`` None or 0: as fast as possible). Returns wall seconds taken."""
+    topics = {"news": settings.topic_news, "chat": settings.topic_chat}
+    times = [ln.event_time.timestamp() if ln.event_time else None for ln in lines]
+    first = next((t for t in times if t is not None), 0.0)
+    producer = make_producer(settings)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    wall0 = time.time()
+    pending: list[asyncio.Future[object]] = []
+    last_t = first
+    try:
+        for i, (line, t) in enumerate(zip(lines, times, strict=True)):
+            last_t = t if t is not None else last_t
+            due = (last_t - first) / speed if speed else 0.0
+            if speed and (delay := t0 + due - loop.time()) > 0:
+                await asyncio.sleep(delay)
+            stamp = int((wall0 + due) * 1000) if speed else int(time.time() * 1000)
+            pending.append(await producer.send(topics[line.kind], line.value, timestamp_ms=stamp))
+            if len(pending) >= 500:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if on_progress:
+                    on_progress(i + 1)
+        await asyncio.gather(*pending)
+        await producer.flush()
+        if on_progress:
+            on_progress(len(lines))
+    finally:
+        await producer.stop()
+    return loop.time() - t0
+
+
+async def wait_for(settings: Settings, sent: int, last_event_s: float, *, timeout: float,
+                   worker: Worker | None = None) -> int | None:
+    """Wait until the worker consumed ``sent`` records and the detector evaluated every
+    bucket the final watermark closes, with the outbox empty. Returns the cursor."""
+    store = TrendStore.connect(settings)
+    alerts = AlertStore(store.redis, settings.redis_key_prefix,
+                        claim_ttl_s=settings.alert_claim_ttl_s)
+    w = settings.bucket_seconds
+    target = int(last_event_s - settings.alert_allowed_lateness_s) // w * w - w
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if worker is not None:
+                worker.check()
+            consumed = sum(a.consumed for a in await accounts(store))
+            cursor = await alerts.cursor()
+            if (consumed >= sent and cursor is not None and cursor >= target
+                    and await alerts.pending_count("kafka") == 0):
+                return cursor
+            await asyncio.sleep(1.0)
+        return await alerts.cursor()
+    finally:
+        await store.close()
+
+
+async def collect(settings: Settings) -> list[AlertRecord]:
+    return [r async for r in read_alerts(settings, follow=False, from_beginning=True)]
+
+
+def to_detected(records: list[AlertRecord]) -> list[Detected]:
+    return [Detected(r.alert_id, r.kind, r.scope, r.key, r.detected_event_time.timestamp(),
+                     r.severity) for r in records]
+
+
+def offline_alerts(settings: Settings, lines: list[StreamLine], upto_bucket: int | None
+                   ) -> list[Detected]:
+    """The same stream through the detector without Kafka or Redis (same scorer)."""
+    from streamer.score.select import load_scorer
+
+    buckets = score_buckets(((ln.kind, ln.value) for ln in lines), settings,
+                            load_scorer(settings), scopes=settings.alert_scopes)
+    if upto_bucket is not None:
+        buckets = {b: c for b, c in buckets.items() if b <= upto_bucket}
+    return detect(DetectorParams.from_settings(settings), buckets,
+                  lateness_s=settings.alert_allowed_lateness_s, scopes=settings.alert_scopes)
+
+
+class EvalResult(BaseModel):
+    report: EvalReport
+    alerts: list[AlertRecord]
+    messages: int
+    speed: float | None
+    replay_seconds: float
+    event_hours: float
+    offline_match: bool | None = None
+    offline_only: list[str] = []
+    pipeline_only: list[str] = []
+
+
+def score(labels: list[SpikeLabel], records: list[AlertRecord], lines: list[StreamLine],
+          settings: Settings) -> EvalReport:
+    times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
+    p = DetectorParams.from_settings(settings)
+    return evaluate(labels, to_detected(records), span=(min(times), max(times)),
+                    warmup_s=p.warmup_s + p.buckets * p.bucket_s)
+
+
+async def prepare(ns: EvalNamespace) -> None:
+    await ensure_topics(ns.settings)

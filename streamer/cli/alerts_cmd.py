@@ -1,0 +1,221 @@
+"""``streamer alerts`` (read the alerts topic) and ``streamer trends`` (sparkline table)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import cast
+
+import click
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from streamer.aggregate import TrendStore
+from streamer.aggregate.keys import Scope
+from streamer.alert.follow import read_alerts
+from streamer.alert.record import SEVERITY_ORDER, AlertRecord
+from streamer.alert.store import AlertStore
+from streamer.cli.common import console, fail, run, settings_with
+from streamer.detect.core import ALL, SEVERITIES, Detector, DetectorParams, WindowStats
+from streamer.settings import Settings
+
+_KIND_STYLE = {"fired": "bold red", "escalated": "bold magenta", "resolved": "bold green"}
+_SEVERITY_STYLE = {"warning": "yellow", "major": "red", "critical": "bold white on red"}
+_SPARKS = "▁▂▃▄▅▆▇█"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+
+
+# --- streamer alerts -----------------------------------------------------------------------
+def _keep(rec: AlertRecord, min_severity: str, scope: str | None, key: str | None) -> bool:
+    return (SEVERITY_ORDER[rec.severity] >= SEVERITY_ORDER[min_severity]
+            and (scope is None or rec.scope == scope)
+            and (key is None or rec.key.upper() == key.upper()))
+
+
+def render_alert(rec: AlertRecord, evidence: int = 3) -> Text:
+    """One alert, readable: what, where, how strong, when; then its evidence."""
+    t = Text()
+    t.append(f"{rec.detected_event_time:%Y-%m-%d %H:%M:%S}  ", style="dim")
+    t.append(f"{rec.kind.upper():<9}", style=_KIND_STYLE[rec.kind])
+    t.append(f" {rec.severity:<8}", style=_SEVERITY_STYLE[rec.severity])
+    t.append(f" {rec.scope} ", style="dim")
+    t.append(f"{rec.key:<20}", style="bold")
+    t.append(f" negative {rec.negative_share:.0%} vs {rec.baseline_share:.0%} baseline"
+             f" (z {rec.z:.1f}, {rec.negatives}/{rec.messages} msgs in "
+             f"{(rec.window_end - rec.window_start).total_seconds():.0f}s)")
+    if rec.first_event_time is not None and rec.kind == "fired":
+        t.append(f"  spike from {rec.first_event_time:%H:%M:%S}", style="dim")
+        if rec.detection_delay_ms is not None:
+            t.append(f", detected +{rec.detection_delay_ms / 1000:.1f}s", style="dim")
+    t.append(f"  [{rec.alert_id}]", style="dim")
+    for ev in rec.evidence[:evidence]:
+        t.append("\n    ↳ ", style="dim")
+        t.append(f"{ev.negative_prob:.2f} ", style="red")
+        t.append(f"{ev.source}: ", style="cyan")
+        t.append(ev.snippet[:140])
+    return t
+
+
+@click.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new alerts as they come.")
+@click.option("--min-severity", type=click.Choice(SEVERITIES), default="warning",
+              show_default=True, help="Hide alerts below this severity.")
+@click.option("--scope", type=click.Choice(["topic", "ticker"]), help="Only this scope.")
+@click.option("--key", help="Only this topic or ticker (e.g. XOM).")
+@click.option("--new-only", is_flag=True, help="Skip alerts already on the topic.")
+@click.option("--max", "max_alerts", type=int, help="Stop after this many alerts.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
+def alerts(follow: bool, min_severity: str, scope: str | None, key: str | None,
+           new_only: bool, max_alerts: int | None, as_json: bool) -> None:
+    """Print alerts from the alerts topic (each alert id once; --follow to keep going)."""
+    settings = settings_with()
+
+    async def main() -> int:
+        n = 0
+        async for rec in read_alerts(settings, follow=follow, from_beginning=not new_only):
+            if not _keep(rec, min_severity, scope, key):
+                continue
+            if as_json:
+                click.echo(rec.model_dump_json())
+            else:
+                console.print(render_alert(rec))
+            n += 1
+            if max_alerts is not None and n >= max_alerts:
+                break
+        return n
+
+    try:
+        n = run(main())
+    except KeyboardInterrupt:
+        return
+    except Exception as exc:
+        fail(f"could not read {settings.topic_alerts} from {settings.kafka_bootstrap}: {exc}",
+             "start Kafka (`streamer stack up`) or set KAFKA_BOOTSTRAP")
+    if not as_json and not follow:
+        console.print(f"[dim]{n} alert(s)[/]")
+
+
+# --- streamer trends -----------------------------------------------------------------------
+def parse_duration(text: str) -> int:
+    m = _DURATION.match(text.strip().lower())
+    if not m:
+        raise click.BadParameter(f"{text!r}: use seconds or a number with s, m, h or d")
+    return int(float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)])
+
+
+def sparkline(values: Sequence[float | None], top: float | None = None) -> str:
+    """Blocks scaled to ``top`` (default: the largest value); None draws a gap."""
+    present = [v for v in values if v is not None]
+    hi = top if top is not None else max(present, default=0.0)
+    out = []
+    for v in values:
+        if v is None:
+            out.append(" ")
+        elif hi <= 0:
+            out.append(_SPARKS[0])
+        else:
+            out.append(_SPARKS[min(len(_SPARKS) - 1, int(v / hi * (len(_SPARKS) - 1) + 0.5))])
+    return "".join(out)
+
+
+async def _trend_rows(settings: Settings, scope: Scope | None, key: str | None,
+                      window_s: int, top: int, slots: int) -> tuple[list[list[str]], str]:
+    store = TrendStore.connect(settings)
+    try:
+        span = await store.time_range()
+        if span is None:
+            return [], "no trend data in Redis yet"
+        w = settings.bucket_seconds
+        end = span[1]  # the newest bucket (event time): a replay of old data shows too
+        start = end + w - window_s
+        scopes: list[Scope] = [scope] if scope else ["topic", "ticker"]
+        totals = await store.window_all(start, end, scopes)
+        keys = [(cast(Scope, sc), k) for (sc, k) in totals
+                if sc in scopes and (key is None or k.upper() == key.upper())]
+        keys.sort(key=lambda sk: (sk[0], -totals[sk].total, sk[1]))
+        if key is None and scope is None:
+            keys = [k for k in keys if k[0] == "topic"] + [k for k in keys
+                                                          if k[0] == "ticker"][:top]
+        elif key is None:
+            keys = keys[:top] if scope == "ticker" else keys
+        alerts = AlertStore(store.redis, store.keys.prefix,
+                            claim_ttl_s=settings.alert_claim_ttl_s)
+        snap = await alerts.snapshot()
+        det = Detector(DetectorParams.from_settings(settings), snap.states, snap.cursor,
+                       snap.origin)
+        rows = []
+        per_slot = max(1, (window_s // w + slots - 1) // slots)
+        for sc, k in keys:
+            series = await store.series(sc, k, start, end, ["negative", "neutral", "positive"])
+            shares: list[float | None] = []
+            volumes: list[float | None] = []
+            for i in range(0, len(series), per_slot):
+                chunk = [wc for _, wc in series[i:i + per_slot]]
+                n = sum(wc.total for wc in chunk)
+                neg = sum(wc.counts.get("negative", 0) for wc in chunk)
+                shares.append(neg / n if n else None)
+                volumes.append(float(n))
+            wc = totals[(sc, k)]
+            state = snap.states.get((sc, k))
+            stats = det.stats_for((sc, k)) if state else None
+            rows.append([
+                sc, k, str(wc.total), f"{wc.share('negative'):.0%}",
+                _baseline(stats), _z(stats), _status(state.active if state else False,
+                                                     state.severity if state else None),
+                sparkline(shares, 1.0), sparkline(volumes),
+            ])
+        newest = datetime.fromtimestamp(end + w, UTC)
+        caption = (f"last {window_s // 60} min of event time, up to {newest:%Y-%m-%d %H:%M:%S} "
+                   f"UTC; one sparkline character = {per_slot * w}s")
+        if snap.cursor is None and ALL not in snap.states:
+            caption += "; detector not started yet"
+        return rows, caption
+    finally:
+        await store.close()
+
+
+def _baseline(stats: WindowStats | None) -> str:
+    return f"{stats.baseline_share:.0%}" if stats else "-"
+
+
+def _z(stats: WindowStats | None) -> str:
+    return f"{max(stats.z, stats.peak_z):.1f}" if stats else "-"
+
+
+def _status(active: bool, severity: str | None) -> str:
+    if not active:
+        return "[green]ok[/]"
+    return f"[{_SEVERITY_STYLE.get(severity or 'warning', 'red')}]ALERT {severity}[/]"
+
+
+@click.command()
+@click.option("--topic", help="Only this topic (e.g. energy-oil).")
+@click.option("--ticker", help="Only this ticker (e.g. XOM).")
+@click.option("--window", "window", default="30m", show_default=True,
+              help="How far back: seconds, or e.g. 15m, 2h.")
+@click.option("--top", type=int, default=10, show_default=True, help="Tickers to show.")
+@click.option("--width", type=int, default=30, show_default=True,
+              help="Sparkline characters.")
+def trends(topic: str | None, ticker: str | None, window: str, top: int, width: int) -> None:
+    """Current trends per topic and ticker: negative share, baseline, z, sparklines."""
+    if topic and ticker:
+        raise click.UsageError("give --topic or --ticker, not both")
+    settings = settings_with()
+    window_s = max(settings.bucket_seconds, parse_duration(window))
+    scope: Scope | None = "topic" if topic else "ticker" if ticker else None
+    try:
+        rows, caption = run(_trend_rows(settings, scope, topic or ticker, window_s, top,
+                                        max(1, width)))
+    except Exception as exc:
+        fail(f"could not read trends from Redis at {settings.redis_url}: {exc}",
+             "start Redis (`streamer stack up`) or set REDIS_URL")
+    t = Table(title="Trends (event time)", caption=caption)
+    for col in ("scope", "key", "messages", "negative", "baseline", "z", "state",
+                "negative share", "volume"):
+        t.add_column(col, justify="right" if col in ("messages", "negative", "baseline", "z")
+                     else "left")
+    for row in rows:
+        t.add_row(*[escape(c) if i < 2 else c for i, c in enumerate(row)])
+    console.print(t)

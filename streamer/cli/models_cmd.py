@@ -1,0 +1,270 @@
+"""``streamer models``: build, evaluate and list model bundles.
+
+Heavy imports (torch via the build) happen inside the commands, so ``streamer --help``
+stays fast and works on an install without the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from streamer.cli.common import console, fail, settings_with
+from streamer.models.data import DataError, default_data_dir
+
+PROFILES = ("quick", "full", "tiny")
+
+
+def _default_out(profile: str) -> Path:
+    from streamer.models.quick import DEFAULT_BUNDLE
+
+    # The quick profile writes where the worker looks for its default bundle.
+    name = DEFAULT_BUNDLE if profile == "quick" else profile
+    return settings_with().bundles_dir / name
+
+
+@click.group("models", context_settings={"help_option_names": ["-h", "--help"]})
+def models() -> None:
+    """Build, evaluate and list model bundles (ONNX sentiment + topic models)."""
+
+
+@models.command("build")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with tfn-sentiment/, phrasebank/, reuters-topics/ train.csv "
+    "[default: $STREAMER_DATA_DIR or ../shared/data beside the repo].",
+)
+@click.option("--base", default=None, help="Pretrained encoder: local dir or hub id "
+              "[default: the packaged all-MiniLM-L6-v2].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Bundle directory [default: <cache>/bundles/<profile>, quick: .../default].")
+@click.option("--layers", type=int, multiple=True,
+              help="Student layer counts, repeatable (--layers 3 --layers 2).")
+@click.option("--profile", type=click.Choice(PROFILES), default="full", show_default=True,
+              help="full: teacher + distilled students; quick: first-run default; tiny: CI.")
+@click.option("--epochs", type=float, default=None, help="Override the profile's epochs.")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True,
+              help="Sentence vector: mean over tokens (MiniLM's training) or the [CLS] token.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def build(
+    data_dir: Path | None,
+    base: str | None,
+    out: Path | None,
+    layers: tuple[int, ...],
+    profile: str,
+    epochs: float | None,
+    seed: int,
+    threads: int,
+    pooling: str,
+    quiet: bool,
+) -> None:
+    """Train, distil, export, optimise, quantize, verify and describe a bundle.
+
+    Resumable: rerunning the same command skips the steps already done.
+    """
+    try:
+        from streamer.models.build import BuildError, build_bundle, profile_config
+        from streamer.models.encoder import EncoderError
+        from streamer.models.progress import Reporter
+        from streamer.models.verify import VerifyError
+    except ImportError as exc:
+        fail(f"building needs the train extra ({exc.name} is missing)",
+             "pip install 'streamer[train]'")
+        return
+    data = data_dir or default_data_dir()
+    target = out or _default_out(profile)
+    start = time.perf_counter()
+    try:
+        cfg = profile_config(
+            profile,  # type: ignore[arg-type]
+            data,
+            target,
+            base=base,
+            layers=list(layers) or None,
+            seed=seed,
+            threads=threads,
+            epochs=epochs,
+            # The command line as typed (program name without its path).
+            command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            pooling=pooling,  # type: ignore[arg-type]
+        )
+        build_bundle(cfg, Reporter(enabled=not quiet, console=console))
+    except DataError as exc:
+        fail(str(exc), "pass --data DIR pointing at the labelled 'text,label' files")
+    except EncoderError as exc:
+        fail(str(exc), "pass --base with a local model directory or a hub id")
+    except VerifyError as exc:
+        fail(str(exc), "the export is wrong, not the bundle format: report it with the card")
+    except BuildError as exc:
+        fail(str(exc))
+    console.print(f"bundle: {target} ({time.perf_counter() - start:.0f}s)")
+
+
+def _pick_head(file_labels: set[str], heads: dict[str, list[str]], head: str) -> str:
+    if head != "auto":
+        return head
+    fits = [h for h, labels in heads.items() if file_labels <= set(labels)]
+    if len(fits) != 1:
+        raise DataError(
+            f"cannot tell which head labels {sorted(file_labels)} belong to "
+            f"(heads: {heads}); pass --head"
+        )
+    return fits[0]
+
+
+def _confusion_table(title: str, labels: list[str], cm: list[list[int]]) -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("true \\ predicted", style="bold")
+    for name in labels:
+        table.add_column(name, justify="right")
+    for i, (name, row) in enumerate(zip(labels, cm, strict=True)):
+        total = sum(row) or 1
+        # Diagonal green; confusions taking over 10% of a true label's rows in red.
+        cells = [
+            f"[green]{v}[/]" if j == i else (f"[red]{v}[/]" if v / total > 0.1 else str(v))
+            for j, v in enumerate(row)
+        ]
+        table.add_row(name, *cells)
+    return table
+
+
+@models.command("eval")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", "data_file", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="A 'text,label' CSV or JSONL file.")
+@click.option("--variant", "variants", multiple=True,
+              help="Variant(s) to evaluate, repeatable [default: auto].")
+@click.option("--head", type=click.Choice(["auto", "sentiment", "topic"]), default="auto",
+              show_default=True, help="Which head the labels belong to.")
+@click.option("--source", type=click.Choice(["news", "chat"]), default="news",
+              show_default=True, help="Truncation to apply (chat: short messages).")
+@click.option("--limit", type=int, default=None, help="Evaluate the first N rows only.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="ONNX Runtime intra-op threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def eval_cmd(
+    bundle: Path,
+    data_file: Path,
+    variants: tuple[str, ...],
+    head: str,
+    source: str,
+    limit: int | None,
+    threads: int,
+    as_json: bool,
+) -> None:
+    """Accuracy, macro-F1, confusion matrix and speed of BUNDLE on a labelled file."""
+    from streamer.models.bundle import BundleError, load_bundle
+    from streamer.models.card import evaluate, measure_speed
+    from streamer.models.data import Example, read_rows
+    from streamer.score.onnx_scorer import OnnxScorer
+
+    try:
+        b = load_bundle(bundle, verify=())
+        rows = read_rows(data_file)[: limit or None]
+        heads = {h.name: h.labels for h in b.manifest.heads}
+        chosen = _pick_head({label for _, label in rows}, heads, head)
+        unknown = sorted({label for _, label in rows} - set(heads[chosen]))
+        if unknown:
+            raise DataError(
+                f"{data_file} has labels {unknown} that head {chosen!r} does not know "
+                f"(it has {heads[chosen]})"
+            )
+        examples = [
+            Example(text=t, label=label, head=chosen, dataset=data_file.stem, source=source)
+            for t, label in rows
+        ]
+        results: dict[str, Any] = {}
+        for variant in variants or ("auto",):
+            scorer = OnnxScorer(bundle, variant=variant, intra_op_threads=threads)
+            metrics, _ = evaluate(scorer, examples)
+            m = metrics[chosen]
+            speed = measure_speed(scorer, examples, n_single=min(200, len(examples)),
+                                  n_batches=8, threads=threads)
+            results[scorer.variant] = {"metrics": m.model_dump(), "speed": speed.model_dump()}
+            if as_json:
+                continue
+            console.print(
+                f"[bold]{scorer.name}[/] on {data_file} ({m.n} rows, head {chosen}): "
+                f"accuracy [bold]{m.accuracy:.4f}[/], macro-F1 [bold]{m.macro_f1:.4f}[/]"
+            )
+            console.print(_confusion_table(f"{scorer.variant}: confusion", m.labels, m.confusion))
+            console.print(
+                f"speed: {speed.batch1_msgs_per_s} msg/s at batch 1, "
+                f"{speed.batch32_msgs_per_s} msg/s at batch 32 ({threads} thread(s))"
+            )
+    except (BundleError, DataError) as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+
+
+
+@models.command("list")
+@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where bundles live [default: <cache>/bundles].")
+def list_cmd(root: Path | None) -> None:
+    """Bundles on this machine, their variants and headline figures."""
+    from streamer.models.build import is_complete
+    from streamer.models.bundle import BundleError, read_manifest
+    from streamer.models.card import CARD_JSON
+
+    where = root or settings_with().bundles_dir
+    # Only directories that are (or are becoming) bundles.
+    candidates = sorted(p for p in where.iterdir() if p.is_dir()) if where.is_dir() else []
+    dirs = [p for p in candidates if (p / "manifest.json").is_file() or (p / "_work").is_dir()]
+    if not dirs:
+        console.print(f"no bundles under {where}; build one with `streamer models build`")
+        return
+    table = Table(title=f"bundles in {where}")
+    for col in ("bundle", "profile", "state", "default (cpu)", "variants", "sentiment acc/F1",
+                "topic acc/F1", "msg/s b32"):
+        table.add_column(col)
+    for d in dirs:
+        try:
+            manifest = read_manifest(d)
+        except BundleError as exc:
+            if (d / "manifest.json").is_file():
+                table.add_row(d.name, "-", "[red]invalid[/]", "-", str(exc).split(";")[0],
+                              "-", "-", "-")
+            else:
+                table.add_row(d.name, "-", "[yellow]building[/]", "-", "-", "-", "-", "-")
+            continue
+        default = manifest.default_variant.get("cpu", "-")
+        figures = ["-", "-", "-"]
+        card_path = d / CARD_JSON
+        if card_path.is_file():
+            card = json.loads(card_path.read_text("utf-8"))
+            for v in card.get("variants", []):
+                if v["name"] == default:
+                    h = v.get("heads", {})
+                    figures = [
+                        _acc_f1(h.get("sentiment")),
+                        _acc_f1(h.get("topic")),
+                        str((v.get("speed") or {}).get("batch32_msgs_per_s", "-")),
+                    ]
+        table.add_row(
+            d.name,
+            manifest.build.profile,
+            "[green]complete[/]" if is_complete(d) else "[yellow]partial[/]",
+            default,
+            ", ".join(f"{v.name} ({v.size_bytes / 1e6:.0f} MB)" for v in manifest.variants),
+            *figures,
+        )
+    console.print(table)
+
+
+def _acc_f1(m: dict[str, Any] | None) -> str:
+    return "-" if not m else f"{m['accuracy']:.3f} / {m['macro_f1']:.3f}"

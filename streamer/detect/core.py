@@ -1,0 +1,445 @@
+"""The negative-spike detector, pure: per-bucket counts in event time in, decisions out.
+
+No I/O and no clocks. Every input is a closed event-time bucket (its start in epoch
+seconds and, per scope key, how many messages and how many of them negative); every
+output depends only on the sequence of buckets. That is what makes alerts identical
+for a live stream and for a replay at any speed, and what the property tests check.
+
+Per scope key (``("topic", "energy-oil")``, ``("ticker", "XOM")``):
+
+* the **short window** is the last ``ceil(window_s / bucket_s)`` buckets;
+* the **baseline** is an exponentially weighted average of the buckets that have left
+  the short window (time constant ``baseline_s``), so a spike does not raise its own
+  baseline while it is being judged; during an episode its buckets are left out of the
+  baseline altogether (for at most ``freeze_s``, after which a lasting shift is learned);
+* **fire** when the window's negative share is significantly above the baseline
+  share (two-proportion z over a threshold, a minimum volume, a minimum number of
+  negatives and a minimum absolute lift), or, on a quiet scope whose baseline volume
+  is below the minimum, when the window holds a burst of negatives that a Poisson
+  model of the baseline negative rate makes very unlikely;
+* **escalate** when the severity (from z) rises during an episode;
+* **resolve** once the share has stayed below a lower line (z or lift) for
+  ``resolve_s`` (hysteresis), after which the key cools down for ``cooldown_s``.
+
+Keys that are quiet (empty window, no episode) are not stepped bucket by bucket; when
+they next receive messages they are fast-forwarded in closed form. Which keys get
+stepped depends only on the data, so the result is still a function of the buckets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from streamer.detect.stats import poisson_sf, proportion_z, z_from_p
+from streamer.settings import Settings
+
+Severity = Literal["warning", "major", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("warning", "major", "critical")
+AlertKind = Literal["fired", "escalated", "resolved"]
+ScopeKey = tuple[str, str]
+ALL: ScopeKey = ("all", "all")
+# Weight (in messages) of the global share used as a prior for a key's baseline share:
+# a key seen for the first time starts at the stream's overall negative share.
+PRIOR_MESSAGES = 5.0
+DEFAULT_PRIOR_SHARE = 0.2
+# A key whose baseline has decayed below this many messages per bucket, with nothing
+# in its window and no episode, is forgotten (bounded state); it restarts from zero.
+FORGET_BELOW = 1e-3
+FORGET_EVERY = 60
+
+
+def severity_rank(severity: Severity | None) -> int:
+    return -1 if severity is None else SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Every tunable of the detector; ``from_settings`` maps the ``alert_*`` settings."""
+
+    bucket_s: int = 10
+    window_s: int = 60
+    baseline_s: float = 1_800.0
+    warmup_s: int = 240
+    z_threshold: float = 4.5
+    min_volume: int = 8
+    min_negatives: int = 5
+    min_lift: float = 0.10
+    min_baseline_share: float = 0.02
+    burst_min_negatives: int = 6
+    burst_p_value: float = 1e-6
+    burst_min_rate: float = 0.5
+    z_major: float = 7.0
+    z_critical: float = 11.0
+    resolve_z: float = 2.0
+    resolve_lift: float = 0.05
+    resolve_s: int = 120
+    cooldown_s: int = 600
+    freeze_s: int = 900
+    scan: bool = True
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> DetectorParams:
+        return cls(
+            bucket_s=s.bucket_seconds,
+            window_s=s.alert_short_window_s,
+            baseline_s=s.alert_baseline_s,
+            warmup_s=s.alert_warmup_s,
+            z_threshold=s.alert_z_threshold,
+            min_volume=s.alert_min_volume,
+            min_negatives=s.alert_min_negatives,
+            min_lift=s.alert_min_lift,
+            min_baseline_share=s.alert_min_baseline_share,
+            burst_min_negatives=s.alert_burst_min_negatives,
+            burst_p_value=s.alert_burst_p_value,
+            burst_min_rate=s.alert_burst_min_rate,
+            z_major=s.alert_z_major,
+            z_critical=s.alert_z_critical,
+            resolve_z=s.alert_resolve_z,
+            resolve_lift=s.alert_resolve_lift,
+            resolve_s=s.alert_resolve_s,
+            cooldown_s=s.alert_cooldown_s,
+            freeze_s=s.alert_baseline_freeze_s,
+            scan=s.alert_scan_subwindows,
+        )
+
+    @property
+    def buckets(self) -> int:
+        """Buckets in the short window."""
+        return max(1, math.ceil(self.window_s / self.bucket_s))
+
+    @property
+    def decay(self) -> float:
+        """Weight an EWMA keeps per bucket: exp(-bucket / time constant)."""
+        return math.exp(-self.bucket_s / self.baseline_s)
+
+    def severity(self, z: float) -> Severity:
+        if z >= self.z_critical:
+            return "critical"
+        return "major" if z >= self.z_major else "warning"
+
+
+class KeyState(BaseModel):
+    """One scope key's detector state; serialized to Redis between evaluations."""
+
+    last: int = Field(description="Start (epoch s) of the last bucket stepped.")
+    n: list[int] = Field(description="Messages per bucket in the short window, oldest first.")
+    neg: list[int] = Field(description="Negative messages per bucket in the window.")
+    bn: float = 0.0  # EWMA sums, not bias-corrected: rate = bn / bw
+    bneg: float = 0.0
+    bw: float = 0.0
+    active: bool = False
+    severity: Severity | None = None
+    episode: int | None = Field(None, description="Bucket start at which the episode fired.")
+    onset: int | None = Field(None, description="Estimated onset bucket of the episode.")
+    first_event_ms: float | None = Field(
+        None, description="Event time of the episode's first message (set from evidence)."
+    )
+    below_since: int | None = None
+    cool_until: int | None = None
+
+    @property
+    def live(self) -> bool:
+        """Needs stepping every bucket: something in the window, or an episode open."""
+        return self.active or any(self.n)
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """What the detector saw for one key at one bucket (also shown by ``streamer trends``)."""
+
+    messages: int
+    negatives: int
+    share: float
+    baseline_share: float
+    baseline_messages: float  # expected messages per short window
+    z: float
+    quiet: bool
+    burst_p: float
+    peak_z: float = 0.0  # best trailing sub-window that passes the volume and lift rules
+    peak_buckets: int = 0  # its length in buckets (0: none passes)
+
+    @property
+    def lift(self) -> float:
+        return self.share - self.baseline_share
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: AlertKind
+    scope: str
+    key: str
+    bucket: int  # start of the bucket whose close decided it
+    window_start: int
+    window_end: int  # exclusive, epoch s
+    stats: WindowStats
+    z: float
+    severity: Severity
+    episode: int
+    onset: int
+    reason: Literal["share", "burst"] | None = None
+
+    @property
+    def alert_id(self) -> str:
+        """Deterministic: the same decision from any worker or replay has the same id."""
+        tail = f"escalated-{self.severity}" if self.kind == "escalated" else self.kind
+        return f"{self.scope}:{self.key}:{self.episode}:{tail}"
+
+
+@dataclass
+class Detector:
+    """All scope keys together, stepped one closed bucket at a time."""
+
+    params: DetectorParams
+    states: dict[ScopeKey, KeyState] = field(default_factory=dict)
+    cursor: int | None = None  # start of the last bucket evaluated
+    origin: int | None = None  # start of the first bucket ever evaluated
+    changed: set[ScopeKey] = field(default_factory=set)
+    removed: set[ScopeKey] = field(default_factory=set)
+
+    # --- stepping ---------------------------------------------------------------------
+    def step(self, bucket: int, counts: Mapping[ScopeKey, tuple[int, int]]) -> list[Decision]:
+        """Evaluate the closed bucket starting at ``bucket``; counts: key -> (n, neg).
+
+        Buckets must come in order; a gap is filled with empty buckets so live keys
+        see the time pass.
+        """
+        w = self.params.bucket_s
+        if bucket % w:
+            raise ValueError(f"bucket {bucket} is not aligned to {w}s")
+        if self.cursor is not None and bucket <= self.cursor:
+            raise ValueError(f"bucket {bucket} is not after the cursor {self.cursor}")
+        out: list[Decision] = []
+        if self.cursor is not None:
+            for gap in range(self.cursor + w, bucket, w):
+                out += self._step_one(gap, {})
+        out += self._step_one(bucket, counts)
+        return out
+
+    def _step_one(self, bucket: int, counts: Mapping[ScopeKey, tuple[int, int]]) -> list[Decision]:
+        if self.origin is None:
+            self.origin = bucket
+        all_state = self.states.get(ALL)
+        prior = _share(all_state) if all_state is not None else None
+        keys = {k for k, c in counts.items() if c[0] > 0} | {
+            k for k, st in self.states.items() if st.live
+        }
+        keys.add(ALL)
+        out = []
+        for key in sorted(keys):
+            st = self.states.get(key) or self._new_state(bucket)
+            self._fast_forward(st, bucket - self.params.bucket_s)
+            n, neg = counts.get(key, (0, 0))
+            decision = self._step_key(key, st, bucket, n, min(neg, n), prior)
+            self.states[key] = st
+            self.changed.add(key)
+            self.removed.discard(key)
+            if decision is not None:
+                out.append(decision)
+        self.cursor = bucket
+        self._forget()
+        return out
+
+    def _new_state(self, bucket: int) -> KeyState:
+        k = self.params.buckets
+        # As if it had been stepped with empty buckets since the origin.
+        st = KeyState(last=self.origin if self.origin is not None else bucket, n=[0] * k,
+                      neg=[0] * k)
+        st.last -= self.params.bucket_s
+        return st
+
+    def _evicted_updates(self, after: int, upto: int) -> int:
+        """Baseline updates for steps in (after, upto]: a step at t feeds bucket t - K*w
+        to the baseline, once that bucket lies at or after the origin."""
+        w, k = self.params.bucket_s, self.params.buckets
+        assert self.origin is not None
+        first = max(after + w, self.origin + k * w)
+        return max(0, (upto - first) // w + 1) if upto >= first else 0
+
+    def _fast_forward(self, st: KeyState, upto: int) -> None:
+        if st.last >= upto:
+            return
+        if st.live:
+            raise AssertionError("a live key must be stepped every bucket")
+        m = self._evicted_updates(st.last, upto)
+        if m:
+            f = self.params.decay**m
+            st.bn *= f
+            st.bneg *= f
+            st.bw = st.bw * f + (1.0 - f)
+        st.last = upto
+
+    def _step_key(self, key: ScopeKey, st: KeyState, bucket: int, n: int, neg: int,
+                  prior: float | None) -> Decision | None:
+        p = self.params
+        w = p.bucket_s
+        # Slide the window; the bucket leaving it feeds the baseline.
+        old_n, old_neg = st.n.pop(0), st.neg.pop(0)
+        st.n.append(n)
+        st.neg.append(neg)
+        # An open episode's own buckets do not teach the baseline (else a spike raises
+        # the bar for the next one), for at most freeze_s: a lasting shift is learned.
+        frozen = (st.active and st.onset is not None and st.episode is not None
+                  and bucket - p.buckets * w >= st.onset and bucket - st.episode < p.freeze_s)
+        if self._evicted_updates(bucket - w, bucket) and not frozen:
+            a = 1.0 - p.decay
+            st.bn = p.decay * st.bn + a * old_n
+            st.bneg = p.decay * st.bneg + a * old_neg
+            st.bw = p.decay * st.bw + a
+        st.last = bucket
+        if key == ALL:
+            return None
+        stats = self.window_stats(st, prior)
+        assert self.origin is not None
+        warm = bucket - self.origin - (p.buckets - 1) * w >= p.warmup_s
+        window_start, window_end = bucket - (p.buckets - 1) * w, bucket + w
+        scope, name = key
+
+        def decide(kind: AlertKind, z: float, sev: Severity,
+                   reason: Literal["share", "burst"] | None = None) -> Decision:
+            assert st.episode is not None and st.onset is not None
+            return Decision(kind, scope, name, bucket, window_start, window_end, stats, z, sev,
+                            st.episode, st.onset, reason)
+
+        # The full window decides resolving; the best sub-window may also fire and grade.
+        z_window = max(stats.z, z_from_p(stats.burst_p) if stats.quiet else 0.0)
+        z_eff = max(z_window, stats.peak_z)
+        if not st.active:
+            if not warm or (st.cool_until is not None and bucket < st.cool_until):
+                return None
+            reason = self._fire_reason(stats)
+            if reason is None:
+                return None
+            st.active, st.episode, st.below_since = True, bucket, None
+            st.onset = (bucket - (stats.peak_buckets - 1) * w if reason == "share"
+                        else self._onset(st, stats.baseline_share, bucket))
+            st.severity = p.severity(z_eff)
+            st.first_event_ms = None
+            return decide("fired", z_eff, st.severity, reason)
+        below = stats.messages == 0 or z_window < p.resolve_z or stats.lift < p.resolve_lift
+        if below:
+            if st.below_since is None:
+                st.below_since = bucket
+            if bucket + w - st.below_since >= p.resolve_s:
+                sev = st.severity or "warning"
+                d = decide("resolved", z_eff, sev)
+                st.active, st.severity, st.below_since = False, None, None
+                st.cool_until = bucket + w + p.cooldown_s
+                return d
+            return None
+        st.below_since = None
+        sev = p.severity(z_eff)
+        if severity_rank(sev) > severity_rank(st.severity):
+            st.severity = sev
+            return decide("escalated", z_eff, sev)
+        return None
+
+    def _fire_reason(self, s: WindowStats) -> Literal["share", "burst"] | None:
+        p = self.params
+        if s.peak_buckets and s.peak_z >= p.z_threshold:
+            return "share"
+        if (s.quiet and s.lift >= p.min_lift and s.negatives >= p.burst_min_negatives
+                and s.burst_p <= p.burst_p_value):
+            return "burst"
+        return None
+
+    def _onset(self, st: KeyState, p0: float, bucket: int) -> int:
+        """Start of the trailing sub-window with the highest z: where the spike began."""
+        p0 = max(p0, self.params.min_baseline_share)
+        best, best_j = -math.inf, 1
+        n = x = 0
+        for j in range(1, len(st.n) + 1):
+            n += st.n[-j]
+            x += st.neg[-j]
+            if n:
+                z = (x - n * p0) / math.sqrt(n * p0 * (1 - p0))
+                if z > best:
+                    best, best_j = z, j
+        return bucket - (best_j - 1) * self.params.bucket_s
+
+    def window_stats(self, st: KeyState, prior: float | None) -> WindowStats:
+        p = self.params
+        n, x = sum(st.n), sum(st.neg)
+        # Baseline as effective message counts: the EWMA sums over (1 - decay).
+        a = 1.0 - p.decay
+        n0, x0 = st.bn / a, st.bneg / a
+        prior_share = DEFAULT_PRIOR_SHARE if prior is None else prior
+        p0 = (x0 + prior_share * PRIOR_MESSAGES) / (n0 + PRIOR_MESSAGES)
+        rate_n = st.bn / st.bw if st.bw > 0 else 0.0
+        rate_neg = st.bneg / st.bw if st.bw > 0 else 0.0
+        expected = rate_n * p.buckets
+        floor = max(p0, p.min_baseline_share)
+        n_base = n0 + PRIOR_MESSAGES
+        z = proportion_z(x, n, floor, n_base)
+        # Trailing sub-windows (last 1..K buckets) that pass the volume and lift rules:
+        # the best one catches an onset before it fills the whole window.
+        peak_z, peak_j = -math.inf, 0
+        if p.scan:
+            nj = xj = 0
+            for j in range(1, len(st.n) + 1):
+                nj += st.n[-j]
+                xj += st.neg[-j]
+                if (nj >= p.min_volume and xj >= p.min_negatives
+                        and xj / nj - p0 >= p.min_lift):
+                    zj = proportion_z(xj, nj, floor, n_base)
+                    if zj > peak_z:
+                        peak_z, peak_j = zj, j
+        elif n >= p.min_volume and x >= p.min_negatives and (x / n) - p0 >= p.min_lift:
+            peak_z, peak_j = z, len(st.n)
+        lam = max(rate_neg * p.buckets, p.burst_min_rate)
+        return WindowStats(
+            messages=n, negatives=x, share=x / n if n else 0.0, baseline_share=p0,
+            baseline_messages=expected, z=z, quiet=expected < p.min_volume,
+            burst_p=poisson_sf(x, lam), peak_z=max(peak_z, 0.0), peak_buckets=peak_j,
+        )
+
+    def _forget(self) -> None:
+        # Checked every FORGET_EVERY buckets (on aligned buckets, so deterministic).
+        now = self.cursor if self.cursor is not None else 0
+        if (now // self.params.bucket_s) % FORGET_EVERY:
+            return
+        for key in [k for k, st in self.states.items()
+                    if k != ALL and not st.live and self._rate_at(st, now) < FORGET_BELOW
+                    and (st.cool_until is None or st.cool_until <= now)]:
+            del self.states[key]
+            self.changed.discard(key)
+            self.removed.add(key)
+
+    def _rate_at(self, st: KeyState, bucket: int) -> float:
+        """Baseline messages per bucket of a quiet key as of ``bucket`` (closed form)."""
+        f = self.params.decay ** self._evicted_updates(st.last, bucket)
+        weight = st.bw * f + (1.0 - f)
+        return st.bn * f / weight if weight > 0 else 0.0
+
+    # --- reading ----------------------------------------------------------------------
+    def stats_for(self, key: ScopeKey) -> WindowStats | None:
+        st = self.states.get(key)
+        if st is None:
+            return None
+        all_state = self.states.get(ALL)
+        return self.window_stats(st, _share(all_state) if all_state else None)
+
+    def take_changes(self) -> tuple[dict[ScopeKey, KeyState], set[ScopeKey]]:
+        changed = {k: self.states[k] for k in self.changed if k in self.states}
+        removed = set(self.removed)
+        self.changed.clear()
+        self.removed.clear()
+        return changed, removed
+
+
+def _share(st: KeyState) -> float | None:
+    return st.bneg / st.bn if st.bn > 0 else None
+
+
+def run(params: DetectorParams,
+        buckets: Iterable[tuple[int, Mapping[ScopeKey, tuple[int, int]]]]) -> list[Decision]:
+    """Step a fresh detector through ``(bucket start, counts)`` in order (tests, offline)."""
+    det = Detector(params)
+    out: list[Decision] = []
+    for bucket, counts in buckets:
+        out += det.step(bucket, counts)
+    return out

@@ -1,0 +1,224 @@
+"""Event-time plumbing in Redis: partition progress -> watermark, closed buckets, evidence.
+
+Key layout (``<p>`` = settings.redis_key_prefix). Alert state shares the hash tag
+``{alerts}``, so each Lua script touches one Redis Cluster slot; evidence is spread by
+scope key:
+
+    <p>:{alerts}:progress   hash "<topic>:<partition>" -> newest event time applied (ms)
+    <p>:{alerts}:seen       hash "<topic>:<partition>" -> wall clock of its last advance
+    <p>:ev:{<scope>|<key>}  sorted set of recent negative messages (score: event ms)
+
+The **watermark** is the oldest newest-event-time over the partitions still moving,
+minus the allowed lateness: every partition has delivered (and Redis has applied)
+everything before it, so the buckets below it are final and the same in a live run
+and in a replay at any speed. A partition that has not advanced for
+``alert_idle_partition_s`` (wall clock) stops holding the watermark back, so a quiet
+partition cannot stall detection; when every partition is idle the newest time wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from streamer.aggregate.keys import Keyspace, parse_field
+from streamer.aggregate.store import TrendStore
+from streamer.detect.core import ScopeKey
+from streamer.schemas import ScoredEvent
+
+_SAFE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_SCOPES = ("all", "topic", "ticker")
+
+_PROGRESS = """
+local now = ARGV[1]
+local n = tonumber(ARGV[2])
+for i = 0, n - 1 do
+  local tag = ARGV[3 + 2 * i]
+  local ms = tonumber(ARGV[4 + 2 * i])
+  local cur = tonumber(redis.call('HGET', KEYS[1], tag) or '-1')
+  if ms > cur then
+    redis.call('HSET', KEYS[1], tag, ARGV[4 + 2 * i])
+    redis.call('HSET', KEYS[2], tag, now)
+  end
+end
+return n
+"""
+
+
+def alert_tag(prefix: str) -> str:
+    return f"{prefix}:{{alerts}}"
+
+
+def scope_field(scope: str, key: str) -> str:
+    """``<scope>|<key>`` from validated names only: nothing else reaches a Redis key."""
+    if scope not in _SCOPES or not _SAFE.match(key):
+        raise ValueError(f"unsafe scope key for Redis: {scope!r} {key!r}")
+    return f"{scope}|{key}"
+
+
+def parse_scope_field(name: str) -> ScopeKey:
+    scope, key = name.split("|", 1)
+    return scope, key
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    event_id: str
+    event_ms: float
+    source: str
+    kind: str
+    snippet: str
+    negative_prob: float
+
+
+class EventTime:
+    """Partition progress, the watermark, closed-bucket reads and evidence."""
+
+    def __init__(self, store: TrendStore, *, lateness_s: float, idle_s: float,
+                 scopes: Iterable[str], evidence_retention_s: float, evidence_ttl_s: int,
+                 evidence_per_key: int = 500) -> None:
+        self.store = store
+        self.r: Redis = store.redis
+        prefix = store.keys.prefix
+        self.progress_key = f"{alert_tag(prefix)}:progress"
+        self.seen_key = f"{alert_tag(prefix)}:seen"
+        self._evidence_prefix = f"{prefix}:ev"
+        self.lateness_ms = lateness_s * 1000.0
+        self.idle_ms = idle_s * 1000.0
+        self.scopes = tuple(s for s in scopes if s in ("topic", "ticker"))
+        self.retention_ms = evidence_retention_s * 1000.0
+        self.evidence_ttl_s = evidence_ttl_s
+        self.evidence_per_key = evidence_per_key
+        self._progress = self.r.register_script(_PROGRESS)
+        self.expected: frozenset[str] = frozenset()
+        self._waiting_since_ms: float | None = None
+
+    def expect(self, tags: Iterable[str], now_ms: float) -> None:
+        """The input partitions (``topic:partition``) the watermark waits for at start."""
+        self.expected = frozenset(tags)
+        self._waiting_since_ms = now_ms
+
+    def evidence_key(self, scope: str, key: str) -> str:
+        return f"{self._evidence_prefix}:{{{scope_field(scope, key)}}}"
+
+    # --- writes (per batch) ----------------------------------------------------------
+    async def observe(self, events: Sequence[ScoredEvent], now_ms: float) -> None:
+        """Record partition progress and the negative messages, in one round trip."""
+        newest: dict[str, float] = {}
+        by_key: dict[ScopeKey, list[tuple[float, bytes]]] = defaultdict(list)
+        for ev in events:
+            ms = ev.event_time.timestamp() * 1000.0
+            tag = Keyspace.tag(ev.origin.topic, ev.origin.partition)
+            newest[tag] = max(newest.get(tag, ms), ms)
+            if ev.sentiment.label != "negative":
+                continue
+            member = orjson.dumps({
+                "id": ev.id, "t": ms, "src": ev.source, "k": ev.kind,
+                "s": ev.snippet, "p": ev.sentiment.probs.get("negative", 0.0),
+            })
+            for scope, key in self._scope_keys(ev):
+                by_key[(scope, key)].append((ms, member))
+        if not newest:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for (scope, key), items in by_key.items():
+            name = self.evidence_key(scope, key)
+            pipe.zadd(name, {m: ms for ms, m in items})
+            horizon = max(ms for ms, _ in items) - self.retention_ms
+            pipe.zremrangebyscore(name, "-inf", f"({horizon}")
+            # Bounded even when a scope key floods: keep the newest.
+            pipe.zremrangebyrank(name, 0, -self.evidence_per_key - 1)
+            pipe.expire(name, self.evidence_ttl_s)
+        args: list[Any] = [int(now_ms), len(newest)]
+        for tag, ms in newest.items():
+            args += [tag, int(ms)]
+        # On a pipeline the script call only queues (EVALSHA, loaded on first use).
+        await self._progress(keys=[self.progress_key, self.seen_key], args=args, client=pipe)
+        await pipe.execute()
+
+    def _scope_keys(self, ev: ScoredEvent) -> list[ScopeKey]:
+        out: list[ScopeKey] = []
+        if "topic" in self.scopes and _SAFE.match(ev.topic.label):
+            out.append(("topic", ev.topic.label))
+        if "ticker" in self.scopes:
+            out += [("ticker", t) for t in ev.tickers if _SAFE.match(t)]
+        return out
+
+    # --- the watermark ----------------------------------------------------------------
+    async def watermark_ms(self, now_ms: float) -> float | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.progress_key)
+        pipe.hgetall(self.seen_key)
+        progress_raw, seen_raw = await pipe.execute()
+        return watermark(progress_raw, seen_raw, now_ms, self.idle_ms, self.lateness_ms,
+                         self.expected, self._waiting_since_ms)
+
+    # --- closed buckets --------------------------------------------------------------
+    async def read_buckets(
+        self, starts: Sequence[int]
+    ) -> dict[int, dict[ScopeKey, tuple[int, int]]]:
+        """Per bucket start: (messages, negatives) per scope key, merged over partitions."""
+        tags = await self.store.partitions()
+        pipe = self.r.pipeline(transaction=False)
+        for start in starts:
+            for tag in tags:
+                pipe.hgetall(self.store.keys.bucket(tag, start))
+        rows = await pipe.execute() if starts and tags else []
+        wanted = {"all", *self.scopes}
+        out: dict[int, dict[ScopeKey, tuple[int, int]]] = {}
+        for i, start in enumerate(starts):
+            acc: dict[ScopeKey, list[int]] = defaultdict(lambda: [0, 0])
+            for bucket in rows[i * len(tags):(i + 1) * len(tags)]:
+                for name, value in bucket.items():
+                    scope, key, metric, label = parse_field(name)
+                    if metric != "n" or scope not in wanted:
+                        continue
+                    c = acc[(scope, key)]
+                    c[0] += int(value)
+                    if label == "negative":
+                        c[1] += int(value)
+            out[start] = {k: (c[0], c[1]) for k, c in acc.items()}
+        return out
+
+    # --- evidence -----------------------------------------------------------------------
+    async def evidence(self, scope: str, key: str, start_ms: float,
+                       end_ms: float) -> list[EvidenceItem]:
+        raw = await self.r.zrangebyscore(self.evidence_key(scope, key), start_ms, f"({end_ms}")
+        out = []
+        for member in raw:
+            d = orjson.loads(member)
+            out.append(EvidenceItem(d["id"], float(d["t"]), d["src"], d["k"], d["s"],
+                                    float(d["p"])))
+        return out
+
+
+def watermark(progress: dict[str, str], seen: dict[str, str], now_ms: float, idle_ms: float,
+              lateness_ms: float, expected: Iterable[str] = (),
+              waiting_since_ms: float | None = None) -> float | None:
+    """Min newest-event-time over partitions that moved within ``idle_ms``, less lateness.
+
+    ``expected`` partitions that have not reported yet hold the watermark back (None)
+    until ``idle_ms`` after ``waiting_since_ms``: at start-up a bucket must not close
+    before every partition had the chance to deliver its part of it.
+    """
+    missing = set(expected) - progress.keys()
+    if missing and (waiting_since_ms is None or now_ms - waiting_since_ms <= idle_ms):
+        return None
+    if not progress:
+        return None
+    times = {tag: float(v) for tag, v in progress.items()}
+    moving = [t for tag, t in times.items() if now_ms - float(seen.get(tag, 0)) <= idle_ms]
+    base = min(moving) if moving else max(times.values())
+    return base - lateness_ms
+
+
+def top_evidence(items: Iterable[EvidenceItem], k: int) -> list[EvidenceItem]:
+    """The k most negative messages (ties: earliest first), then in event-time order."""
+    best = sorted(items, key=lambda e: (-e.negative_prob, e.event_ms, e.event_id))[:k]
+    return sorted(best, key=lambda e: (e.event_ms, e.event_id))

@@ -1,0 +1,120 @@
+"""``manifest.json``: everything a runtime needs to use a bundle, and how it was made.
+
+Pure pydantic (no torch, no onnxruntime), read by the worker on start-up. The format
+version is bumped whenever a field changes meaning; readers refuse other versions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from streamer.models.data import DatasetSummary
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+Precision = Literal["fp32", "fp16", "int8"]
+Device = Literal["cpu", "cuda"]
+Role = Literal["teacher", "student"]
+
+
+class HeadInfo(BaseModel):
+    name: str
+    labels: list[str] = Field(min_length=2, description="Output columns, in order.")
+    output: str = Field(description="ONNX output name holding this head's probabilities.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> HeadInfo:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"head {self.name!r} repeats a label: {self.labels}")
+        return self
+
+
+class VerifyResult(BaseModel):
+    """Agreement of an ONNX variant with the PyTorch model it came from."""
+
+    n: int
+    argmax_agreement: dict[str, float]
+    max_prob_diff: dict[str, float]
+    min_agreement: float
+    max_diff: float
+    passed: bool
+    skipped: str | None = Field(None, description="Why it was not run (e.g. FP16 needs a GPU).")
+
+
+class VariantInfo(BaseModel):
+    name: str = Field(description="e.g. 'student3-int8'.")
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=1)
+    precision: Precision
+    device: Device = Field(description="Where it is meant to run.")
+    role: Role
+    layers: int = Field(ge=1)
+    layers_from_base: list[int] = Field(default_factory=list)
+    verify: VerifyResult | None = None
+
+
+class BuildInfo(BaseModel):
+    profile: str
+    base: str
+    seed: int
+    val_fraction: float
+    epochs: dict[str, float] = Field(description="Training epochs per model (teacher, students).")
+    command: str
+    versions: dict[str, str]
+    created_at: str
+    duration_s: float | None = None
+    steps_s: dict[str, float] = Field(default_factory=dict)
+    train_rows: int
+    val_rows: int
+    notes: list[str] = Field(default_factory=list)
+
+
+class BundleManifest(BaseModel):
+    format_version: int = FORMAT_VERSION
+    name: str
+    heads: list[HeadInfo]
+    datasets: list[DatasetSummary] = Field(
+        description="Per dataset: file, sha256, rows, and its label -> head label mapping."
+    )
+    variants: list[VariantInfo]
+    default_variant: dict[Device, str] = Field(
+        description="What variant='auto' loads per device: the best size/accuracy trade-off."
+    )
+    max_length: dict[str, int] = Field(description="Truncation in tokens per source.")
+    truncation: str = "keep the first max_length tokens ([CLS] ... [SEP]); the rest is dropped"
+    pooling: Literal["mean", "cls"]
+    tokenizer: str = TOKENIZER_FILE
+    pad_token_id: int = 0
+    inputs: list[str] = Field(default_factory=lambda: ["input_ids", "attention_mask"])
+    build: BuildInfo
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BundleManifest:
+        names = [h.name for h in self.heads]
+        for need in ("sentiment", "topic"):
+            if need not in names:
+                raise ValueError(f"manifest has no {need!r} head (heads: {names})")
+        variants = [v.name for v in self.variants]
+        if len(set(variants)) != len(variants):
+            raise ValueError(f"variant names repeat: {variants}")
+        for device, name in self.default_variant.items():
+            if name not in variants:
+                raise ValueError(f"default {device} variant {name!r} is not among {variants}")
+        return self
+
+    def head(self, name: str) -> HeadInfo:
+        for h in self.heads:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def variant(self, name: str) -> VariantInfo:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)

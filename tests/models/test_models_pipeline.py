@@ -1,0 +1,247 @@
+"""The tiny bundle, end to end: every build step ran for real and the result serves."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from conftest import TinyBuild
+from rich.console import Console
+
+from streamer.models.build import COMPLETE, build_bundle, profile_config
+from streamer.models.bundle import load_bundle
+from streamer.models.card import CARD_JSON, CARD_MD, ModelCard
+from streamer.models.progress import Reporter
+from streamer.score.base import Scorer
+from streamer.score.onnx_scorer import OnnxScorer
+
+CHAT = ["$TSLA to the moon!!", "ugh, $AAPL guidance is a disaster", "ok"]
+NEWS = [
+    "Oil prices rose on Tuesday after OPEC agreed to extend output cuts. " * 6,
+    "XYZ Corp said it agreed to acquire ABC Inc for 1.2 billion dollars in cash.",
+    "The central bank left its benchmark interest rate unchanged.",
+]
+
+
+def test_tiny_build_is_complete_and_fast(tiny_build: TinyBuild) -> None:
+    bundle = load_bundle(tiny_build.path)  # every sha256 checked
+    m = bundle.manifest
+    assert (tiny_build.path / COMPLETE).is_file()
+    assert {v.name for v in m.variants} == {
+        "teacher-fp32", "teacher-int8", "student2-int8", "student2-fp16",
+    }
+    # CI budget: the whole tests/models run stays around three minutes (the build takes
+    # ~45s on an idle 2-core CPU; the margin absorbs a busy CI runner).
+    assert tiny_build.seconds < 240, f"tiny build took {tiny_build.seconds:.0f}s"
+    # Label sets and their order come from the data.
+    assert m.head("sentiment").labels == ["negative", "neutral", "positive"]
+    assert len(m.head("topic").labels) == 8
+    mapping = {d.name: d.label_mapping for d in m.datasets}
+    assert mapping["tfn-sentiment"] == {"negative": "negative", "neutral": "neutral",
+                                        "positive": "positive"}
+    assert m.max_length == {"chat": 32, "news": 48}
+    assert m.pooling == "mean"
+    assert m.build.seed == 13 and m.build.epochs == {"teacher": 1.0, "student2": 1.0}
+    assert {"torch", "onnxruntime", "transformers"} <= set(m.build.versions)
+    assert m.build.command == "pytest tiny"
+
+
+def test_student_keeps_teacher_layers_and_is_small(tiny_bundle: Path) -> None:
+    m = load_bundle(tiny_bundle, verify=()).manifest
+    teacher, student = m.variant("teacher-fp32"), m.variant("student2-int8")
+    assert teacher.layers == 6 and student.layers == 2
+    assert student.layers_from_base == [0, 5]  # first and last block of the teacher
+    assert student.size_bytes * 4 <= teacher.size_bytes
+    assert m.variant("teacher-int8").size_bytes * 3 < teacher.size_bytes
+
+
+def test_every_variant_was_verified_against_pytorch(tiny_bundle: Path) -> None:
+    for v in load_bundle(tiny_bundle, verify=()).manifest.variants:
+        assert v.verify is not None and v.verify.passed, v.name
+        if v.verify.skipped is None:
+            assert v.verify.n == 32
+            assert set(v.verify.argmax_agreement) == {"sentiment", "topic"}
+    fp32 = load_bundle(tiny_bundle, verify=()).manifest.variant("teacher-fp32").verify
+    assert fp32 is not None and max(fp32.max_prob_diff.values()) < 1e-3
+
+
+def test_onnx_graphs_are_fused_quantized_and_dynamic(tiny_bundle: Path) -> None:
+    def op_types(name: str) -> set[str]:
+        return {n.op_type for n in onnx.load(str(tiny_bundle / name)).graph.node}
+
+    fp32 = op_types("teacher-fp32.onnx")
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= fp32
+    assert "EmbedLayerNormalization" in fp32
+    int8 = op_types("student2-int8.onnx")
+    assert int8 & {"MatMulInteger", "DynamicQuantizeMatMul", "QAttention"}
+    fp16_model = onnx.load(str(tiny_bundle / "student2-fp16.onnx"))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in fp16_model.graph.initializer)
+    graph = onnx.load(str(tiny_bundle / "teacher-fp32.onnx")).graph
+    for inp in graph.input:
+        dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+        assert dims == ["batch", "sequence"], inp.name
+    assert [o.name for o in graph.output] == ["sentiment_probs", "topic_probs"]
+
+
+def test_card_has_measured_figures(tiny_bundle: Path) -> None:
+    card = ModelCard.model_validate_json((tiny_bundle / CARD_JSON).read_text())
+    by_name = {v.name: v for v in card.variants}
+    student = by_name["student2-int8"]
+    assert student.speed is not None and student.speed.batch32_msgs_per_s > 0
+    assert student.speed.batch1_msgs_per_s > 0
+    assert set(student.heads) == {"sentiment", "topic"}
+    # Each sentiment dataset is also scored on its own.
+    assert {"tfn-sentiment", "phrasebank", "reuters-topics"} <= set(student.datasets)
+    for v in card.variants:
+        assert 0 <= v.heads["sentiment"].accuracy <= 1 and v.size_bytes > 0
+    md = (tiny_bundle / CARD_MD).read_text()
+    assert "student2-int8" in md and "msg/s b32" in md and "macro-F1" in md
+
+
+def test_onnx_scorer_follows_the_protocol(tiny_bundle: Path) -> None:
+    scorer = OnnxScorer(tiny_bundle)
+    assert isinstance(scorer, Scorer)
+    assert scorer.name.startswith("onnx-cpu:")
+    assert scorer.sentiment_labels == ("negative", "neutral", "positive")
+    scorer.warmup()
+    out = scorer.score([], [])
+    assert out.sentiment.shape == (0, 3) and out.topic.shape == (0, 8)
+
+
+def test_scores_come_back_in_input_order(tiny_bundle: Path) -> None:
+    scorer = OnnxScorer(tiny_bundle, variant="teacher-fp32")
+    texts = [*NEWS, *CHAT]
+    sources = ["news"] * len(NEWS) + ["chat"] * len(CHAT)
+    batch = scorer.score(texts, sources)  # type: ignore[arg-type]
+    assert batch.tokenize_s >= 0 and batch.infer_s > 0
+    for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
+        one = scorer.score([text], [source])  # type: ignore[list-item]
+        np.testing.assert_allclose(batch.sentiment[i], one.sentiment[0], atol=1e-5)
+        np.testing.assert_allclose(batch.topic[i], one.topic[0], atol=1e-5)
+    np.testing.assert_allclose(batch.sentiment.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_scorer_matches_pytorch(tiny_bundle: Path) -> None:
+    import torch
+
+    from streamer.models.heads import load_model
+    from streamer.models.tokenize import SourceTokenizers
+
+    model, _ = load_model(tiny_bundle / "_work" / "models" / "student2")
+    manifest = load_bundle(tiny_bundle, verify=()).manifest
+    toks = SourceTokenizers(tiny_bundle / "tokenizer.json", manifest.max_length)
+    scorer = OnnxScorer(tiny_bundle, variant="student2-fp16")
+    texts = [*CHAT, *NEWS]
+    sources = ["chat"] * len(CHAT) + ["news"] * len(NEWS)
+    got = scorer.score(texts, sources)  # type: ignore[arg-type]
+    for i, ids in enumerate(toks.encode(texts, sources)):
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            logits = model(x, torch.ones_like(x))
+        np.testing.assert_allclose(
+            torch.softmax(logits["sentiment"], -1)[0].numpy(), got.sentiment[i], atol=2e-3
+        )
+        np.testing.assert_allclose(
+            torch.softmax(logits["topic"], -1)[0].numpy(), got.topic[i], atol=2e-3
+        )
+
+
+def test_truncation_per_source_and_bucket_padding(tiny_bundle: Path) -> None:
+    scorer = OnnxScorer(tiny_bundle, variant="student2-int8")
+    long_text = "shares of the company rose sharply in early trading " * 40
+    as_chat = scorer.score([long_text], ["chat"])
+    as_news = scorer.score([long_text], ["news"])
+    assert as_chat.extra["tokens"] == 32 and as_news.extra["tokens"] == 48
+    # One long news item among short chat lines: the chat rows pad to 16, not to 48.
+    batch = scorer.score(["$A up", "$B down", "$C flat", long_text],
+                         ["chat", "chat", "chat", "news"])
+    assert batch.extra["padded_tokens"] == 3 * 16 + 48
+
+
+def test_rerun_skips_finished_steps(tiny_bundle: Path, data_dir: Path) -> None:
+    cfg = profile_config("tiny", data_dir, tiny_bundle, threads=2, command="pytest tiny")
+    buf = io.StringIO()
+    reporter = Reporter(console=Console(file=buf, width=200))
+    assert build_bundle(cfg, reporter) == tiny_bundle
+    assert "nothing to do" in buf.getvalue()
+    # An interrupted build: the last steps' markers are gone, the earlier ones are reused.
+    (tiny_bundle / COMPLETE).unlink()
+    (tiny_bundle / "_work" / "done" / "evaluate-student2-int8.json").unlink()
+    buf.truncate(0)
+    build_bundle(cfg, reporter)
+    log = buf.getvalue()
+    assert "skip train-teacher" in log and "skip distill-student2" in log
+    assert "step evaluate-student2-int8" in log
+    assert (tiny_bundle / COMPLETE).is_file()
+    load_bundle(tiny_bundle)
+
+
+def test_runtime_path_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "import streamer.models.bundle, streamer.score.onnx_scorer, streamer.models.quick\n"
+        "import streamer.cli.models_cmd, streamer.models.build, streamer.models.card\n"
+        "bad = [m for m in ('torch', 'transformers', 'onnx') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_eval_and_list(tiny_bundle: Path, tmp_path: Path, data_dir: Path) -> None:
+    from streamer.cli.models_cmd import models
+
+    rows = list(csv.DictReader((data_dir / "phrasebank" / "train.csv").open()))[:40]
+    sample = tmp_path / "sample.csv"
+    with sample.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows({"text": r["text"], "label": r["label"]} for r in rows)
+    runner = CliRunner()
+    res = runner.invoke(models, ["eval", str(tiny_bundle), "--data", str(sample), "--json"])
+    assert res.exit_code == 0, res.output
+    figures = json.loads(res.output)
+    (variant,) = figures
+    assert figures[variant]["metrics"]["n"] == 40
+    assert len(figures[variant]["metrics"]["confusion"]) == 3
+    res = runner.invoke(models, ["eval", str(tiny_bundle), "--data", str(sample),
+                                 "--variant", "teacher-int8"])
+    assert res.exit_code == 0, res.output
+    assert "accuracy" in res.output and "confusion" in res.output
+    res = runner.invoke(models, ["list", "--dir", str(tiny_bundle.parent)])
+    assert res.exit_code == 0, res.output
+    assert "tiny" in res.output and "complete" in res.output
+
+
+@pytest.mark.parametrize("bad_label", ["bullish"])
+def test_cli_eval_rejects_unknown_labels(tiny_bundle: Path, tmp_path: Path, bad_label: str
+                                         ) -> None:
+    from streamer.cli.models_cmd import models
+
+    sample = tmp_path / "odd.csv"
+    sample.write_text(f"text,label\nshares up,{bad_label}\nshares down,negative\n")
+    res = CliRunner().invoke(models, ["eval", str(tiny_bundle), "--data", str(sample),
+                                      "--head", "sentiment"])
+    assert res.exit_code == 1
+    assert bad_label in res.output
+
+
+def test_scorer_is_thread_safe(tiny_bundle: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    scorer = OnnxScorer(tiny_bundle, variant="teacher-fp32")
+    texts = [*NEWS, *CHAT]
+    sources = ["news"] * len(NEWS) + ["chat"] * len(CHAT)
+    expected = scorer.score(texts, sources)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: scorer.score(texts, sources), range(16)))  # type: ignore[arg-type]
+    for r in results:
+        np.testing.assert_allclose(r.sentiment, expected.sentiment, atol=1e-6)
+        np.testing.assert_allclose(r.topic, expected.topic, atol=1e-6)

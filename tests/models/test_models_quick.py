@@ -1,0 +1,59 @@
+"""ensure_default_bundle: reuse a cached or configured bundle, build only when none exists."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from streamer.models import quick
+from streamer.models.build import BuildConfig
+from streamer.models.bundle import BundleError
+from streamer.models.progress import SILENT, Reporter
+from streamer.settings import Settings
+
+
+def _copy_bundle(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("_work"))
+
+
+def test_cached_bundle_is_reused(tiny_bundle: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(cache_dir=tmp_path)
+    _copy_bundle(tiny_bundle, settings.bundles_dir / "default")
+
+    def no_build(*_: object, **__: object) -> Path:
+        raise AssertionError("must not build when a bundle is cached")
+
+    monkeypatch.setattr("streamer.models.build.build_bundle", no_build)
+    assert quick.ensure_default_bundle(settings) == settings.bundles_dir / "default"
+
+
+def test_missing_bundle_is_built_with_the_quick_profile(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(cache_dir=tmp_path)
+    seen: list[BuildConfig] = []
+
+    def fake_build(cfg: BuildConfig, reporter: Reporter = SILENT) -> Path:
+        seen.append(cfg)
+        _copy_bundle(tiny_bundle, cfg.out)
+        return cfg.out
+
+    monkeypatch.setattr("streamer.models.build.build_bundle", fake_build)
+    path = quick.ensure_default_bundle(settings, reporter=SILENT)
+    assert path == settings.bundles_dir / "default"
+    (cfg,) = seen
+    assert cfg.profile == "quick" and not cfg.teacher and cfg.student_layers == [2]
+    assert cfg.student_precisions == ["int8"] and cfg.max_length == {"chat": 64, "news": 128}
+    # Second call: cached now.
+    assert quick.ensure_default_bundle(settings, reporter=SILENT) == path
+    assert len(seen) == 1
+
+
+def test_configured_bundle_dir_is_never_built_over(tmp_path: Path) -> None:
+    settings = Settings(cache_dir=tmp_path, bundle_dir=tmp_path / "mine")
+    with pytest.raises(BundleError, match="does not exist"):
+        quick.ensure_default_bundle(settings)
+    assert not (tmp_path / "mine").exists()

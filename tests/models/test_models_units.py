@@ -1,0 +1,181 @@
+"""Pieces of the model pipeline that need no trained model: data, tokens, metrics, choices."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamer.models.build import choose_defaults, provisional_defaults
+from streamer.models.card import Speed, VariantCard
+from streamer.models.data import DataError, DatasetSpec, load_split, read_rows, stratified_split
+from streamer.models.encoder import pick_layers
+from streamer.models.manifest import VariantInfo
+from streamer.models.metrics import HeadMetrics, head_metrics
+from streamer.models.tokenize import bucket_length, bucketed_batches, pad_batch
+
+
+def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("text,label\n" + "".join(f'"{t}",{lab}\n' for t, lab in rows))
+    return path
+
+
+@pytest.fixture
+def small_specs(tmp_path: Path) -> list[DatasetSpec]:
+    rng = random.Random(0)
+    sent = [(f"tweet {i}", rng.choice(["Bearish", "Bullish", "Neutral"])) for i in range(200)]
+    topic = [(f"news {i}", rng.choice(["oil", "fx", "rates", "grain"])) for i in range(120)]
+    jl = tmp_path / "topic.jsonl"
+    jl.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in topic))
+    return [
+        DatasetSpec(
+            name="tweets",
+            path=_csv(tmp_path / "s.csv", sent),
+            head="sentiment",
+            source="chat",
+            label_map={"Bearish": "negative", "Bullish": "positive", "Neutral": "neutral"},
+        ),
+        DatasetSpec(name="wire", path=jl, head="topic"),
+    ]
+
+
+def test_split_is_seeded_stratified_and_disjoint(small_specs: list[DatasetSpec]) -> None:
+    a = load_split(small_specs, seed=1, val_fraction=0.2)
+    b = load_split(small_specs, seed=1, val_fraction=0.2)
+    c = load_split(small_specs, seed=2, val_fraction=0.2)
+    assert [e.text for e in a.val] == [e.text for e in b.val]
+    assert [e.text for e in a.val] != [e.text for e in c.val]
+    assert not {e.text for e in a.val} & {e.text for e in a.train}
+    assert len(a.val) + len(a.train) == 320
+    # Labels come from the data (mapped), sorted; the mapping is recorded per dataset.
+    assert a.labels["sentiment"] == ["negative", "neutral", "positive"]
+    assert a.labels["topic"] == ["fx", "grain", "oil", "rates"]
+    tweets = next(d for d in a.datasets if d.name == "tweets")
+    assert tweets.label_mapping == {"Bearish": "negative", "Bullish": "positive",
+                                    "Neutral": "neutral"}
+    assert tweets.val_rows == sum(1 for e in a.val if e.dataset == "tweets")
+    assert {e.source for e in a.train if e.dataset == "tweets"} == {"chat"}
+
+
+def test_stratified_split_keeps_label_shares() -> None:
+    labels = ["a"] * 90 + ["b"] * 9 + ["c"]
+    train, val = stratified_split(labels, 0.1, random.Random(0))
+    val_labels = [labels[i] for i in val]
+    assert val_labels.count("a") == 9 and val_labels.count("b") == 1
+    assert "c" not in val_labels  # a single-row label stays in training
+    assert sorted(train + val) == list(range(100))
+
+
+def test_read_rows_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sentence,sentiment\nx,y\n")
+    with pytest.raises(DataError, match="'text' and 'label'"):
+        read_rows(bad)
+    with pytest.raises(DataError, match="does not exist"):
+        read_rows(tmp_path / "nope.csv")
+    jl = tmp_path / "x.jsonl"
+    jl.write_text('{"text": "a"}\n')
+    with pytest.raises(DataError, match=r"x\.jsonl:1"):
+        read_rows(jl)
+
+
+def test_every_head_needs_data(small_specs: list[DatasetSpec]) -> None:
+    with pytest.raises(DataError, match="no dataset for head"):
+        load_split(small_specs[:1])
+
+
+def test_pick_layers() -> None:
+    assert pick_layers(6, 2) == [0, 5]
+    assert pick_layers(6, 3) == [0, 2, 5]
+    assert pick_layers(6, 6) == [0, 1, 2, 3, 4, 5]
+    assert pick_layers(6, 1) == [5]
+    with pytest.raises(ValueError):
+        pick_layers(6, 7)
+
+
+def test_buckets_and_padding() -> None:
+    assert [bucket_length(n) for n in (1, 16, 17, 64, 65, 600)] == [16, 16, 32, 64, 128, 600]
+    ids = [[1] * 40, [2] * 3, [3] * 20, [4] * 5]
+    groups = bucketed_batches(ids, (16, 32, 64))
+    assert [(sorted(rows.tolist()), n) for rows, n in groups] == [([1, 3], 16), ([2], 32),
+                                                                  ([0], 64)]
+    x, m = pad_batch([[5, 6], [7]], 4, pad_id=0)
+    assert x.tolist() == [[5, 6, 0, 0], [7, 0, 0, 0]] and m.sum() == 3
+    capped = bucketed_batches([[1]] * 5, (16,), max_batch=2)
+    assert [len(r) for r, _ in capped] == [2, 2, 1]
+
+
+def test_metrics_match_sklearn() -> None:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 4, 300), rng.integers(0, 4, 300)
+    m = head_metrics(y, p, ["a", "b", "c", "d"])
+    assert m.accuracy == pytest.approx(accuracy_score(y, p))
+    assert m.macro_f1 == pytest.approx(f1_score(y, p, average="macro"))
+    assert m.confusion == confusion_matrix(y, p).tolist()
+
+
+def _variant(name: str, precision: str, layers: int, size: int) -> VariantInfo:
+    return VariantInfo(name=name, file=f"{name}.onnx", sha256="0" * 64, size_bytes=size,
+                       precision=precision,
+                       device="cuda" if precision == "fp16" else "cpu",
+                       role="teacher" if name.startswith("teacher") else "student",
+                       layers=layers)
+
+
+def _card(v: VariantInfo, acc: float, b32: float) -> VariantCard:
+    m = HeadMetrics(n=10, accuracy=acc, macro_f1=acc, per_label_f1={}, confusion=[], labels=[])
+    return VariantCard(name=v.name, precision=v.precision, device=v.device, layers=v.layers,
+                       size_bytes=v.size_bytes, heads={"sentiment": m, "topic": m},
+                       speed=Speed(batch1_msgs_per_s=1, batch32_msgs_per_s=b32,
+                                   intra_op_threads=1, texts=10))
+
+
+def test_default_variant_choice() -> None:
+    t32 = _variant("teacher-fp32", "fp32", 6, 90)
+    t8 = _variant("teacher-int8", "int8", 6, 23)
+    s3 = _variant("student3-int8", "int8", 3, 17)
+    s2 = _variant("student2-int8", "int8", 2, 15)
+    t16 = _variant("teacher-fp16", "fp16", 6, 45)
+    s16 = _variant("student3-fp16", "fp16", 3, 34)
+    variants = [t32, t8, s3, s2, t16, s16]
+    assert provisional_defaults(variants) == {"cpu": "student2-int8", "cuda": "teacher-fp16"}
+    cards = [_card(t32, 0.90, 50), _card(t8, 0.895, 100), _card(s3, 0.89, 200),
+             _card(s2, 0.87, 300), VariantCard(name="teacher-fp16", precision="fp16",
+                                                device="cuda", layers=6, size_bytes=45)]
+    # student2 is fastest but 3 points down; student3 is within 1.5 points and faster
+    # than the teacher's INT8.
+    assert choose_defaults(variants, cards) == {"cpu": "student3-int8", "cuda": "teacher-fp16"}
+
+
+def test_kd_loss_and_masked_ce() -> None:
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    from streamer.models.config import DistillConfig
+    from streamer.models.distill import kd_loss
+    from streamer.models.train import masked_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    logits = {"sentiment": torch.randn(6, 3, generator=g), "topic": torch.randn(6, 8, generator=g)}
+    head = torch.tensor([0, 0, 1, 1, 0, 1])
+    label = torch.tensor([2, 0, 7, 1, 1, 3])
+    ce = masked_cross_entropy(logits, head, label, ["sentiment", "topic"])
+    s = head == 0
+    expected = (F.cross_entropy(logits["sentiment"][s], label[s], reduction="sum")
+                + F.cross_entropy(logits["topic"][~s], label[~s], reduction="sum")) / 6
+    assert float(ce) == pytest.approx(float(expected), rel=1e-6)
+    # A batch holding one task only is still finite (the other head is simply absent).
+    only = masked_cross_entropy(logits, torch.zeros(6, dtype=torch.long),
+                                torch.zeros(6, dtype=torch.long), ["sentiment", "topic"])
+    assert torch.isfinite(only)
+    # Student == teacher: the KL term vanishes and only (1 - alpha) * CE remains.
+    cfg = DistillConfig(temperature=2.0, alpha=0.7)
+    kd = kd_loss(logits, logits, head, label, ["sentiment", "topic"], cfg)
+    assert float(kd) == pytest.approx(0.3 * float(ce), rel=1e-5)
+    other = {k: v.flip(0) for k, v in logits.items()}
+    assert float(kd_loss(logits, other, head, label, ["sentiment", "topic"], cfg)) > float(kd)

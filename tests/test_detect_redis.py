@@ -1,0 +1,215 @@
+"""The detector against a real Redis: watermark, windows, evidence, the atomic claim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import jsonschema
+import pytest
+from test_alert_support import (
+    alert_settings,
+    apply,
+    batches,
+    bucket_counts,
+    make_events,
+)
+
+from streamer.aggregate import TrendStore
+from streamer.alert.engine import AlertEngine
+from streamer.alert.record import AlertRecord
+from streamer.detect.core import Detector, DetectorParams
+from streamer.schemas.export import export_schemas
+from streamer.settings import Settings
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.ms = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.ms
+
+
+@pytest.fixture
+async def trends(redis_url: str) -> AsyncIterator[TrendStore]:
+    store = TrendStore.connect(alert_settings(redis_url))
+    yield store
+    await store.close()
+
+
+def engine(store: TrendStore, name: str = "w1", clock: FakeClock | None = None,
+           partitions: int = 3) -> AlertEngine:
+    clock = clock or FakeClock()
+    eng = AlertEngine(store._s, store, clock_ms=clock, worker_id=name)
+    eng.events.expect([f"news:{p}" for p in range(partitions)], clock())
+    return eng
+
+
+def offline_ids(settings: Settings, events: list, upto: int) -> list[str]:
+    counts = bucket_counts(events, settings.bucket_seconds)
+    det = Detector(DetectorParams.from_settings(settings))
+    ids = []
+    for b in range(min(counts), upto + 1, settings.bucket_seconds):
+        ids += [d.alert_id for d in det.step(b, counts.get(b, {}))]
+    return ids
+
+
+async def drive(eng: AlertEngine, store: TrendStore, plan: list[list]) -> list[AlertRecord]:
+    """Apply each batch to Redis, record it for alerting, evaluate until caught up."""
+    out: list[AlertRecord] = []
+    for batch in plan:
+        await apply(store, batch)
+        await eng.observe(batch)
+        while True:
+            ev = await eng.evaluate()
+            out += ev.alerts
+            if not ev.behind:
+                break
+    return out
+
+
+async def test_watermark_is_the_slowest_moving_partition_less_the_lateness(
+    trends: TrendStore,
+) -> None:
+    events = make_events(1, 5, partitions=2)
+    clock = FakeClock()
+    eng = engine(trends, clock=clock, partitions=3)  # news:2 never reports
+    p0 = [e for e in events if e.origin.partition == 0]
+    p1 = [e for e in events if e.origin.partition == 1]
+    await eng.observe(p0)
+    await eng.observe(p1[: len(p1) // 2])
+    assert await eng.events.watermark_ms(clock()) is None  # waiting for news:2
+    clock.ms += trends._s.alert_idle_partition_s * 1000 / 2
+    await eng.observe(p0)
+    await eng.observe(p1[: len(p1) // 2])
+    clock.ms += trends._s.alert_idle_partition_s * 1000 / 2 + 1
+    lateness = trends._s.alert_allowed_lateness_s * 1000
+    slow = p1[len(p1) // 2 - 1].event_time.timestamp() * 1000
+    assert await eng.events.watermark_ms(clock()) == pytest.approx(slow - lateness)
+    # Partition 1 stops moving; after the idle time it no longer holds the watermark.
+    clock.ms += trends._s.alert_idle_partition_s * 1000 + 1
+    await eng.observe(p1[len(p1) // 2:])  # partition 1 moves on; partition 0 is idle
+    newest1 = p1[-1].event_time.timestamp() * 1000
+    assert await eng.events.watermark_ms(clock()) == pytest.approx(newest1 - lateness)
+    clock.ms += trends._s.alert_idle_partition_s * 1000 + 1
+    newest = max(e.event_time.timestamp() * 1000 for e in events)
+    # Everything idle: the newest time wins.
+    assert await eng.events.watermark_ms(clock()) == pytest.approx(newest - lateness)
+
+
+async def test_closed_bucket_reads_merge_partitions(trends: TrendStore) -> None:
+    events = make_events(2, 3, partitions=3)
+    await apply(trends, events)
+    eng = engine(trends)
+    expected = bucket_counts(events)
+    starts = sorted(expected)
+    got = await eng.events.read_buckets(starts)
+    for b in starts:
+        assert {k: v for k, v in got[b].items() if v[0]} == expected[b]
+
+
+async def test_alerts_match_the_offline_detector_and_do_not_depend_on_batching(
+    redis_url: str, tmp_path: Path
+) -> None:
+    events = make_events(3, 30, spike_at_min=20, spike_per_min=60, partitions=3)
+    schema = json.loads(next(p for p in export_schemas(tmp_path)
+                             if p.name == "alert.schema.json").read_text())
+    runs = []
+    for seed, size in ((1, 5), (2, 200)):  # "slow" and "fast" replays
+        store = TrendStore.connect(alert_settings(redis_url))
+        try:
+            eng = engine(store)
+            alerts = await drive(eng, store, batches(events, seed, size))
+            cursor = await eng.store.cursor()
+        finally:
+            await store.close()
+        assert cursor is not None
+        runs.append(([a.alert_id for a in alerts], cursor, alerts))
+    (ids_a, cur_a, alerts), (ids_b, cur_b, _) = runs
+    assert cur_a == cur_b
+    assert ids_a == ids_b == offline_ids(alert_settings(redis_url), events, cur_a)
+    fired = [a for a in alerts if a.kind == "fired" and a.scope == "ticker"]
+    assert fired, ids_a
+    rec = fired[0]
+    jsonschema.validate(json.loads(rec.model_dump_json()), schema)
+    assert rec.key == "XOM" and rec.evidence
+    assert all(e.snippet.startswith("Crude slumps") for e in rec.evidence)
+    spike_start = events[0].event_time.replace(minute=20, second=0).timestamp()
+    assert rec.first_event_time is not None
+    assert rec.first_event_time.timestamp() >= spike_start - 60
+    assert rec.detection_delay_ms is not None and 0 < rec.detection_delay_ms < 60_000
+
+
+async def test_two_concurrent_workers_never_emit_the_same_alert_twice(
+    redis_url: str,
+) -> None:
+    events = make_events(4, 30, spike_at_min=20, spike_per_min=80, partitions=2)
+    settings = alert_settings(redis_url)
+    stores = [TrendStore.connect(settings) for _ in range(2)]
+    try:
+        engines = [engine(s, f"w{i}", partitions=2) for i, s in enumerate(stores)]
+        claimed: list[AlertRecord] = []
+        for batch in batches(events, 9, 40):
+            await apply(stores[0], batch)
+            await engines[0].observe(batch)
+            for _ in range(3):  # both race for the same closed buckets
+                results = await asyncio.gather(*(e.evaluate() for e in engines))
+                claimed += [a for r in results for a in r.alerts]
+        cursor = await engines[0].store.cursor()
+        outbox = await engines[0].store.pending("kafka", limit=1000)
+        conflicts = sum(e.metrics.conflicts._value.get() for e in engines)
+    finally:
+        for s in stores:
+            await s.close()
+    ids = [a.alert_id for a in claimed]
+    assert len(ids) == len(set(ids))
+    assert cursor is not None
+    assert sorted(ids) == sorted(offline_ids(settings, events, cursor))
+    assert [a.alert_id for a in outbox] == ids  # outbox in claim order
+    assert {a.worker for a in claimed} <= {"w0", "w1"}
+    assert conflicts > 0  # they really raced
+
+
+async def test_a_claimed_alert_id_is_refused_a_second_time(trends: TrendStore) -> None:
+    events = make_events(5, 30, spike_at_min=20, spike_per_min=80)
+    eng = engine(trends, partitions=2)
+    alerts = await drive(eng, trends, batches(events, 1, 100))
+    assert alerts
+    snap = await eng.store.snapshot()
+    assert snap.cursor is not None and snap.origin is not None
+    again = await eng.store.commit(
+        expected_cursor=snap.cursor, cursor=snap.cursor, origin=snap.origin, changed={},
+        removed=[], alerts=alerts[:1], webhook=False, webhook_max_pending=10,
+    )
+    assert again.committed and again.claimed == ()
+    assert await eng.store.claim_status(alerts[0].alert_id) == "pending"
+    await eng.store.delivered("kafka", alerts[0].alert_id)
+    assert await eng.store.claim_status(alerts[0].alert_id) == "delivered"
+    pending = [a.alert_id for a in await eng.store.pending("kafka")]
+    assert alerts[0].alert_id not in pending
+    # A stale cursor (another worker moved on) is refused as a whole.
+    stale = await eng.store.commit(
+        expected_cursor=snap.cursor - 10, cursor=snap.cursor, origin=snap.origin,
+        changed={}, removed=[], alerts=[], webhook=False, webhook_max_pending=10,
+    )
+    assert not stale.committed
+
+
+async def test_a_worker_restarting_mid_stream_continues_from_the_shared_state(
+    redis_url: str,
+) -> None:
+    events = make_events(6, 30, spike_at_min=20, spike_per_min=80, partitions=2)
+    settings = alert_settings(redis_url)
+    plan = batches(events, 3, 50)
+    store = TrendStore.connect(settings)
+    try:
+        first = await drive(engine(store, "before", partitions=2), store, plan[: len(plan) // 2])
+        second = await drive(engine(store, "after", partitions=2), store, plan[len(plan) // 2:])
+        cursor = await engine(store, partitions=2).store.cursor()
+    finally:
+        await store.close()
+    assert cursor is not None
+    assert [a.alert_id for a in first + second] == offline_ids(settings, events, cursor)
