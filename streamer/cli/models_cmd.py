@@ -42,7 +42,7 @@ def models() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder with tfn-sentiment/, phrasebank/, reuters-topics/ train.csv "
-    "[default: $STREAMER_DATA_DIR or ../shared/data beside the repo].",
+    "[default: $STREAMER_LABELLED_DATA_DIR or ../shared/data beside the repo].",
 )
 @click.option("--base", default=None, help="Pretrained encoder: local dir or hub id "
               "[default: the packaged all-MiniLM-L6-v2].")

@@ -27,7 +27,8 @@ from streamer.score.base import Source
 
 Head = Literal["sentiment", "topic"]
 HEADS: tuple[Head, ...] = ("sentiment", "topic")
-DATA_ENV = "STREAMER_DATA_DIR"
+# The same variable as Settings.labelled_data_dir (STREAMER_DATA_DIR is the stack's data).
+DATA_ENV = "STREAMER_LABELLED_DATA_DIR"
 
 
 class DataError(ValueError):
@@ -90,7 +91,7 @@ class SplitData(BaseModel):
 
 
 def default_data_dir() -> Path:
-    """``$STREAMER_DATA_DIR``, else the ``shared/data`` folder beside the repository root."""
+    """``$STREAMER_LABELLED_DATA_DIR``, else ``shared/data`` beside the repository root."""
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env)

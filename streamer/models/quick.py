@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import time
 from pathlib import Path
 
 from streamer.models.bundle import BundleError, load_bundle
-from streamer.models.data import DATA_ENV
 from streamer.models.progress import Reporter
 from streamer.score.base import ScorerError
 from streamer.settings import Settings
@@ -28,11 +26,6 @@ DEFAULT_BUNDLE = "default"
 def default_bundle_path(settings: Settings) -> Path:
     """``STREAMER_BUNDLE_DIR`` when set, else ``<cache>/bundles/default``."""
     return settings.bundle_dir or settings.bundles_dir / DEFAULT_BUNDLE
-
-
-def quick_data_dir(settings: Settings) -> Path:
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else settings.labelled_data_dir
 
 
 def ensure_default_bundle(
@@ -82,7 +75,7 @@ def ensure_default_bundle(
         start = time.perf_counter()
         cfg = profile_config(
             "quick",
-            data_dir or quick_data_dir(settings),
+            data_dir or settings.labelled_data_dir,
             path,
             threads=threads,
             command="streamer (first run: quick default bundle)",

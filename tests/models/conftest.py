@@ -30,7 +30,7 @@ class TinyBuild:
 def data_dir() -> Path:
     path = default_data_dir()
     if not (path / "tfn-sentiment" / "train.csv").is_file():
-        unavailable(f"labelled data not found at {path}; set STREAMER_DATA_DIR")
+        unavailable(f"labelled data not found at {path}; set STREAMER_LABELLED_DATA_DIR")
     return path
 
 
