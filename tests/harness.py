@@ -35,6 +35,7 @@ class Namespace:
     data_dir: Path
     uid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     partitions: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         return {
@@ -50,6 +51,7 @@ class Namespace:
             "STREAMER_DATA_DIR": str(self.data_dir),
             "STREAMER_SCORER": "baseline",
             "STREAMER_COMMIT_INTERVAL_S": "0.5",
+            **self.extra_env,
         }
 
     def settings(self) -> Settings:
