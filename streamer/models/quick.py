@@ -28,6 +28,14 @@ def default_bundle_path(settings: Settings) -> Path:
     return settings.bundle_dir or settings.bundles_dir / DEFAULT_BUNDLE
 
 
+def _complete(path: Path) -> bool:
+    try:
+        load_bundle(path, verify=())
+    except BundleError:
+        return False
+    return True
+
+
 def ensure_default_bundle(
     settings: Settings,
     data_dir: Path | None = None,
@@ -44,21 +52,15 @@ def ensure_default_bundle(
         load_bundle(path, verify=())  # raises BundleError naming the problem
         log.info("model bundle: %s (configured)", path)
         return path
-    try:
-        load_bundle(path, verify=())
+    if _complete(path):
         log.info("model bundle: %s (cached)", path)
         return path
-    except BundleError:
-        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     with (path.parent / f".{path.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building it right now
-        try:
-            load_bundle(path, verify=())
+        if _complete(path):
             log.info("model bundle: %s (built by another process)", path)
             return path
-        except BundleError:
-            pass
         try:
             from streamer.models.build import build_bundle, profile_config
         except ImportError as exc:  # pragma: no cover - depends on the install
