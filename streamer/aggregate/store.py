@@ -96,6 +96,12 @@ class WindowCounts:
         else:
             self.prob_sums[label] = self.prob_sums.get(label, 0.0) + float(value)
 
+    def merge(self, other: WindowCounts) -> None:
+        for label, n in other.counts.items():
+            self.counts[label] = self.counts.get(label, 0) + n
+        for label, p in other.prob_sums.items():
+            self.prob_sums[label] = self.prob_sums.get(label, 0.0) + p
+
 
 @dataclass(frozen=True)
 class PartitionCounts:
@@ -234,19 +240,35 @@ class TrendStore:
         self, start_s: float, end_s: float, scopes: Iterable[Scope] = ("all", "topic", "ticker")
     ) -> dict[tuple[str, str], WindowCounts]:
         """Every scope key's counts over buckets whose start lies in [start_s, end_s]."""
+        out: dict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
+        for keys in (await self.buckets(start_s, end_s, scopes)).values():
+            for key, wc in keys.items():
+                out[key].merge(wc)
+        return dict(out)
+
+    async def buckets(
+        self, start_s: float, end_s: float, scopes: Iterable[Scope] = ("all", "topic", "ticker")
+    ) -> dict[int, dict[tuple[str, str], WindowCounts]]:
+        """Per bucket start in [start_s, end_s], every scope key's counts (all partitions)."""
         wanted = set(scopes)
         tags = await self.partitions()
+        starts = self._bucket_starts(start_s, end_s)
         pipe = self._r.pipeline(transaction=False)
-        for tag in tags:
-            for start in self._bucket_starts(start_s, end_s):
+        for start in starts:
+            for tag in tags:
                 pipe.hgetall(self.keys.bucket(tag, start))
-        out: dict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
-        for bucket in await pipe.execute():
-            for name, value in bucket.items():
-                scope, key, metric, label = parse_field(name)
-                if scope in wanted:
-                    out[(scope, key)].add(metric, label, value)
-        return dict(out)
+        rows = await pipe.execute()
+        out: dict[int, dict[tuple[str, str], WindowCounts]] = {}
+        for i, start in enumerate(starts):
+            keys: dict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
+            for bucket in rows[i * len(tags):(i + 1) * len(tags)]:
+                for name, value in bucket.items():
+                    scope, key, metric, label = parse_field(name)
+                    if scope in wanted:
+                        keys[(scope, key)].add(metric, label, value)
+            if keys:
+                out[start] = dict(keys)
+        return out
 
     async def series(
         self, scope: Scope, key: str, start_s: float, end_s: float, labels: Iterable[str]

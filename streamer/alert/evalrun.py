@@ -33,7 +33,7 @@ from streamer.alert.follow import read_alerts
 from streamer.alert.record import AlertRecord
 from streamer.alert.store import AlertStore
 from streamer.alert.synth import StreamLine
-from streamer.detect.core import DetectorParams
+from streamer.detect.core import Buckets, DetectorParams, ScopeKey
 from streamer.detect.offline import detect, score_buckets
 from streamer.kafka import ensure_topics, make_producer
 from streamer.produce.demo import SpikeLabel
@@ -225,12 +225,31 @@ class EvalResult(BaseModel):
     pipeline_only: list[str] = []
 
 
+async def scored_buckets(settings: Settings, labels: list[SpikeLabel]) -> Buckets:
+    """The pipeline's own counts (from Redis) of each labelled key, from a baseline span
+    before its onset to its end: what the scorer made of the spike, for its share."""
+    store = TrendStore.connect(settings)
+    out: dict[int, dict[ScopeKey, tuple[int, int]]] = {}
+    try:
+        for lb in labels:
+            key = (lb.scope, lb.key)
+            rows = await store.buckets(lb.start.timestamp() - settings.alert_baseline_s,
+                                       lb.end.timestamp(), scopes=[lb.scope])
+            for b, keys in rows.items():
+                if (wc := keys.get(key)) is not None:
+                    out.setdefault(b, {})[key] = (wc.total, wc.counts.get("negative", 0))
+    finally:
+        await store.close()
+    return out
+
+
 def score(labels: list[SpikeLabel], records: list[AlertRecord], lines: list[StreamLine],
-          settings: Settings) -> EvalReport:
+          settings: Settings, buckets: Buckets | None = None) -> EvalReport:
     times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
     p = DetectorParams.from_settings(settings)
     return evaluate(labels, to_detected(records), span=(min(times), max(times)),
-                    warmup_s=p.warmup_s + p.buckets * p.bucket_s)
+                    warmup_s=p.warmup_s + p.buckets * p.bucket_s, buckets=buckets,
+                    bucket_s=p.bucket_s, baseline_s=p.baseline_s)
 
 
 async def prepare(ns: EvalNamespace) -> None:

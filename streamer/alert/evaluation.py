@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from streamer.detect.core import Buckets
 from streamer.produce.demo import SpikeLabel
 
 
@@ -40,6 +41,17 @@ class SpikeResult(BaseModel):
     delay_s: float | None = None
     alert_id: str | None = None
     severity: str | None = None
+    baseline_share: float | None = Field(
+        None, description="Scored negative share of the key over the baseline span before onset.")
+    spike_share: float | None = Field(
+        None, description="Scored negative share of the key from onset to the spike's end.")
+
+    @property
+    def ratio(self) -> float | None:
+        """How many times the baseline share the spike's share is (None: unknown)."""
+        if self.spike_share is None or not self.baseline_share:
+            return None
+        return self.spike_share / self.baseline_share
 
 
 class FalseAlert(BaseModel):
@@ -71,9 +83,12 @@ class EvalReport(BaseModel):
         n = sum(1 for f in self.false_alerts if scope is None or f.scope == scope)
         return n / self.calm_hours if self.calm_hours > 0 else 0.0
 
-    def qualifying(self, min_per_min: float = 20.0) -> list[SpikeResult]:
-        """Spikes the target covers: at least ``min_per_min`` spike messages a minute."""
-        return [s for s in self.spikes if s.per_min >= min_per_min]
+    def qualifying(self, min_per_min: float = 20.0, min_ratio: float = 3.0
+                   ) -> list[SpikeResult]:
+        """Spikes the target covers: at least ``min_per_min`` spike messages a minute and
+        a negative share at least ``min_ratio`` times the baseline's (when known)."""
+        return [s for s in self.spikes if s.per_min >= min_per_min
+                and (s.ratio is None or s.ratio >= min_ratio)]
 
 
 def _intervals_union(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -86,6 +101,16 @@ def _intervals_union(intervals: Iterable[tuple[float, float]]) -> list[tuple[flo
     return out
 
 
+def _share(buckets: Buckets, key: tuple[str, str], t0: float, t1: float) -> float | None:
+    """Negative share of ``key`` over the buckets that start in [t0, t1)."""
+    n = neg = 0
+    for b, keys in buckets.items():
+        if t0 <= b < t1 and key in keys:
+            n += keys[key][0]
+            neg += keys[key][1]
+    return neg / n if n else None
+
+
 def evaluate(
     labels: list[SpikeLabel],
     alerts: Iterable[Detected],
@@ -94,12 +119,17 @@ def evaluate(
     warmup_s: float,
     match_after_s: float = 90.0,
     calm_gap_s: float = 900.0,
+    buckets: Buckets | None = None,
+    bucket_s: int = 10,
+    baseline_s: float = 1800.0,
 ) -> EvalReport:
     """Match each labelled spike with the first fired (or escalated) alert on its scope
     key detected in [start, end + match_after_s]; fired alerts outside every spike's
     [start - match_after_s, end + calm_gap_s] (any key: a burst about one company also
     moves the tickers its headlines name) are false. Calm hours are the span minus the
-    warm-up and those spike intervals."""
+    warm-up and those spike intervals. With the scored ``buckets``, each spike also gets
+    its key's negative share over ``baseline_s`` before onset and during the spike, which
+    decides whether the target covers it (:meth:`EvalReport.qualifying`)."""
     fired = sorted((a for a in alerts if a.kind in ("fired", "escalated")),
                    key=lambda a: a.detected_s)
     results = []
@@ -108,12 +138,18 @@ def evaluate(
         match = next((a for a in fired if a.scope == lb.scope and a.key == lb.key
                       and start <= a.detected_s <= end + match_after_s), None)
         minutes = max((end - start) / 60.0, 1e-9)
+        before = after = None
+        if buckets is not None:
+            key, onset_bucket = (lb.scope, lb.key), start - start % bucket_s
+            before = _share(buckets, key, start - baseline_s, onset_bucket)
+            after = _share(buckets, key, onset_bucket, end)
         results.append(SpikeResult(
             scope=lb.scope, key=lb.key, start=lb.start, end=lb.end, messages=lb.messages,
             per_min=lb.messages / minutes, caught=match is not None,
             delay_s=None if match is None else match.detected_s - start,
             alert_id=None if match is None else match.alert_id,
             severity=None if match is None else match.severity,
+            baseline_share=before, spike_share=after,
         ))
     busy = _intervals_union(
         [(span[0], span[0] + warmup_s)]

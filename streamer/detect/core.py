@@ -42,6 +42,8 @@ Severity = Literal["warning", "major", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("warning", "major", "critical")
 AlertKind = Literal["fired", "escalated", "resolved"]
 ScopeKey = tuple[str, str]
+# Per bucket start, per scope key: (messages, negatives).
+Buckets = dict[int, dict[ScopeKey, tuple[int, int]]]
 ALL: ScopeKey = ("all", "all")
 # Weight (in messages) of the global share used as a prior for a key's baseline share:
 # a key seen for the first time starts at the stream's overall negative share.

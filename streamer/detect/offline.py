@@ -12,13 +12,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from streamer.alert.evaluation import Detected
-from streamer.detect.core import Detector, DetectorParams, ScopeKey
+from streamer.detect.core import Buckets, Detector, DetectorParams, ScopeKey
 from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
 from streamer.schemas import Event, Origin
 from streamer.score.base import Scorer
 from streamer.settings import Settings
-
-Buckets = dict[int, dict[ScopeKey, tuple[int, int]]]
 
 
 def score_buckets(

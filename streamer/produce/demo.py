@@ -155,20 +155,22 @@ class DemoGenerator:
             return "negative"
         return "positive" if r < self.cfg.base_negative + 0.3 else "neutral"
 
-    def _fill(self, template: str, topic: str) -> tuple[str, str]:
-        co, ticker = self.rng.choice(COMPANIES[topic])
+    def _fill(self, template: str, topic: str, ticker: str | None = None) -> tuple[str, str]:
+        pairs = COMPANIES[topic]
+        # A given ticker names its own company in the text (a spike "on XOM" says Exxon).
+        own = [p for p in pairs if p[1] == ticker]
+        co, found = self.rng.choice(own or pairs)
         others = [c for c, _ in COMPANIES[topic] if c != co] or [co]
         text = template.format(
             co=co, co2=self.rng.choice(others), pct=self.rng.randint(2, 18),
             bn=self.rng.randint(2, 60), small=round(self.rng.uniform(0.2, 9.9), 2),
             day=self.rng.choice(["Monday", "Tuesday", "Wednesday", "Thursday"]),
         )
-        return text, ticker
+        return text, ticker or found
 
     def news(self, when: datetime, topic: str, sentiment: Sentiment,
              ticker: str | None = None) -> DemoMessage:
-        text, found = self._fill(self.rng.choice(NEWS[topic][sentiment]), topic)
-        ticker = ticker or found
+        text, ticker = self._fill(self.rng.choice(NEWS[topic][sentiment]), topic, ticker)
         payload = {
             "id": self._id("n"), "source": self.rng.choice(["wire-a", "wire-b", "newsdesk"]),
             "headline": text, "tickers": [ticker], "published_at": when.isoformat(),
