@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from agents.commit_gate import CommitGate
@@ -13,6 +12,7 @@ from streamer.batch import BatchProcessor
 from streamer.latency import Clock, LatencyRecorder
 from streamer.metrics import Metrics
 from streamer.score import Scorer
+from streamer.score.pool import ScoringPool
 from streamer.settings import Settings
 
 # Consume stamps wait here from the moment Faust receives a record until its batch
@@ -39,7 +39,7 @@ class Runtime:
     scorer: Scorer
     store: TrendStore
     processor: BatchProcessor
-    executor: ThreadPoolExecutor
+    pool: ScoringPool
     metrics: Metrics
     clock: Clock
     latency: LatencyRecorder
@@ -54,13 +54,14 @@ class Runtime:
         metrics = Metrics()
         latency = LatencyRecorder()
         store = TrendStore.connect(settings)
-        executor = ThreadPoolExecutor(settings.infer_threads, thread_name_prefix="score")
+        pool = ScoringPool(scorer, threads=settings.infer_threads,
+                           queue_depth=settings.score_queue_depth, gauge=metrics.score_in_flight)
         processor = BatchProcessor(
-            settings, scorer, store, executor, clock=clock, metrics=metrics, latency=latency
+            settings, pool, store, clock=clock, metrics=metrics, latency=latency
         )
         metrics.backend.labels(scorer.name).set(1)
         worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
         return cls(
-            settings, scorer, store, processor, executor, metrics, clock, latency,
+            settings, scorer, store, processor, pool, metrics, clock, latency,
             worker_id=worker_id,
         )

@@ -37,6 +37,10 @@ class Metrics:
         self.backend = Gauge(
             "streamer_scorer_info", "Live scorer (value 1)", ["scorer"], registry=r
         )
+        self.score_in_flight = Gauge(
+            "streamer_score_in_flight", "Batches running or queued for a scoring thread",
+            registry=r,
+        )
         self.redis_retries = Counter(
             "streamer_redis_retries", "Redis write retries", registry=r
         )

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     infer_threads: int = Field(
         1, ge=1, description="Worker threads for tokenization+inference (off the event loop)."
     )
+    score_queue_depth: int = Field(
+        2, ge=0, description="Batches that may wait for a scoring thread; beyond that the "
+        "agents wait (backpressure) instead of queueing without bound.",
+    )
     commit_interval_s: float = Field(1.0, gt=0, description="Kafka offset commit interval.")
     worker_id: str | None = Field(None, description="Worker name in metrics; default host-pid.")
     latency_push_interval_s: float = Field(

@@ -7,10 +7,8 @@ aggregates to Redis exactly once per input offset.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +19,8 @@ from streamer.latency import Clock, LatencyRecorder
 from streamer.metrics import Metrics
 from streamer.schemas import DeadLetter, Event, Origin, Prediction, ScoredEvent, Stamps
 from streamer.schemas.events import Kind
-from streamer.score import BatchScores, Scorer
+from streamer.score import BatchScores
+from streamer.score.pool import ScoringPool
 from streamer.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,9 +55,8 @@ class BatchProcessor:
     def __init__(
         self,
         settings: Settings,
-        scorer: Scorer,
+        pool: ScoringPool,
         store: TrendStore,
-        executor: Executor,
         *,
         tickers: TickerExtractor | None = None,
         clock: Clock | None = None,
@@ -66,9 +64,9 @@ class BatchProcessor:
         latency: LatencyRecorder | None = None,
     ) -> None:
         self.settings = settings
-        self.scorer = scorer
+        self.pool = pool
+        self.scorer = pool.scorer
         self.store = store
-        self.executor = executor
         self.tickers = tickers or TickerExtractor.from_csv(
             settings.symbols_file, max_tickers=settings.max_tickers_per_event
         )
@@ -138,11 +136,8 @@ class BatchProcessor:
         )
 
     async def _score(self, events: list[Event]) -> BatchScores | None:
-        loop = asyncio.get_running_loop()
-        texts = [e.text for e in events]
-        kinds = [e.kind for e in events]
         try:
-            return await loop.run_in_executor(self.executor, self.scorer.score, texts, kinds)
+            return await self.pool.score([e.text for e in events], [e.kind for e in events])
         except Exception:
             log.exception("scoring a batch of %d failed; retrying one by one", len(events))
             return None
