@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from streamer.cli.alerts_cmd import alerts, trends
+from streamer.cli.bench_cmd import bench
 from streamer.cli.config_cmd import config
 from streamer.cli.eval_cmd import eval_alerts, eval_stream
 from streamer.cli.models_cmd import models
@@ -28,7 +29,7 @@ def cli() -> None:
 
 for _command in (
     run_demo, worker, replay, demo, alerts, trends, eval_alerts, eval_stream, models, schema,
-    summary, stack, config,
+    summary, stack, config, bench,
 ):
     cli.add_command(_command)
 

@@ -122,3 +122,13 @@ def bucketed_batches(
     if current:
         groups.append((np.asarray(current, dtype=np.int64), current_len))
     return groups
+
+
+def plain_batches(ids: Sequence[Sequence[int]], max_batch: int | None = None
+                  ) -> list[tuple[np.ndarray, int]]:
+    """Input order, each slice padded to its own longest row (``padding=True``): the
+    unbucketed baseline that :func:`bucketed_batches` is measured against."""
+    step = max_batch or max(1, len(ids))
+    return [(np.arange(i, min(i + step, len(ids)), dtype=np.int64),
+             max(len(s) for s in ids[i:i + step]))
+            for i in range(0, len(ids), step)]

@@ -16,7 +16,13 @@ import numpy as np
 
 from streamer.models.bundle import Bundle, BundleError, load_bundle
 from streamer.models.manifest import Device
-from streamer.models.tokenize import DEFAULT_BUCKETS, SourceTokenizers, bucketed_batches, pad_batch
+from streamer.models.tokenize import (
+    DEFAULT_BUCKETS,
+    SourceTokenizers,
+    bucketed_batches,
+    pad_batch,
+    plain_batches,
+)
 from streamer.score.base import BatchScores, Source
 
 _WARMUP_TEXTS = (
@@ -37,6 +43,8 @@ class OnnxScorer:
 
     ``variant='auto'`` takes the manifest's CUDA default (FP16) when onnxruntime has CUDA,
     else its CPU default (an INT8 student). ``max_group`` bounds one session call's rows.
+    ``bucketing=False`` pads each slice of the input to its longest row instead (the
+    benchmark's baseline).
     """
 
     def __init__(
@@ -46,6 +54,7 @@ class OnnxScorer:
         intra_op_threads: int = 1,
         buckets: Sequence[int] = DEFAULT_BUCKETS,
         max_group: int = 64,
+        bucketing: bool = True,
     ) -> None:
         # Cheap checks on everything first; the sha of the chosen variant once it is known.
         bundle = load_bundle(bundle_dir, verify=())
@@ -68,6 +77,7 @@ class OnnxScorer:
         # Buckets beyond the longest truncation never occur; keep the list tight.
         self._buckets = (*(b for b in buckets if b < max_len), max_len)
         self._max_group = max_group
+        self._bucketing = bucketing
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._sentiment = manifest.head("sentiment")
         self._topic = manifest.head("topic")
@@ -99,7 +109,9 @@ class OnnxScorer:
         ids = self._tokenizers.encode(texts, sources)
         t1 = time.perf_counter()
         padded = 0
-        for rows, length in bucketed_batches(ids, self._buckets, self._max_group):
+        groups = (bucketed_batches(ids, self._buckets, self._max_group) if self._bucketing
+                  else plain_batches(ids, self._max_group))
+        for rows, length in groups:
             input_ids, mask = pad_batch([ids[i] for i in rows], length, self._tokenizers.pad_id)
             padded += input_ids.size
             feed = {"input_ids": input_ids, "attention_mask": mask}

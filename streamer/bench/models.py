@@ -1,0 +1,254 @@
+"""The inference benchmark: the naive path against the engine, same run, same texts.
+
+Every path scores the same realistic texts (a fixed sample of the bundle's validation
+split: finance tweets as chat, news sentences and Reuters stories as news, in their
+natural shares), end to end per call: tokenization included.
+
+* **naive**: what a user writes first: transformers ``AutoModel`` (PyTorch FP32, the
+  6-layer teacher), tokenizer and model called once per message.
+* **teacher ONNX FP32**, batched, each batch padded to its longest row.
+* **student ONNX INT8** without bucketing (padded to the batch's longest row) and with
+  bucketing (sorted by length, padded to bucket boundaries): the deployed path.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from streamer.models.bundle import load_bundle
+from streamer.models.card import Machine, machine_info
+from streamer.models.data import Example
+
+BATCHES: tuple[int, ...] = (1, 8, 32, 128)
+NAIVE = "naive: transformers PyTorch FP32, one message per call"
+
+
+class Cell(BaseModel):
+    path: str
+    variant: str
+    batch: int
+    messages: int
+    msgs_per_s: float
+    p50_ms: float = Field(description="Median wall time of one call (one batch).")
+    p99_ms: float
+    speedup: float | None = Field(None, description="msgs/s over the naive path's.")
+
+
+class ModelBench(BaseModel):
+    command: str
+    date: str
+    machine: Machine
+    cpu: str
+    threads: int
+    bundle: str
+    texts: int
+    chat_share: float
+    mean_tokens: float
+    cells: list[Cell]
+    versions: dict[str, str]
+    notes: list[str] = Field(default_factory=list)
+
+    def best(self, path: str) -> Cell | None:
+        cells = [c for c in self.cells if c.path == path]
+        return max(cells, key=lambda c: c.msgs_per_s) if cells else None
+
+
+ScoreFn = Callable[[Sequence[str], Sequence[str]], object]
+
+
+def time_calls(fn: ScoreFn, texts: Sequence[str], sources: Sequence[str], batch: int,
+               *, warmup: int = 2) -> tuple[float, list[float]]:
+    """Score ``texts`` in consecutive calls of ``batch``; (msgs/s, per-call seconds)."""
+    calls = [(i, min(i + batch, len(texts))) for i in range(0, len(texts), batch)]
+    for a, b in calls[:warmup]:
+        fn(texts[a:b], sources[a:b])
+    took = []
+    t_all = time.perf_counter()
+    for a, b in calls:
+        t0 = time.perf_counter()
+        fn(texts[a:b], sources[a:b])
+        took.append(time.perf_counter() - t0)
+    return len(texts) / (time.perf_counter() - t_all), took
+
+
+def naive_scorer(bundle_dir: Path, max_length: dict[str, int], threads: int
+                 ) -> tuple[ScoreFn, str]:
+    """The teacher as a user would first run it: transformers, FP32, one text per call.
+
+    Uses the bundle's PyTorch teacher when the build kept it, else the base encoder with
+    fresh heads (the same architecture, so the same cost)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from streamer.models.encoder import default_base
+    from streamer.models.heads import load_model
+
+    torch.set_num_threads(threads)
+    teacher_dir = bundle_dir / "_work" / "models" / "teacher"
+    if teacher_dir.is_dir():
+        model, meta = load_model(teacher_dir)
+        encoder, heads, what = model.encoder, model.heads, "the bundle's teacher"
+        tok_src = str(teacher_dir / "encoder")
+        if not (teacher_dir / "encoder" / "tokenizer.json").exists():
+            tok_src = meta.base
+    else:
+        base = default_base()
+        encoder = AutoModel.from_pretrained(base)
+        hidden = int(encoder.config.hidden_size)
+        heads = torch.nn.ModuleDict({"sentiment": torch.nn.Linear(hidden, 3),
+                                     "topic": torch.nn.Linear(hidden, 8)})
+        what, tok_src = "the base encoder + fresh heads (no teacher checkpoint kept)", base
+    tokenizer = AutoTokenizer.from_pretrained(tok_src)
+    encoder.eval()
+
+    def score(texts: Sequence[str], sources: Sequence[str]) -> object:
+        out = []
+        with torch.inference_mode():
+            for text, src in zip(texts, sources, strict=True):
+                enc = tokenizer(text, truncation=True, max_length=max_length.get(src, 128),
+                                return_tensors="pt")
+                hidden = encoder(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                vec = (hidden * mask).sum(1) / mask.sum(1)
+                out.append({h: torch.softmax(heads[h](vec), -1) for h in heads})
+        return out
+
+    return score, what
+
+
+def _cell(path: str, variant: str, batch: int, n: int, rate: float, took: list[float]
+          ) -> Cell:
+    ms = np.asarray(took) * 1000.0
+    return Cell(path=path, variant=variant, batch=batch, messages=n,
+                msgs_per_s=round(rate, 1), p50_ms=round(float(np.percentile(ms, 50)), 3),
+                p99_ms=round(float(np.percentile(ms, 99)), 3))
+
+
+def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
+        batches: Sequence[int] = BATCHES, naive_texts: int = 256, command: str = "",
+        include_naive: bool = True,
+        progress: Callable[[str], None] | None = None) -> ModelBench:
+    """Every path over the same texts; ``naive_texts`` bounds the slow naive path's."""
+    from streamer.score.onnx_scorer import OnnxScorer
+
+    bundle = load_bundle(bundle_dir, verify=())
+    manifest = bundle.manifest
+    texts = [e.text for e in examples]
+    sources = [e.source for e in examples]
+    say = progress or (lambda _msg: None)
+    cells: list[Cell] = []
+    notes: list[str] = []
+
+    if include_naive:
+        say(NAIVE)
+        fn, what = naive_scorer(bundle_dir, manifest.max_length, threads)
+        k = min(naive_texts, len(texts))
+        rate, took = time_calls(fn, texts[:k], sources[:k], 1)
+        cells.append(_cell(NAIVE, "teacher (PyTorch)", 1, k, rate, took))
+        notes.append(f"naive path: {what}; torch threads {threads}")
+
+    teacher = next((v.name for v in manifest.variants
+                    if v.role == "teacher" and v.precision == "fp32"), None)
+    students = sorted((v for v in manifest.variants
+                       if v.role == "student" and v.precision == "int8"),
+                      key=lambda v: (v.name != manifest.default_variant.get("cpu"), -v.layers))
+    student = students[0].name if students else None  # the deployed one when it is a student
+    plan: list[tuple[str, str, bool]] = []
+    if teacher is not None:
+        plan.append(("teacher ONNX FP32, padded to the batch's longest", teacher, False))
+    else:
+        notes.append("the bundle has no FP32 teacher variant (quick profile): row left out")
+    if student is not None:
+        plan += [("student ONNX INT8, padded to the batch's longest", student, False),
+                 ("student ONNX INT8, length-bucketed (deployed)", student, True)]
+    for path, variant, bucketing in plan:
+        for batch in batches:
+            say(f"{path}, batch {batch}")
+            scorer = OnnxScorer(bundle_dir, variant=variant, intra_op_threads=threads,
+                                max_group=max(batch, 1), bucketing=bucketing)
+            scorer.warmup()
+            rate, took = time_calls(scorer.score, texts, sources, batch)  # type: ignore[arg-type]
+            cells.append(_cell(path, scorer.variant, batch, len(texts), rate, took))
+
+    naive = next((c for c in cells if c.path == NAIVE), None)
+    if naive is not None:
+        for c in cells:
+            c.speedup = round(c.msgs_per_s / naive.msgs_per_s, 2)
+
+    tokens = _mean_tokens(bundle.tokenizer_path, manifest.max_length, texts, sources)
+    from streamer.models.build import library_versions
+
+    return ModelBench(
+        command=command, date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=machine_info(), cpu=_cpu_model(), threads=threads, bundle=str(bundle_dir),
+        texts=len(texts), chat_share=round(sources.count("chat") / max(1, len(sources)), 3),
+        mean_tokens=round(tokens, 1), cells=cells, versions=library_versions(), notes=notes,
+    )
+
+
+def _mean_tokens(tokenizer: Path, max_length: dict[str, int], texts: Sequence[str],
+                 sources: Sequence[str]) -> float:
+    from streamer.models.tokenize import SourceTokenizers
+
+    ids = SourceTokenizers(tokenizer, max_length).encode(texts, sources)
+    return float(np.mean([len(x) for x in ids])) if ids else 0.0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def markdown(b: ModelBench) -> str:
+    lines = [
+        f"Command: `{b.command}`  ",
+        f"Machine: {b.cpu}, {b.machine.cpu_count} cores, {b.machine.system}; "
+        f"{b.threads} thread(s) for every path; {b.date}  ",
+        f"Texts: {b.texts} from the validation split ({b.chat_share:.0%} chat), "
+        f"{b.mean_tokens:.1f} tokens on average after truncation  ",
+        "",
+        "| path | variant | batch | msg/s | p50 ms/batch | p99 ms/batch | x naive |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for c in b.cells:
+        x = f"{c.speedup:.1f}" if c.speedup is not None else "-"
+        lines.append(f"| {c.path} | {c.variant} | {c.batch} | {c.msgs_per_s:,.0f} | "
+                     f"{c.p50_ms:.2f} | {c.p99_ms:.2f} | {x} |")
+    lines += ["", *(f"- {n}" for n in b.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def write(b: ModelBench, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "models-" + b.date[:10]
+    md, js = out / f"{stem}.md", out / f"{stem}.json"
+    md.write_text(markdown(b), "utf-8")
+    js.write_text(b.model_dump_json(indent=2), "utf-8")
+    return md, js
+
+
+def sample(bundle_dir: Path, n: int, seed: int = 0) -> list[Example]:
+    """``n`` validation rows of the bundle's own split (never trained on)."""
+    from streamer.models.card import speed_sample
+    from streamer.models.data import DatasetSpec, load_split
+
+    m = load_bundle(bundle_dir, verify=()).manifest
+    specs = [DatasetSpec(name=d.name, head=d.head, path=Path(d.file), source=d.source,
+                         label_map=d.label_mapping) for d in m.datasets]
+    split = load_split(specs, seed=m.build.seed, val_fraction=m.build.val_fraction)
+    return speed_sample(split.val, n, seed)
+
+
+__all__ = ["BATCHES", "Cell", "ModelBench", "markdown", "run", "sample", "write"]
