@@ -180,7 +180,7 @@ class Settings(BaseSettings):
         240, ge=0, description="Event-time history a scope needs before it may fire."
     )
     alert_z_threshold: float = Field(
-        4.5, gt=0, description="Fire: z of the window's negative share against the baseline "
+        4.0, gt=0, description="Fire: z of the window's negative share against the baseline "
         "(exact binomial tail, widened for the baseline's own uncertainty).",
     )
     alert_min_volume: int = Field(

@@ -95,7 +95,8 @@ def report_tables(report: EvalReport) -> tuple[Table, Table]:
 def targets_met(report: EvalReport) -> bool:
     q = report.qualifying()
     med = report.median_delay_s
-    return (all(s.caught for s in q) and med is not None and med <= 20.0
+    # A calm-only stream (no spikes) is judged on false alerts alone.
+    return (all(s.caught for s in q) and (med is None or med <= 20.0)
             and all(report.false_per_hour(sc) * 6 <= 1.0 for sc in ("topic", "ticker")))
 
 

@@ -67,7 +67,7 @@ class DetectorParams:
     window_s: int = 60
     baseline_s: float = 1_800.0
     warmup_s: int = 240
-    z_threshold: float = 4.5
+    z_threshold: float = 4.0
     min_volume: int = 8
     min_negatives: int = 5
     min_lift: float = 0.10
