@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from streamer.produce.demo import BAD_KINDS, DemoConfig, DemoGenerator
+from streamer.produce.demo import BAD_KINDS, DemoConfig, DemoGenerator, labelled_rows
 from streamer.produce.replay import count_lines, to_messages
 
 
@@ -65,3 +65,25 @@ def test_demo_bad_fraction_covers_every_kind_of_bad_input() -> None:
     bad = [m for m in msgs if m.bad]
     assert abs(len(bad) / len(msgs) - 0.05) < 0.01
     assert {m.bad for m in bad} == set(BAD_KINDS)
+
+
+def test_spike_news_on_a_ticker_names_that_tickers_company() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    msgs, labels = DemoGenerator(DemoConfig(start=start, spike_at_min=5, spike_minutes=2,
+                                            spike_per_min=50)).generate()
+    lb = next(lb for lb in labels if lb.scope == "ticker")
+    spike = [orjson.loads(m.value)["headline"] for m in msgs
+             if lb.start <= m.event_time < lb.end and m.tickers == ("XOM",)
+             and m.sentiment == "negative" and m.kind == "news"]
+    # Every negative energy-oil template names its company.
+    assert spike and all("Exxon Mobil" in h for h in spike)
+
+
+def test_labelled_rows_carry_what_each_message_was_generated_to_be() -> None:
+    msgs, _ = DemoGenerator(DemoConfig(bad_fraction=0.05, minutes=3)).generate()
+    rows = labelled_rows(msgs)
+    good = [m for m in msgs if not m.bad]
+    assert len(rows["sentiment"]) == len(good)
+    assert len(rows["topic"]) == sum(m.kind == "news" for m in good)
+    assert {label for _, label in rows["sentiment"]} == {"negative", "neutral", "positive"}
+    assert all(text.strip() for text, _ in rows["sentiment"])

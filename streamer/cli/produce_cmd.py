@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import click
 import orjson
 
 from streamer.cli.common import console, run, settings_with
-from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage
+from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage, labelled_rows
 from streamer.produce.replay import count_lines, to_messages
 from streamer.produce.sender import Outgoing, send_all
 from streamer.settings import Settings
@@ -69,11 +70,23 @@ def demo_options(f: Callable[..., None]) -> Callable[..., None]:
               help="Messages per second; 0 = as fast as possible.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Also write news.jsonl, chat.jsonl and spikes.json here.")
+@click.option("--labelled", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write sentiment.csv and topic.csv (text,label: what each message "
+              "was generated to be) here, for `streamer models eval`.")
 @click.option("--send/--no-send", default=True, show_default=True, help="Produce to Kafka.")
-def demo(rate: float, out: Path | None, send: bool, **options: object) -> None:
+def demo(rate: float, out: Path | None, labelled: Path | None, send: bool,
+         **options: object) -> None:
     """Generate the synthetic market stream (news + chat, an injected negative burst)."""
     settings = settings_with()
     messages, labels = DemoGenerator(demo_config(settings, **options)).generate()
+    if labelled is not None:
+        labelled.mkdir(parents=True, exist_ok=True)
+        for head, rows in labelled_rows(messages).items():
+            with (labelled / f"{head}.csv").open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["text", "label"])
+                writer.writerows(rows)
+            console.print(f"wrote {len(rows)} labelled rows to {labelled / f'{head}.csv'}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         for kind in ("news", "chat"):

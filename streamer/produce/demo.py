@@ -8,6 +8,7 @@ needs no external data. The spike's timing is returned as labels, for evaluation
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -262,3 +263,23 @@ class DemoGenerator:
                 when = out[min(at, len(out) - 1)].event_time if out else start
                 out.insert(at, self.bad(when))
         return out, labels
+
+
+def labelled_rows(messages: Iterable[DemoMessage]) -> dict[str, list[tuple[str, str]]]:
+    """``text,label`` rows per head from generated messages (what each was written to
+    be), for ``streamer models eval`` on texts no model build has seen: sentiment from
+    news and chat, topic from news (chat carries no topic)."""
+    rows: dict[str, list[tuple[str, str]]] = {"sentiment": [], "topic": []}
+    for m in messages:
+        if m.bad is not None or m.sentiment is None:
+            continue
+        obj = orjson.loads(m.value)
+        if m.kind == "news":
+            body = obj.get("body")
+            text = f"{obj['headline']}. {body}" if body else obj["headline"]
+        else:
+            text = obj["text"]
+        rows["sentiment"].append((text, m.sentiment))
+        if m.topic is not None:
+            rows["topic"].append((text, m.topic))
+    return rows
