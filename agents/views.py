@@ -41,4 +41,5 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             body = generate_latest(runtime.metrics.registry)
-            return self.bytes(body, content_type=CONTENT_TYPE_LATEST)
+            # aiohttp refuses a charset inside content_type; a header carries it whole.
+            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from harness import (
     read_topic,
     wait_consumed,
 )
+from prometheus_client.parser import text_string_to_metric_families
 from servers import console_consume
 
 from streamer.aggregate import TrendStore
@@ -68,8 +70,10 @@ def assert_exact(ns: Namespace, accs: list, n_messages: int, n_valid: int) -> No
 
 
 class Run:
-    def __init__(self, ns: Namespace, sent: list, valid_ids: set[str], n_bad: int) -> None:
+    def __init__(self, ns: Namespace, sent: list, valid_ids: set[str], n_bad: int,
+                 worker: WorkerProcess) -> None:
         self.ns, self.sent, self.valid_ids, self.n_bad = ns, sent, valid_ids, n_bad
+        self.worker = worker
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +92,7 @@ def mixed_run(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.Tem
         worker.wait_ready()
         produce(ns, messages)
         wait_consumed(ns, len(messages), workers=[worker])
-        yield Run(ns, messages, valid_ids, n_bad)
+        yield Run(ns, messages, valid_ids, n_bad, worker)
     finally:
         worker.stop()
 
@@ -121,6 +125,23 @@ def test_accounting_balances_per_topic(mixed_run: Run) -> None:
     assert sum(a.scored for a in accs) == len(mixed_run.valid_ids)
     assert sum(a.dead_lettered for a in accs) == mixed_run.n_bad
     assert all(a.balanced for a in accs)
+
+
+def test_the_workers_prometheus_metrics_count_what_it_did(mixed_run: Run) -> None:
+    url = f"http://127.0.0.1:{mixed_run.worker.port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+
+    def total(name: str) -> float:
+        return sum(s.value for s in families[name].samples if s.name.endswith("_total"))
+
+    assert total("streamer_consumed") == len(mixed_run.sent)
+    assert total("streamer_dead_lettered") == mixed_run.n_bad
+    assert total("streamer_scored") == len(mixed_run.valid_ids)
+    (rss,) = families["process_resident_memory_bytes"].samples
+    assert rss.value > 0
+    (live,) = families["streamer_scorer_info"].samples
+    assert live.value == 1 and live.labels["scorer"]
 
 
 def test_redis_aggregates_equal_counts_from_the_scored_records(mixed_run: Run) -> None:
