@@ -95,10 +95,11 @@ class Settings(BaseSettings):
     max_tickers_per_event: int = Field(16, ge=1, description="Cap on tickers kept per event.")
 
     # --- scoring --------------------------------------------------------------------------
-    scorer: Literal["auto", "baseline", "onnx"] = Field(
+    scorer: Literal["auto", "baseline", "onnx", "torch"] = Field(
         "auto",
         description="'auto': the model bundle (built on first run when missing); "
-        "'baseline': the Naive Bayes baseline; 'onnx': the bundle, or fail.",
+        "'baseline': the Naive Bayes baseline; 'onnx': the bundle, or fail; 'torch': the "
+        "bundle's PyTorch teacher checkpoint (a full build's _work/models/teacher), or fail.",
     )
     bundle_dir: Path | None = Field(None, description="Model bundle directory to load.")
     bundle_variant: str = Field(
@@ -111,6 +112,22 @@ class Settings(BaseSettings):
     )
     score_max_group: int = Field(
         64, ge=1, description="Most rows in one ONNX Runtime call (a length bucket's slice).",
+    )
+    torch_device: Literal["auto", "cuda", "cpu"] = Field(
+        "auto", description="scorer=torch: where the model runs; 'auto': CUDA when torch sees "
+        "a GPU, else CPU.",
+    )
+    torch_cuda_graphs: bool = Field(
+        True, description="scorer=torch on CUDA: replay captured CUDA graphs, one per "
+        "(batch bucket, length bucket) shape, instead of launching kernels one by one.",
+    )
+    torch_threads: int = Field(
+        1, ge=1, description="scorer=torch on CPU: torch intra-op threads (process-wide); "
+        "like ort_intra_op_threads, leave a core for the Kafka and Redis clients.",
+    )
+    torch_max_graphs: int = Field(
+        64, ge=1, description="scorer=torch: captured CUDA graphs kept (least recently used "
+        "dropped); each holds GPU memory.",
     )
     bundle_build_threads: int = Field(
         2, ge=1, description="torch threads when a worker builds the quick default bundle.",

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 @click.command()
 @click.option("--web-port", type=int, help="Web server port (health, metrics).")
-@click.option("--scorer", type=click.Choice(["auto", "baseline", "onnx"]), help="Scorer.")
+@click.option("--scorer", type=click.Choice(["auto", "baseline", "onnx", "torch"]),
+              help="Scorer [default: $STREAMER_SCORER or auto].")
 @click.option("--worker-id", help="Name in metrics and latency reports.")
 @click.option("--loglevel", default="info", show_default=True)
 def worker(web_port: int | None, scorer: str | None, worker_id: str | None, loglevel: str) -> None:

@@ -4,6 +4,8 @@
 built with the quick profile on first use), or a ``ScorerError`` saying what to do.
 ``auto``: the same, but a machine that cannot build a bundle (no ``train`` extra) falls
 back to the Naive Bayes baseline with a warning. ``baseline``: the baseline only.
+``torch``: the same bundle directory's PyTorch teacher checkpoint (kept by a full build, never
+built here), on CUDA with FP16 and CUDA graphs when torch sees a GPU, else on CPU.
 """
 
 from __future__ import annotations
@@ -35,11 +37,41 @@ def load_onnx(settings: Settings) -> Scorer:
     )
 
 
+def load_torch(settings: Settings) -> Scorer:
+    """The bundle's PyTorch teacher, on the configured device.
+
+    Unlike ``onnx`` this never builds the quick default bundle: that profile keeps no
+    PyTorch checkpoint, so building it would only end in the same error minutes later.
+    """
+    from streamer.models.quick import default_bundle_path
+    from streamer.score.torch_scorer import TorchScorer, resolve_device
+
+    path = default_bundle_path(settings)
+    device = resolve_device(settings.torch_device)
+    if device == "cpu":
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    log.info(
+        "torch scorer: bundle %s, device %s (asked: %s), CUDA graphs %s",
+        path, device, settings.torch_device,
+        "on" if settings.torch_cuda_graphs and device == "cuda" else "off",
+    )
+    return TorchScorer.from_bundle(
+        path,
+        device=device,
+        cuda_graphs=settings.torch_cuda_graphs and device == "cuda",
+        max_graphs=settings.torch_max_graphs,
+    )
+
+
 def load_scorer(settings: Settings) -> Scorer:
     """The configured scorer, warmed up. Raises ScorerError with what to do on failure."""
     scorer: Scorer
     if settings.scorer == "baseline":
         scorer = load_baseline(settings)
+    elif settings.scorer == "torch":
+        scorer = load_torch(settings)  # asked for explicitly: no baseline fallback
     else:
         try:
             scorer = load_onnx(settings)
