@@ -19,7 +19,8 @@ def bench() -> None:
 
 @bench.command("models")
 @click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Bundle [default: <cache>/bundles/full, else the default one].")
+              default=None, help="Bundle [default: the worker's: $STREAMER_BUNDLE_DIR, a complete "
+              "full build, else the quick default].")
 @click.option("--threads", type=int, default=2, show_default=True,
               help="CPU threads for every path (torch and ONNX Runtime intra-op).")
 @click.option("--texts", "n_texts", type=int, default=1024, show_default=True,
@@ -38,11 +39,10 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
     teacher and the INT8 student with and without length bucketing."""
     from streamer.bench import models as mb
     from streamer.models.bundle import BundleError
+    from streamer.models.quick import default_bundle_path
 
     s = settings_with()
-    if bundle_dir is None:
-        full = s.bundles_dir / "full"
-        bundle_dir = full if (full / "manifest.json").exists() else s.bundles_dir / "default"
+    bundle_dir = bundle_dir or default_bundle_path(s)
     try:
         sizes = [int(x) for x in batches.split(",") if x.strip()]
     except ValueError:

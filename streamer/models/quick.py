@@ -21,11 +21,16 @@ from streamer.settings import Settings
 
 log = logging.getLogger(__name__)
 DEFAULT_BUNDLE = "default"
+FULL_BUNDLE = "full"  # where `streamer models build --profile full` writes by default
 
 
 def default_bundle_path(settings: Settings) -> Path:
-    """``STREAMER_BUNDLE_DIR`` when set, else ``<cache>/bundles/default``."""
-    return settings.bundle_dir or settings.bundles_dir / DEFAULT_BUNDLE
+    """``STREAMER_BUNDLE_DIR`` when set; else the full build's bundle once it is complete
+    (``<cache>/bundles/full``: the accurate one); else ``<cache>/bundles/default``."""
+    if settings.bundle_dir is not None:
+        return settings.bundle_dir
+    full = settings.bundles_dir / FULL_BUNDLE
+    return full if _complete(full) else settings.bundles_dir / DEFAULT_BUNDLE
 
 
 def _complete(path: Path) -> bool:

@@ -57,3 +57,19 @@ def test_configured_bundle_dir_is_never_built_over(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="does not exist"):
         quick.ensure_default_bundle(settings)
     assert not (tmp_path / "mine").exists()
+
+
+def test_a_complete_full_build_is_preferred_over_the_quick_default(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    settings = Settings(cache_dir=tmp_path)
+    _copy_bundle(tiny_bundle, settings.bundles_dir / "default")
+    full = settings.bundles_dir / "full"
+    full.mkdir(parents=True)
+    (full / "tokenizer.json").write_text("{}")  # a full build still running: not complete
+    assert quick.default_bundle_path(settings) == settings.bundles_dir / "default"
+    shutil.rmtree(full)
+    _copy_bundle(tiny_bundle, full)
+    assert quick.ensure_default_bundle(settings) == full
+    explicit = Settings(cache_dir=tmp_path, bundle_dir=settings.bundles_dir / "default")
+    assert quick.default_bundle_path(explicit) == settings.bundles_dir / "default"
