@@ -259,7 +259,9 @@ async def test_the_stream_is_not_held_up_by_a_hanging_webhook(
     settings, trends = env
     from test_alert_support import apply, batches
 
-    async with Endpoint("timeout") as ep:
+    # A bound of its own: a hang here once stalled a CI run; the TimeoutError's traceback
+    # shows which await never returned.
+    async with asyncio.timeout(120), Endpoint("timeout") as ep:
         svc_settings = settings.model_copy(update={
             "alert_webhook_url": ep.url, "alert_resend_interval_s": 0.2, "alert_tick_s": 0.1,
         })
