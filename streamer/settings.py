@@ -110,6 +110,10 @@ class Settings(BaseSettings):
         1, ge=1, description="ONNX Runtime intra-op threads per inference thread; keep "
         "infer_threads * this <= cores minus one for the Kafka and Redis clients.",
     )
+    ort_tensorrt: bool = Field(
+        True, description="On a GPU, run ONNX variants with ONNX Runtime's TensorRT provider "
+        "(FP16, engines cached under the cache dir) when it is installed; else CUDA.",
+    )
     score_max_group: int = Field(
         64, ge=1, description="Most rows in one ONNX Runtime call (a length bucket's slice).",
     )

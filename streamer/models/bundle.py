@@ -76,7 +76,7 @@ class Bundle:
     def open_session(
         self,
         name: str,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
+        providers: Sequence[str | tuple[str, dict[str, str]]] = ("CPUExecutionProvider",),
         intra_op_threads: int = 1,
     ) -> ort.InferenceSession:
         """An ONNX Runtime session for a variant, its outputs checked against the labels."""

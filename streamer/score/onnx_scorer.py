@@ -38,6 +38,29 @@ def cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
+Provider = str | tuple[str, dict[str, str]]
+_SHORT = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda",
+          "CPUExecutionProvider": "cpu"}
+
+
+def execution_providers(device: Device, available: Sequence[str], *, tensorrt: bool = True,
+                        trt_cache: Path | None = None) -> list[Provider]:
+    """ONNX Runtime providers, best first: TensorRT (FP16, engines cached; one per bucketed
+    shape, so few) when present and wanted, then CUDA, always CPU as the fallback."""
+    out: list[Provider] = []
+    if device == "cuda":
+        if tensorrt and "TensorrtExecutionProvider" in available:
+            opts = {"trt_fp16_enable": "True"}
+            if trt_cache is not None:
+                opts |= {"trt_engine_cache_enable": "True",
+                         "trt_engine_cache_path": str(trt_cache)}
+            out.append(("TensorrtExecutionProvider", opts))
+        if "CUDAExecutionProvider" in available:
+            out.append("CUDAExecutionProvider")
+    out.append("CPUExecutionProvider")
+    return out
+
+
 class OnnxScorer:
     """Implements :class:`streamer.score.base.Scorer` over a bundle directory.
 
@@ -55,6 +78,8 @@ class OnnxScorer:
         buckets: Sequence[int] = DEFAULT_BUCKETS,
         max_group: int = 64,
         bucketing: bool = True,
+        tensorrt: bool = True,
+        trt_cache: Path | None = None,
     ) -> None:
         # Cheap checks on everything first; the sha of the chosen variant once it is known.
         bundle = load_bundle(bundle_dir, verify=())
@@ -63,13 +88,16 @@ class OnnxScorer:
         bundle = load_bundle(bundle_dir, verify=(info.name,))
         # CUDA only for variants built for it; an FP16 variant still runs (slowly) on CPU.
         device: Device = "cuda" if has_cuda and info.device == "cuda" else "cpu"
-        providers = ["CPUExecutionProvider"]
-        if device == "cuda":
-            providers.insert(0, "CUDAExecutionProvider")
+        import onnxruntime as ort
+
+        providers = execution_providers(device, ort.get_available_providers(),
+                                        tensorrt=tensorrt, trt_cache=trt_cache)
         self._bundle: Bundle = bundle
         self.variant = info.name
         self.device: Device = device
         self._session = bundle.open_session(info.name, providers, intra_op_threads)
+        # The provider that actually runs (TensorRT or CUDA can fail to initialise).
+        self.provider = _SHORT.get(self._session.get_providers()[0], "other")
         manifest = bundle.manifest
         self._tokenizers = SourceTokenizers(bundle.tokenizer_path, manifest.max_length)
         self._tokenizers.pad_id = manifest.pad_token_id
@@ -85,7 +113,7 @@ class OnnxScorer:
 
     @property
     def name(self) -> str:
-        return f"onnx-{self.device}:{self.variant}"
+        return f"onnx-{self.provider}:{self.variant}"
 
     @property
     def bundle(self) -> Bundle:

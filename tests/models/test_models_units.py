@@ -15,7 +15,8 @@ from streamer.models.data import DataError, DatasetSpec, load_split, read_rows, 
 from streamer.models.encoder import pick_layers
 from streamer.models.manifest import VariantInfo
 from streamer.models.metrics import HeadMetrics, head_metrics
-from streamer.models.tokenize import bucket_length, bucketed_batches, pad_batch
+from streamer.models.tokenize import bucket_length, bucketed_batches, pad_batch, plain_batches
+from streamer.score.onnx_scorer import execution_providers
 
 
 def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -179,3 +180,29 @@ def test_kd_loss_and_masked_ce() -> None:
     assert float(kd) == pytest.approx(0.3 * float(ce), rel=1e-5)
     other = {k: v.flip(0) for k, v in logits.items()}
     assert float(kd_loss(logits, other, head, label, ["sentiment", "topic"], cfg)) > float(kd)
+
+
+ALL_EPS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def test_a_gpu_prefers_tensorrt_then_cuda_and_always_keeps_the_cpu_fallback(
+    tmp_path: Path,
+) -> None:
+    eps = execution_providers("cuda", ALL_EPS, trt_cache=tmp_path)
+    assert [e if isinstance(e, str) else e[0] for e in eps] == ALL_EPS
+    trt = eps[0]
+    assert isinstance(trt, tuple) and trt[1]["trt_fp16_enable"] == "True"
+    assert trt[1]["trt_engine_cache_path"] == str(tmp_path)
+
+
+def test_tensorrt_can_be_switched_off_and_is_never_asked_for_when_absent() -> None:
+    assert execution_providers("cuda", ALL_EPS, tensorrt=False) == ALL_EPS[1:]
+    assert execution_providers("cuda", ALL_EPS[1:]) == ALL_EPS[1:]
+    assert execution_providers("cpu", ALL_EPS) == ["CPUExecutionProvider"]
+
+
+def test_unbucketed_batches_keep_input_order_and_pad_to_their_own_longest() -> None:
+    ids = [[1] * n for n in (5, 40, 3, 9, 7)]
+    groups = plain_batches(ids, 2)
+    assert [(list(rows), length) for rows, length in groups] == [
+        ([0, 1], 40), ([2, 3], 9), ([4], 7)]
