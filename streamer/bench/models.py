@@ -16,6 +16,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pydantic import BaseModel, Field
 from streamer.models.bundle import load_bundle
 from streamer.models.card import Machine, machine_info
 from streamer.models.data import Example
+from streamer.score.base import BatchScores, Scorer
 
 BATCHES: tuple[int, ...] = (1, 8, 32, 128)
 NAIVE = "naive: transformers PyTorch FP32, one message per call"
@@ -38,6 +40,10 @@ class Cell(BaseModel):
     msgs_per_s: float
     p50_ms: float = Field(description="Median wall time of one call (one batch).")
     p99_ms: float
+    infer_p50_ms: float | None = Field(
+        None, description="Model time per call: tokenization excluded, host-device copies in.")
+    infer_p99_ms: float | None = None
+    tokenize_share: float | None = Field(None, description="Tokenization's share of the time.")
     speedup: float | None = Field(None, description="msgs/s over the naive path's.")
 
 
@@ -63,19 +69,26 @@ class ModelBench(BaseModel):
 ScoreFn = Callable[[Sequence[str], Sequence[str]], object]
 
 
+@dataclass
+class Timing:
+    rate: float  # messages/s over the whole run
+    took: list[float]  # wall seconds per call
+    results: list[object]
+
+
 def time_calls(fn: ScoreFn, texts: Sequence[str], sources: Sequence[str], batch: int,
-               *, warmup: int = 2) -> tuple[float, list[float]]:
-    """Score ``texts`` in consecutive calls of ``batch``; (msgs/s, per-call seconds)."""
+               *, warmup: int = 2) -> Timing:
+    """Score ``texts`` in consecutive calls of ``batch`` after ``warmup`` untimed calls."""
     calls = [(i, min(i + batch, len(texts))) for i in range(0, len(texts), batch)]
     for a, b in calls[:warmup]:
         fn(texts[a:b], sources[a:b])
-    took = []
+    took, results = [], []
     t_all = time.perf_counter()
     for a, b in calls:
         t0 = time.perf_counter()
-        fn(texts[a:b], sources[a:b])
+        results.append(fn(texts[a:b], sources[a:b]))
         took.append(time.perf_counter() - t0)
-    return len(texts) / (time.perf_counter() - t_all), took
+    return Timing(len(texts) / (time.perf_counter() - t_all), took, results)
 
 
 def naive_scorer(bundle_dir: Path, max_length: dict[str, int], threads: int
@@ -123,17 +136,53 @@ def naive_scorer(bundle_dir: Path, max_length: dict[str, int], threads: int
     return score, what
 
 
-def _cell(path: str, variant: str, batch: int, n: int, rate: float, took: list[float]
-          ) -> Cell:
-    ms = np.asarray(took) * 1000.0
-    return Cell(path=path, variant=variant, batch=batch, messages=n,
-                msgs_per_s=round(rate, 1), p50_ms=round(float(np.percentile(ms, 50)), 3),
-                p99_ms=round(float(np.percentile(ms, 99)), 3))
+def _pct(values: Sequence[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(values) * 1000.0, q)), 3)
+
+
+def _cell(path: str, variant: str, batch: int, n: int, t: Timing) -> Cell:
+    cell = Cell(path=path, variant=variant, batch=batch, messages=n,
+                msgs_per_s=round(t.rate, 1), p50_ms=_pct(t.took, 50), p99_ms=_pct(t.took, 99))
+    scores = [r for r in t.results if isinstance(r, BatchScores)]
+    if scores and len(scores) == len(t.results):
+        infer = [r.infer_s for r in scores]
+        cell.infer_p50_ms, cell.infer_p99_ms = _pct(infer, 50), _pct(infer, 99)
+        cell.tokenize_share = round(sum(r.tokenize_s for r in scores) / sum(t.took), 4)
+    return cell
+
+
+def _gpu_scorers(bundle_dir: Path, teacher_fp16: str | None) -> tuple[list[tuple[str, Scorer]],
+                                                                      list[str]]:
+    """The GPU paths this machine can run, and notes on those it cannot."""
+    out: list[tuple[str, Scorer]] = []
+    notes: list[str] = []
+    try:
+        import torch
+        has_torch_cuda = bool(torch.cuda.is_available())
+    except ImportError:
+        has_torch_cuda = False
+    if has_torch_cuda:
+        from streamer.score.torch_scorer import TorchScorer
+
+        out.append(("GPU: teacher PyTorch FP16 + CUDA graphs",
+                    TorchScorer.from_bundle(bundle_dir, device="cuda")))
+    else:
+        notes.append("no CUDA GPU for torch here: the PyTorch FP16 + CUDA graphs rows are "
+                     "left out")
+    from streamer.score.onnx_scorer import OnnxScorer, cuda_available
+
+    if cuda_available() and teacher_fp16 is not None:
+        out.append(("GPU: teacher ONNX Runtime CUDA FP16",
+                    OnnxScorer(bundle_dir, variant=teacher_fp16, tensorrt=False)))
+    else:
+        notes.append("no CUDA provider in onnxruntime here: the ONNX Runtime CUDA rows are "
+                     "left out")
+    return out, notes
 
 
 def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
         batches: Sequence[int] = BATCHES, naive_texts: int = 256, command: str = "",
-        include_naive: bool = True,
+        include_naive: bool = True, include_gpu: bool = True,
         progress: Callable[[str], None] | None = None) -> ModelBench:
     """Every path over the same texts; ``naive_texts`` bounds the slow naive path's."""
     from streamer.score.onnx_scorer import OnnxScorer
@@ -150,8 +199,8 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
         say(NAIVE)
         fn, what = naive_scorer(bundle_dir, manifest.max_length, threads)
         k = min(naive_texts, len(texts))
-        rate, took = time_calls(fn, texts[:k], sources[:k], 1)
-        cells.append(_cell(NAIVE, "teacher (PyTorch)", 1, k, rate, took))
+        cells.append(_cell(NAIVE, "teacher (PyTorch)", 1, k,
+                           time_calls(fn, texts[:k], sources[:k], 1)))
         notes.append(f"naive path: {what}; torch threads {threads}")
 
     teacher = next((v.name for v in manifest.variants
@@ -174,8 +223,29 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
             scorer = OnnxScorer(bundle_dir, variant=variant, intra_op_threads=threads,
                                 max_group=max(batch, 1), bucketing=bucketing)
             scorer.warmup()
-            rate, took = time_calls(scorer.score, texts, sources, batch)  # type: ignore[arg-type]
-            cells.append(_cell(path, scorer.variant, batch, len(texts), rate, took))
+            timing = time_calls(scorer.score, texts, sources, batch)  # type: ignore[arg-type]
+            cells.append(_cell(path, scorer.variant, batch, len(texts), timing))
+
+    if include_gpu:
+        fp16 = next((v.name for v in manifest.variants
+                     if v.role == "teacher" and v.precision == "fp16"), None)
+        gpu, gpu_notes = _gpu_scorers(bundle_dir, fp16)
+        notes += gpu_notes
+        # The GPU targets are per batch of 32 at 64 tokens: texts of exactly that length.
+        # ([CLS] + 62 x "market" + [SEP] = 64 tokens.)
+        fixed = [" ".join(["market"] * 62)] * 4096
+        fixed_src = ["news"] * len(fixed)
+        for path, gpu_scorer in gpu:
+            gpu_scorer.warmup()
+            gpu_fn: ScoreFn = gpu_scorer.score  # type: ignore[assignment]
+            for batch in sorted({*batches, 256}):
+                say(f"{path}, batch {batch}")
+                cells.append(_cell(path, gpu_scorer.name, batch, len(texts),
+                                   time_calls(gpu_fn, texts, sources, batch)))
+            for batch in (32, 128, 256):
+                say(f"{path}, batch {batch}, 64 tokens")
+                cells.append(_cell(f"{path}, 64-token texts", gpu_scorer.name, batch,
+                                   len(fixed), time_calls(gpu_fn, fixed, fixed_src, batch)))
 
     naive = next((c for c in cells if c.path == NAIVE), None)
     if naive is not None:
@@ -219,13 +289,16 @@ def markdown(b: ModelBench) -> str:
         f"Texts: {b.texts} from the validation split ({b.chat_share:.0%} chat), "
         f"{b.mean_tokens:.1f} tokens on average after truncation  ",
         "",
-        "| path | variant | batch | msg/s | p50 ms/batch | p99 ms/batch | x naive |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| path | variant | batch | msg/s | p50 ms/batch | p99 ms/batch | model p99 ms "
+        "| tokenize share | x naive |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in b.cells:
         x = f"{c.speedup:.1f}" if c.speedup is not None else "-"
+        model = f"{c.infer_p99_ms:.2f}" if c.infer_p99_ms is not None else "-"
+        tok = f"{c.tokenize_share:.0%}" if c.tokenize_share is not None else "-"
         lines.append(f"| {c.path} | {c.variant} | {c.batch} | {c.msgs_per_s:,.0f} | "
-                     f"{c.p50_ms:.2f} | {c.p99_ms:.2f} | {x} |")
+                     f"{c.p50_ms:.2f} | {c.p99_ms:.2f} | {model} | {tok} | {x} |")
     lines += ["", *(f"- {n}" for n in b.notes)]
     return "\n".join(lines) + "\n"
 

@@ -45,7 +45,12 @@ def test_the_benchmark_runs_every_path_over_the_same_validation_texts(
     for c in result.cells:
         if c.path != mb.NAIVE:
             assert c.messages == 24 and c.batch in (1, 8)
+            # The engine's own split of each call: model time within the call's time.
+            assert c.tokenize_share is not None and 0 < c.tokenize_share < 1
+            assert c.infer_p99_ms is not None and 0 < c.infer_p99_ms <= c.p99_ms
         assert c.msgs_per_s > 0 and 0 < c.p50_ms <= c.p99_ms and c.speedup is not None
+    assert naive.tokenize_share is None  # transformers does not report the split
+    assert any("no CUDA GPU" in n for n in result.notes)  # GPU rows say why they are absent
     assert result.texts == 24 and 0 < result.chat_share < 1 and result.mean_tokens > 2
     md, js = mb.write(result, tmp_path)
     assert "| student ONNX INT8, length-bucketed (deployed) | student2-int8 | 8 |" in (
