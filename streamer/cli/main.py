@@ -13,7 +13,7 @@ from streamer.cli.produce_cmd import demo, replay
 from streamer.cli.run_demo_cmd import run_demo
 from streamer.cli.schema_cmd import schema
 from streamer.cli.stack_cmd import stack
-from streamer.cli.summary_cmd import summary
+from streamer.cli.summary_cmd import latency, summary
 from streamer.cli.worker_cmd import worker
 
 
@@ -29,7 +29,7 @@ def cli() -> None:
 
 for _command in (
     run_demo, worker, replay, demo, alerts, trends, eval_alerts, eval_stream, models, schema,
-    summary, stack, config, bench,
+    summary, latency, stack, config, bench,
 ):
     cli.add_command(_command)
 

@@ -8,7 +8,7 @@ from rich.table import Table
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import TopicAccount, TrendRow, accounts, trends
 from streamer.cli.common import console, run, settings_with
-from streamer.latency.report import StageLatency, read_latency
+from streamer.latency.report import StageLatency, read_latency, stages_sum
 
 
 def accounts_table(rows: list[TopicAccount]) -> Table:
@@ -39,12 +39,23 @@ def trends_table(rows: list[TrendRow], scope: str, top: int) -> Table:
 
 
 def latency_table(rows: list[StageLatency]) -> Table:
-    t = Table(title="Latency per stage (ms; wall clock across processes)")
-    for col in ("stage", "events", "p50", "p90", "p99", "p99.9", "max"):
+    t = Table(title="Latency per stage (ms; stamps on one wall clock anchored per process, "
+              "monotonic within it; 'kafka' spans producer and worker clocks)")
+    for col in ("stage", "events", "mean", "p50", "p90", "p99", "p99.9", "max",
+                "share of mean", "of p50", "of p99"):
         t.add_column(col, justify="left" if col == "stage" else "right")
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.0%}"
+
     for r in rows:
-        t.add_row(r.stage, str(r.count), *(f"{v:.2f}" for v in
-                  (r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms)))
+        t.add_row(r.stage, str(r.count), *(f"{v:.2f}" for v in (
+            r.mean_ms, r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms)),
+            pct(r.share_mean), pct(r.share_p50), pct(r.share_p99))
+    total = stages_sum(rows)
+    if total is not None:
+        t.caption = (f"the stages' means add up to {total:.1%} of the end-to-end mean; "
+                     "percentiles of a sum are not sums, so the p50/p99 shares need not")
     return t
 
 
@@ -68,3 +79,31 @@ def summary(top: int) -> None:
     console.print(trends_table(rows, "ticker", top))
     if lat:
         console.print(latency_table(lat))
+
+
+async def _latency(worker: str) -> list[StageLatency]:
+    settings = settings_with()
+    store = TrendStore.connect(settings)
+    try:
+        return await read_latency(store.redis, settings.redis_key_prefix, worker)
+    finally:
+        await store.close()
+
+
+@click.command("latency")
+@click.option("--worker", default="*", show_default=True,
+              help="One worker's histograms ('*': every worker's, merged).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per stage.")
+def latency(worker: str, as_json: bool) -> None:
+    """Latency per stage (p50/p90/p99/p99.9/max, mean) and each stage's share of end to
+    end, from the HDR histograms every worker writes to Redis."""
+    rows = run(_latency(worker))
+    if as_json:
+        for r in rows:
+            click.echo(r.model_dump_json())
+        return
+    if not rows:
+        console.print("no latency recorded yet: is a worker running against this Redis "
+                      f"(prefix {settings_with().redis_key_prefix!r})?")
+        return
+    console.print(latency_table(rows))

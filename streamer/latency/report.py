@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from streamer.latency.histograms import END_TO_END, STAGES, LatencyRecorder
 
@@ -13,11 +13,25 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 class StageLatency(BaseModel):
     stage: str
     count: int
+    mean_ms: float
     p50_ms: float
     p90_ms: float
     p99_ms: float
     p999_ms: float
     max_ms: float
+    share_mean: float | None = Field(
+        None, description="Mean of this stage / mean end to end. The stages chain, so their "
+        "means add up to the end-to-end mean (up to histogram rounding).")
+    share_p50: float | None = Field(None, description="p50 of this stage / end-to-end p50.")
+    share_p99: float | None = Field(None, description="p99 of this stage / end-to-end p99.")
+
+
+def stages_sum(rows: list[StageLatency]) -> float | None:
+    """Sum of the stages' mean shares: 1.0 when the stages account for all of end to end."""
+    shares = [r.share_mean for r in rows if r.stage != END_TO_END[0]]
+    if not shares or any(x is None for x in shares):
+        return None
+    return sum(x for x in shares if x is not None)
 
 
 async def read_latency(
@@ -35,7 +49,14 @@ async def read_latency(
             continue
         p = [h.get_value_at_percentile(q) / 1000.0 for q in PERCENTILES]
         rows.append(StageLatency(
-            stage=name, count=h.get_total_count(), p50_ms=p[0], p90_ms=p[1], p99_ms=p[2],
-            p999_ms=p[3], max_ms=h.get_max_value() / 1000.0,
+            stage=name, count=h.get_total_count(), mean_ms=h.get_mean_value() / 1000.0,
+            p50_ms=p[0], p90_ms=p[1], p99_ms=p[2], p999_ms=p[3],
+            max_ms=h.get_max_value() / 1000.0,
         ))
+    e2e = next((r for r in rows if r.stage == END_TO_END[0]), None)
+    if e2e is not None:
+        for r in rows:
+            r.share_mean = r.mean_ms / e2e.mean_ms if e2e.mean_ms else None
+            r.share_p50 = r.p50_ms / e2e.p50_ms if e2e.p50_ms else None
+            r.share_p99 = r.p99_ms / e2e.p99_ms if e2e.p99_ms else None
     return rows

@@ -1,0 +1,73 @@
+"""Latency per stage: HDR histograms of several workers merged through the real Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+import redis.asyncio as aioredis
+from click.testing import CliRunner
+
+from streamer.cli.main import cli
+from streamer.latency import LatencyRecorder
+from streamer.latency.report import read_latency, stages_sum
+from streamer.schemas import Stamps
+
+
+def stamps(i: int) -> Stamps:
+    """Stages of known lengths: kafka 3, wait 1+i%5, tokenize 2, infer 10+i%7, aggregate 4."""
+    t = 1_700_000_000_000.0 + i * 100
+    consumed = t + 3
+    batched = consumed + 1 + i % 5
+    tokenized = batched + 2
+    inferred = tokenized + 10 + i % 7
+    return Stamps(produced=t, consumed=consumed, batched=batched, tokenized=tokenized,
+                  inferred=inferred, aggregated=inferred + 4)
+
+
+async def _write(client: aioredis.Redis, prefix: str, worker: str, rows: range) -> None:
+    rec = LatencyRecorder()
+    rec.record(stamps(i) for i in rows)
+    await client.hset(f"{prefix}:latency:{worker}", mapping=rec.encode())  # type: ignore[misc]
+
+
+async def test_two_workers_histograms_merge_and_the_stages_add_up(redis_url: str) -> None:
+    prefix = f"lat{uuid.uuid4().hex[:8]}"
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        await _write(client, prefix, "w1", range(0, 600))
+        await _write(client, prefix, "w2", range(600, 1000))
+        rows = {r.stage: r for r in await read_latency(client, prefix)}
+        one = {r.stage: r for r in await read_latency(client, prefix, "w2")}
+    finally:
+        await client.aclose()
+    assert rows["end_to_end"].count == 1000 and one["end_to_end"].count == 400
+    assert abs(rows["kafka"].p50_ms - 3.0) < 0.01
+    assert abs(rows["tokenize"].mean_ms - 2.0) < 0.01
+    # HDR histograms keep 3 significant digits.
+    assert abs(rows["infer"].max_ms - 16.0) < 0.02 and rows["infer"].p50_ms >= 10.0
+    total = stages_sum(list(rows.values()))
+    assert total is not None and abs(total - 1.0) < 0.01  # the chain covers end to end
+    assert rows["end_to_end"].share_mean == 1.0
+
+
+def test_streamer_latency_prints_json_per_stage(redis_url: str) -> None:
+    import asyncio
+
+    prefix = f"lat{uuid.uuid4().hex[:8]}"
+
+    async def setup() -> None:
+        client = aioredis.from_url(redis_url, decode_responses=True)
+        try:
+            await _write(client, prefix, "w1", range(100))
+        finally:
+            await client.aclose()
+
+    asyncio.run(setup())
+    out = CliRunner().invoke(cli, ["latency", "--json"],
+                             env={"REDIS_URL": redis_url, "STREAMER_REDIS_KEY_PREFIX": prefix})
+    assert out.exit_code == 0, out.output
+    stages = [orjson.loads(line) for line in out.output.splitlines()]
+    assert [s["stage"] for s in stages] == ["kafka", "batch_wait", "tokenize", "infer",
+                                            "aggregate", "end_to_end"]
+    assert all(s["count"] == 100 for s in stages)
