@@ -6,11 +6,12 @@ Redis commonly sets them: ``KAFKA_BOOTSTRAP`` and ``REDIS_URL``.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
     web_port: int = Field(6066, description="Worker web server port.")
+    web_token: SecretStr | None = Field(
+        None, description="Bearer token for the worker's metrics and data views; required "
+        "when web_host is not a loopback address (/healthz and /readyz stay open).",
+    )
     batch_max_size: int = Field(64, ge=1, description="Max events per micro-batch.")
     batch_max_wait_s: float = Field(
         0.05, gt=0, description="Max seconds the first event of a batch waits for more."
@@ -93,6 +98,24 @@ class Settings(BaseSettings):
         None, description="CSV 'symbol,name[,alias...]' overriding the built-in symbol list."
     )
     max_tickers_per_event: int = Field(16, ge=1, description="Cap on tickers kept per event.")
+
+    @field_validator("web_token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, v: object) -> object:
+        # An unset variable passed through (compose's ${VAR:-}) must not become the
+        # empty string as a valid token.
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @property
+    def web_public(self) -> bool:
+        """The web server binds beyond this machine (anything but a loopback address)."""
+        host = self.web_host.strip("[]")
+        if host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a host name: assume it is reachable from elsewhere
+            return True
 
     # --- scoring --------------------------------------------------------------------------
     scorer: Literal["auto", "baseline", "onnx", "torch"] = Field(

@@ -30,6 +30,10 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     from streamer.score.select import load_scorer
 
     settings = settings_with(web_port=web_port, scorer=scorer, worker_id=worker_id)
+    if settings.web_public and settings.web_token is None:
+        fail(f"the web server would listen on {settings.web_host} without a token",
+             "set STREAMER_WEB_TOKEN (clients send 'Authorization: Bearer <token>'), or "
+             "bind it to 127.0.0.1 with STREAMER_WEB_HOST")
     # Faust runs on the thread's default loop; set it up front and reuse it.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
