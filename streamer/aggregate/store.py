@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamer.aggregate.delta import PartitionDelta
@@ -146,6 +150,25 @@ class TrendStore:
             return bool(await self._r.ping())
         except (RedisConnectionError, RedisTimeoutError, OSError):
             return False
+
+    async def check(self) -> None:
+        """Raise AggregateUnavailable saying what to fix when Redis cannot be used."""
+        where = self._s.redis_url.split("@")[-1]  # never echo credentials in a URL
+        try:
+            await self._r.ping()
+        except (AuthenticationError, AuthenticationWrongNumberOfArgsError) as exc:
+            if "required" in str(exc).lower():  # NOAUTH: we sent no password at all
+                raise AggregateUnavailable(
+                    f"Redis at {where} needs a password; set STREAMER_REDIS_PASSWORD") from exc
+            raise AggregateUnavailable(
+                f"Redis at {where} refused the credentials ({exc}); check "
+                "STREAMER_REDIS_PASSWORD (and the user in REDIS_URL)") from exc
+        except ResponseError as exc:
+            raise AggregateUnavailable(f"Redis at {where} answered: {exc}") from exc
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise AggregateUnavailable(
+                f"Redis at {where} did not answer ({exc}); start it with `streamer stack up` "
+                "or set REDIS_URL") from exc
 
     # --- writes ----------------------------------------------------------------------
     async def apply(self, delta: PartitionDelta) -> ApplyResult:

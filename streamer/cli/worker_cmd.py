@@ -7,10 +7,20 @@ import logging
 
 import click
 
+from streamer.aggregate import AggregateUnavailable, TrendStore
 from streamer.cli.common import fail, settings_with
 from streamer.score.base import ScorerError
+from streamer.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+async def _check_redis(settings: Settings) -> None:
+    store = TrendStore.connect(settings)
+    try:
+        await store.check()
+    finally:
+        await store.close()
 
 
 @click.command()
@@ -42,6 +52,10 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     except Exception as exc:
         fail(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc}",
              "start it with `streamer stack up` or set KAFKA_BOOTSTRAP")
+    try:
+        loop.run_until_complete(_check_redis(settings))
+    except AggregateUnavailable as exc:
+        fail(str(exc))
     try:
         live = load_scorer(settings)
     except ScorerError as exc:
