@@ -76,3 +76,13 @@ def test_without_counts_only_the_rate_decides_coverage() -> None:
     report = evaluate([label(60, messages=20), label(120, messages=45)], [], span=SPAN,
                       warmup_s=300)
     assert [s.per_min for s in report.qualifying()] == [30.0]
+
+
+def test_an_earlier_spike_on_the_same_key_does_not_count_as_baseline() -> None:
+    onset = int(T0.timestamp()) + 3600
+    first, second = label(40), label(60)  # the first spike lies in the second's baseline
+    buckets = _buckets("XOM", (10, 1), (10, 6), onset)
+    for b in range(onset - 1200, onset - 1200 + 90, 10):
+        buckets[b] = {("ticker", "XOM"): (10, 10)}
+    report = evaluate([first, second], [], span=SPAN, warmup_s=300, buckets=buckets)
+    assert report.spikes[1].baseline_share == 0.1

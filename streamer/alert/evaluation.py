@@ -101,11 +101,14 @@ def _intervals_union(intervals: Iterable[tuple[float, float]]) -> list[tuple[flo
     return out
 
 
-def _share(buckets: Buckets, key: tuple[str, str], t0: float, t1: float) -> float | None:
-    """Negative share of ``key`` over the buckets that start in [t0, t1)."""
+def _share(buckets: Buckets, key: tuple[str, str], t0: float, t1: float,
+           skip: Iterable[tuple[float, float]] = ()) -> float | None:
+    """Negative share of ``key`` over the buckets that start in [t0, t1), leaving out
+    buckets that start inside a ``skip`` interval (other spikes must not count as calm)."""
+    skip = list(skip)
     n = neg = 0
     for b, keys in buckets.items():
-        if t0 <= b < t1 and key in keys:
+        if t0 <= b < t1 and key in keys and not any(a <= b < z for a, z in skip):
             n += keys[key][0]
             neg += keys[key][1]
     return neg / n if n else None
@@ -141,7 +144,9 @@ def evaluate(
         before = after = None
         if buckets is not None:
             key, onset_bucket = (lb.scope, lb.key), start - start % bucket_s
-            before = _share(buckets, key, start - baseline_s, onset_bucket)
+            earlier = [(o.start.timestamp() - bucket_s, o.end.timestamp()) for o in labels
+                       if (o.scope, o.key) == key and o.start < lb.start]
+            before = _share(buckets, key, start - baseline_s, onset_bucket, earlier)
             after = _share(buckets, key, onset_bucket, end)
         results.append(SpikeResult(
             scope=lb.scope, key=lb.key, start=lb.start, end=lb.end, messages=lb.messages,
