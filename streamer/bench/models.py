@@ -108,6 +108,9 @@ def naive_scorer(bundle_dir: Path, max_length: dict[str, int], threads: int
     if teacher_dir.is_dir():
         model, meta = load_model(teacher_dir)
         encoder, heads, what = model.encoder, model.heads, "the bundle's teacher"
+        # load_model picks eager attention (what the ONNX export needs); a user's first
+        # script gets transformers' default, SDPA, which is faster: measure that.
+        encoder.set_attn_implementation("sdpa")
         tok_src = str(teacher_dir / "encoder")
         if not (teacher_dir / "encoder" / "tokenizer.json").exists():
             tok_src = meta.base
@@ -180,11 +183,34 @@ def _gpu_scorers(bundle_dir: Path, teacher_fp16: str | None) -> tuple[list[tuple
     return out, notes
 
 
+@dataclass
+class Job:
+    """One cell to measure: a path at one batch size over its texts."""
+
+    path: str
+    variant: str
+    batch: int
+    fn: ScoreFn
+    texts: Sequence[str]
+    sources: Sequence[str]
+    timings: list[Timing]
+
+
+def _merge(job: Job) -> Cell:
+    """Median throughput over the rounds; latency percentiles over every call of them."""
+    rates = sorted(t.rate for t in job.timings)
+    pooled = Timing(rates[len(rates) // 2], [x for t in job.timings for x in t.took],
+                    [r for t in job.timings for r in t.results])
+    return _cell(job.path, job.variant, job.batch, len(job.texts), pooled)
+
+
 def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
         batches: Sequence[int] = BATCHES, naive_texts: int = 256, command: str = "",
-        include_naive: bool = True, include_gpu: bool = True,
+        include_naive: bool = True, include_gpu: bool = True, rounds: int = 3,
         progress: Callable[[str], None] | None = None) -> ModelBench:
-    """Every path over the same texts; ``naive_texts`` bounds the slow naive path's."""
+    """Every path over the same texts, measured in ``rounds`` interleaved rounds (each
+    cell's msgs/s is its median: machines here are noisy, and interleaving spreads a slow
+    spell over every path alike). ``naive_texts`` bounds the slow naive path's texts."""
     from streamer.score.onnx_scorer import OnnxScorer
 
     bundle = load_bundle(bundle_dir, verify=())
@@ -192,15 +218,13 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
     texts = [e.text for e in examples]
     sources = [e.source for e in examples]
     say = progress or (lambda _msg: None)
-    cells: list[Cell] = []
+    jobs: list[Job] = []
     notes: list[str] = []
 
     if include_naive:
-        say(NAIVE)
         fn, what = naive_scorer(bundle_dir, manifest.max_length, threads)
         k = min(naive_texts, len(texts))
-        cells.append(_cell(NAIVE, "teacher (PyTorch)", 1, k,
-                           time_calls(fn, texts[:k], sources[:k], 1)))
+        jobs.append(Job(NAIVE, "teacher (PyTorch)", 1, fn, texts[:k], sources[:k], []))
         notes.append(f"naive path: {what}; torch threads {threads}")
 
     teacher = next((v.name for v in manifest.variants
@@ -219,12 +243,11 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
                  ("student ONNX INT8, length-bucketed (deployed)", student, True)]
     for path, variant, bucketing in plan:
         for batch in batches:
-            say(f"{path}, batch {batch}")
             scorer = OnnxScorer(bundle_dir, variant=variant, intra_op_threads=threads,
                                 max_group=max(batch, 1), bucketing=bucketing)
             scorer.warmup()
-            timing = time_calls(scorer.score, texts, sources, batch)  # type: ignore[arg-type]
-            cells.append(_cell(path, scorer.variant, batch, len(texts), timing))
+            jobs.append(Job(path, scorer.variant, batch, scorer.score,  # type: ignore[arg-type]
+                            texts, sources, []))
 
     if include_gpu:
         fp16 = next((v.name for v in manifest.variants
@@ -239,13 +262,18 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
             gpu_scorer.warmup()
             gpu_fn: ScoreFn = gpu_scorer.score  # type: ignore[assignment]
             for batch in sorted({*batches, 256}):
-                say(f"{path}, batch {batch}")
-                cells.append(_cell(path, gpu_scorer.name, batch, len(texts),
-                                   time_calls(gpu_fn, texts, sources, batch)))
+                jobs.append(Job(path, gpu_scorer.name, batch, gpu_fn, texts, sources, []))
             for batch in (32, 128, 256):
-                say(f"{path}, batch {batch}, 64 tokens")
-                cells.append(_cell(f"{path}, 64-token texts", gpu_scorer.name, batch,
-                                   len(fixed), time_calls(gpu_fn, fixed, fixed_src, batch)))
+                jobs.append(Job(f"{path}, 64-token texts", gpu_scorer.name, batch, gpu_fn,
+                                fixed, fixed_src, []))
+
+    for r in range(rounds):
+        for job in jobs:
+            say(f"round {r + 1}/{rounds}: {job.path}, batch {job.batch}")
+            job.timings.append(time_calls(job.fn, job.texts, job.sources, job.batch))
+    cells = [_merge(job) for job in jobs]
+    notes.append(f"{rounds} interleaved rounds; msg/s is each cell's median round, "
+                 "latency percentiles pool every call")
 
     naive = next((c for c in cells if c.path == NAIVE), None)
     if naive is not None:

@@ -29,12 +29,14 @@ def bench() -> None:
               help="Texts for the slow naive path (one call each).")
 @click.option("--batches", default="1,8,32,128", show_default=True,
               help="Batch sizes, comma-separated.")
+@click.option("--rounds", type=int, default=3, show_default=True,
+              help="Interleaved rounds; each cell reports its median round.")
 @click.option("--no-naive", is_flag=True, help="Leave out the naive PyTorch path "
               "(it needs the train extra).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for models-DATE.md/.json [default: <data dir>/bench].")
 def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_texts: int,
-                 batches: str, no_naive: bool, out: Path | None) -> None:
+                 batches: str, rounds: int, no_naive: bool, out: Path | None) -> None:
     """The naive path (transformers FP32, one message per call) against the ONNX
     teacher and the INT8 student with and without length bucketing."""
     from streamer.bench import models as mb
@@ -51,7 +53,8 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
         examples = mb.sample(bundle_dir, n_texts)
         result = mb.run(
             bundle_dir, examples, threads=threads, batches=sizes, naive_texts=naive_texts,
-            include_naive=not no_naive, command=shlex.join(["streamer", *sys.argv[1:]]),
+            include_naive=not no_naive, rounds=rounds,
+            command=shlex.join(["streamer", *sys.argv[1:]]),
             progress=lambda msg: console.print(f"[dim]measuring[/] {msg}"),
         )
     except (BundleError, FileNotFoundError) as exc:

@@ -37,7 +37,7 @@ def test_the_benchmark_runs_every_path_over_the_same_validation_texts(
     tiny_bundle: Path, tmp_path: Path,
 ) -> None:
     examples = mb.sample(tiny_bundle, 24)
-    result = mb.run(tiny_bundle, examples, threads=1, batches=(1, 8), naive_texts=4)
+    result = mb.run(tiny_bundle, examples, threads=1, batches=(1, 8), naive_texts=4, rounds=2)
     paths = {c.path for c in result.cells}
     assert mb.NAIVE in paths and len(paths) == 4  # naive, teacher, student x2
     naive = next(c for c in result.cells if c.path == mb.NAIVE)
@@ -51,6 +51,7 @@ def test_the_benchmark_runs_every_path_over_the_same_validation_texts(
         assert c.msgs_per_s > 0 and 0 < c.p50_ms <= c.p99_ms and c.speedup is not None
     assert naive.tokenize_share is None  # transformers does not report the split
     assert any("no CUDA GPU" in n for n in result.notes)  # GPU rows say why they are absent
+    assert any("2 interleaved rounds" in n for n in result.notes)
     assert result.texts == 24 and 0 < result.chat_share < 1 and result.mean_tokens > 2
     md, js = mb.write(result, tmp_path)
     assert "| student ONNX INT8, length-bucketed (deployed) | student2-int8 | 8 |" in (
