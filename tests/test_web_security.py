@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.error
@@ -40,8 +41,6 @@ def test_a_public_bind_without_a_token_refuses_to_start(
 ) -> None:
     ns = Namespace(kafka_bootstrap, redis_url, tmp_path,
                    extra_env={"STREAMER_WEB_HOST": "0.0.0.0"})
-    import os
-
     out = subprocess.run([sys.executable, "-m", "streamer.cli.main", "worker"],
                          env={**os.environ, **ns.env()}, cwd=REPO, capture_output=True,
                          text=True, timeout=120)

@@ -100,14 +100,16 @@ def naive_scorer(bundle_dir: Path, max_length: dict[str, int], threads: int
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from streamer.models.encoder import default_base
+    from streamer.models.encoder import Pooling, default_base, pool
     from streamer.models.heads import load_model
 
     torch.set_num_threads(threads)
     teacher_dir = bundle_dir / "_work" / "models" / "teacher"
+    pooling: Pooling
     if teacher_dir.is_dir():
         model, meta = load_model(teacher_dir)
         encoder, heads, what = model.encoder, model.heads, "the bundle's teacher"
+        pooling = meta.pooling
         # load_model picks eager attention (what the ONNX export needs); a user's first
         # script gets transformers' default, SDPA, which is faster: measure that.
         encoder.set_attn_implementation("sdpa")
@@ -121,6 +123,7 @@ def naive_scorer(bundle_dir: Path, max_length: dict[str, int], threads: int
         heads = torch.nn.ModuleDict({"sentiment": torch.nn.Linear(hidden, 3),
                                      "topic": torch.nn.Linear(hidden, 8)})
         what, tok_src = "the base encoder + fresh heads (no teacher checkpoint kept)", base
+        pooling = "mean"
     tokenizer = AutoTokenizer.from_pretrained(tok_src)
     encoder.eval()
 
@@ -131,8 +134,7 @@ def naive_scorer(bundle_dir: Path, max_length: dict[str, int], threads: int
                 enc = tokenizer(text, truncation=True, max_length=max_length.get(src, 128),
                                 return_tensors="pt")
                 hidden = encoder(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).float()
-                vec = (hidden * mask).sum(1) / mask.sum(1)
+                vec = pool(hidden, enc["attention_mask"], pooling)
                 out.append({h: torch.softmax(heads[h](vec), -1) for h in heads})
         return out
 

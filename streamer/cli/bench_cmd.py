@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from streamer.cli.common import console, fail, settings_with
+from streamer.cli.common import console, fail, number_list, settings_with
 
 
 @click.group("bench", context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,10 +45,7 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
 
     s = settings_with()
     bundle_dir = bundle_dir or default_bundle_path(s)
-    try:
-        sizes = [int(x) for x in batches.split(",") if x.strip()]
-    except ValueError:
-        fail(f"--batches {batches!r}: give whole numbers separated by commas")
+    sizes = number_list(batches, int, "--batches")
     try:
         examples = mb.sample(bundle_dir, n_texts)
         result = mb.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
@@ -39,3 +39,12 @@ def fail(message: str, hint: str | None = None) -> None:
     if hint:
         console.print(f"[yellow]what to do:[/] {hint}")
     raise click.exceptions.Exit(1)
+
+
+def number_list(value: str, kind: Callable[[str], T], option: str) -> list[T]:
+    """``"1,8,32"`` -> ``[1, 8, 32]``; a clear error naming ``option`` otherwise."""
+    try:
+        return [kind(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        fail(f"{option} {value!r}: give numbers separated by commas")
+        raise  # unreachable: fail() exits

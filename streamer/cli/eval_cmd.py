@@ -39,7 +39,7 @@ from streamer.alert.synth import (
     write_labels,
     write_stream,
 )
-from streamer.cli.common import console, fail, settings_with
+from streamer.cli.common import console, fail, number_list, settings_with
 
 
 def _free_port() -> int:
@@ -197,10 +197,7 @@ def eval_alerts(streams: tuple[Path, ...], labels: Path, speed: float, timeout: 
 def eval_stream(out: Path, seed: int, hours: float, sizes: str, every: float,
                 news_per_min: float, chat_per_min: float) -> None:
     """Write OUT/stream.jsonl and OUT/spikes.json: calm demo market with labelled spikes."""
-    try:
-        size_list = [float(x) for x in sizes.split(",") if x.strip()]
-    except ValueError:
-        fail(f"--sizes {sizes!r}: give numbers separated by commas")
+    size_list = number_list(sizes, float, "--sizes")
     minutes = hours * 60
     plan = spike_plan(minutes, size_list, every_min=every, seed=seed) if every > 0 else []
     spec = StreamSpec(seed=seed, minutes=minutes, news_per_min=news_per_min,

@@ -22,13 +22,18 @@ def clean_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def news_text(headline: str, body: str | None) -> str:
+    """The text scored for a news item: headline, then the body when there is one."""
+    return f"{headline}. {body}" if body else headline
+
+
 def normalize(
     msg: InputMessage, origin: Origin, tickers: TickerExtractor, *, max_chars: int
 ) -> Event | DecodeFailure:
     if isinstance(msg, NewsItem):
         headline = clean_text(msg.headline)
         body = clean_text(msg.body or "")
-        text = f"{headline}. {body}" if body else headline
+        text = news_text(headline, body)
         found = tickers.extract(text, given=msg.tickers or ())
         kind: Kind = "news"
         source, when = msg.source, msg.published_at

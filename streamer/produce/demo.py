@@ -16,6 +16,8 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, Field
 
+from streamer.ingest.normalize import news_text
+
 Sentiment = Literal["negative", "neutral", "positive"]
 
 COMPANIES: dict[str, list[tuple[str, str]]] = {
@@ -274,11 +276,8 @@ def labelled_rows(messages: Iterable[DemoMessage]) -> dict[str, list[tuple[str, 
         if m.bad is not None or m.sentiment is None:
             continue
         obj = orjson.loads(m.value)
-        if m.kind == "news":
-            body = obj.get("body")
-            text = f"{obj['headline']}. {body}" if body else obj["headline"]
-        else:
-            text = obj["text"]
+        news = m.kind == "news"
+        text = news_text(obj["headline"], obj.get("body")) if news else obj["text"]
         rows["sentiment"].append((text, m.sentiment))
         if m.topic is not None:
             rows["topic"].append((text, m.topic))

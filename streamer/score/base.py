@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -13,6 +13,21 @@ Source = Literal["news", "chat"]
 
 class ScorerError(RuntimeError):
     """A scorer could not be built or loaded; the message says what to do."""
+
+
+_WARMUP_TEXTS = (
+    "$AAPL beats estimates, shares jump after hours",
+    "Central bank holds rates steady; currency slips against the dollar as traders "
+    "reassess the outlook for exports and oil prices.",
+)
+
+
+def warmup_batches(lengths: Sequence[int]) -> Iterator[tuple[list[str], list[Source]]]:
+    """One small batch per padded length (a text of about that many tokens plus two
+    realistic ones), so every shape a scorer will see is prepared before real traffic."""
+    for length in lengths:
+        text = " ".join(["market"] * max(1, length - 2))
+        yield [text, *_WARMUP_TEXTS], ["news", "chat", "news"]
 
 
 @dataclass(frozen=True)

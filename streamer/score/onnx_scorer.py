@@ -23,13 +23,7 @@ from streamer.models.tokenize import (
     pad_batch,
     plain_batches,
 )
-from streamer.score.base import BatchScores, Source
-
-_WARMUP_TEXTS = (
-    "$AAPL beats estimates, shares jump after hours",
-    "Central bank holds rates steady; currency slips against the dollar as traders "
-    "reassess the outlook for exports and oil prices.",
-)
+from streamer.score.base import BatchScores, Source, warmup_batches
 
 
 def cuda_available() -> bool:
@@ -161,10 +155,8 @@ class OnnxScorer:
         )
 
     def warmup(self) -> None:
-        # One call per bucket length so every shape the session will see is prepared.
-        for length in self._buckets:
-            text = " ".join(["market"] * max(1, length - 2))
-            self.score([text, *_WARMUP_TEXTS], ["news", "chat", "news"])
+        for texts, sources in warmup_batches(self._buckets):
+            self.score(texts, sources)
 
 
 __all__ = ["BundleError", "OnnxScorer", "cuda_available"]

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 
-from streamer.models.tokenize import SourceTokenizers
-from streamer.score.base import BatchScores, ScorerError, Source
+from streamer.models.tokenize import SourceTokenizers, bucket_length
+from streamer.score.base import BatchScores, ScorerError, Source, warmup_batches
 
 if TYPE_CHECKING:
     import torch
@@ -50,12 +50,6 @@ CHECKPOINT_META = "model.json"
 # The PyTorch docs warm a callable up on a side stream for a few iterations before capture
 # (lazy initialisation, cuBLAS workspaces, autotuning must not end up in the graph).
 CAPTURE_WARMUP_ITERS = 3
-
-_WARMUP_TEXTS = (
-    "$AAPL beats estimates, shares jump after hours",
-    "Central bank holds rates steady; currency slips against the dollar as traders "
-    "reassess the outlook for exports and oil prices.",
-)
 
 Entry = TypeVar("Entry")
 
@@ -91,13 +85,6 @@ def check_buckets(buckets: Iterable[int], what: str) -> tuple[int, ...]:
     return out
 
 
-def _smallest_at_least(n: int, buckets: Sequence[int]) -> int:
-    for b in buckets:
-        if n <= b:
-            return b
-    raise ValueError(f"{n} is beyond the largest bucket {buckets[-1]}")
-
-
 def plan_calls(
     lengths: Sequence[int], length_buckets: Iterable[int], batch_buckets: Iterable[int]
 ) -> list[Call]:
@@ -119,13 +106,13 @@ def plan_calls(
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     groups: dict[int, list[int]] = {}
     for i in order:  # ascending lengths -> groups (and calls) in ascending L
-        groups.setdefault(_smallest_at_least(lengths[i], lbs), []).append(i)
+        groups.setdefault(bucket_length(lengths[i], lbs), []).append(i)
     step = bbs[-1]
     calls: list[Call] = []
-    for length, rows in groups.items():
+    for length, rows in groups.items():  # every length is within lbs (checked above)
         for start in range(0, len(rows), step):
-            chunk = tuple(rows[start:start + step])
-            calls.append(Call(chunk, _smallest_at_least(len(chunk), bbs), length))
+            chunk = tuple(rows[start:start + step])  # at most step = bbs[-1] rows
+            calls.append(Call(chunk, bucket_length(len(chunk), bbs), length))
     return calls
 
 
@@ -422,9 +409,8 @@ class TorchScorer:
             with self._torch.inference_mode(), self._lock:
                 for key in keys:
                     self.graphs.get(key)
-        for length in self.length_buckets:
-            text = " ".join(["market"] * max(1, length - 2))
-            self.score([text, *_WARMUP_TEXTS], ["news", "chat", "news"])
+        for texts, sources in warmup_batches(self.length_buckets):
+            self.score(texts, sources)
 
     # --- execution -----------------------------------------------------------------------------
     def _forward(
