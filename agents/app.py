@@ -12,6 +12,7 @@ from faust.types import TP, Message
 from agents.alerting import register_alerting
 from agents.runtime import Runtime
 from agents.scoring import make_scoring_agent
+from agents.transactions import install_abort_on_rewind
 from agents.views import register_views
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,12 @@ def create_app(runtime: Runtime) -> faust.App:
 
     @app.task
     async def install_commit_gate() -> None:
-        # The consumer exists once the app runs; commits from here on wait for batches.
+        # The consumer exists once the app runs; commits from here on wait for batches,
+        # and rebalances abort what a rewound partition's transaction already holds.
         consumer: Any = app.consumer
         consumer.force_commit = runtime.gate.wrap(consumer.force_commit)
+        if app.in_transaction:
+            install_abort_on_rewind(app)
         runtime.warm = True
 
     @app.timer(interval=s.latency_push_interval_s)

@@ -78,7 +78,10 @@ class Settings(BaseSettings):
         2, ge=0, description="Batches that may wait for a scoring thread; beyond that the "
         "agents wait (backpressure) instead of queueing without bound.",
     )
-    commit_interval_s: float = Field(1.0, gt=0, description="Kafka offset commit interval.")
+    commit_interval_s: float = Field(
+        1.0, gt=0, le=30, description="Kafka offset commit interval. Each commit ends the "
+        "partitions' transactions, which Kafka aborts after 60 s: keep it well below that.",
+    )
     worker_id: str | None = Field(None, description="Worker name in metrics; default host-pid.")
     latency_push_interval_s: float = Field(
         5.0, gt=0, description="How often a worker writes its latency histograms to Redis."

@@ -181,6 +181,26 @@ def wait_consumed(ns: Namespace, expected: int, timeout: float = 240.0,
     raise AssertionError(f"only {last} of {expected} consumed after {timeout}s\n{tails}")
 
 
+def wait_committed(ns: Namespace, timeout: float = 180.0,
+                   workers: list[WorkerProcess] | None = None) -> None:
+    """Until the group's committed offsets reach every input partition's end: replays
+    after a rebalance finish, and their records are committed, only then."""
+    from streamer.kafka.lag import group_lag
+
+    deadline = time.monotonic() + timeout
+    lag: dict = {}
+    while time.monotonic() < deadline:
+        lag = asyncio.run(group_lag(ns.settings()))
+        if lag and not any(lag.values()):
+            return
+        for w in workers or []:
+            assert w.proc is not None
+            if w.proc.poll() is not None:
+                raise AssertionError(f"worker {w.name} died:\n{w.tail()}")
+        time.sleep(1.0)
+    raise AssertionError(f"lag still {sum(lag.values())} after {timeout}s: {lag}")
+
+
 async def _read_topic(bootstrap: str, topic: str, expected: int, timeout: float,
                       isolation: str) -> list[bytes]:
     consumer = AIOKafkaConsumer(

@@ -20,6 +20,7 @@ from harness import (
     mixed_stream,
     produce,
     read_topic,
+    wait_committed,
     wait_consumed,
 )
 from prometheus_client.parser import text_string_to_metric_families
@@ -225,6 +226,7 @@ def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
     try:
         survivor.wait_ready()
         accs = wait_consumed(ns, len(messages), workers=[survivor])
+        wait_committed(ns, workers=[survivor])
     finally:
         survivor.stop()
     assert_exact(ns, accs, len(messages), n_valid)
@@ -251,7 +253,37 @@ def test_two_workers_share_the_partitions_and_totals_stay_exact(
         assert all(owned) and sum(owned) == 8, owned
         produce(ns, messages)
         accs = wait_consumed(ns, len(messages), workers=workers)
+        wait_committed(ns, workers=workers)
     finally:
         for w in workers:
+            w.stop()
+    assert_exact(ns, accs, len(messages), n_valid)
+
+
+def test_a_worker_joining_mid_stream_leaves_no_duplicate_on_the_scored_topic(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """The rebalance a joining worker causes rewinds the first worker's kept partitions
+    to their committed offsets; records it sent past them must not be committed twice.
+    A long commit interval makes sure such uncommitted records exist when it joins."""
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path,
+                   extra_env={"STREAMER_COMMIT_INTERVAL_S": "25"})
+    s = ns.settings()
+    messages = mixed_stream(ns, seed=37, minutes=8, bad_fraction=0.05, big_message=False)
+    n_valid = sum(1 for m in messages if is_valid(s, m))
+    half = len(messages) // 2
+    first = WorkerProcess(ns, "first").start()
+    second = WorkerProcess(ns, "second")
+    try:
+        first.wait_ready()
+        produce(ns, messages[:half])
+        wait_consumed(ns, half, workers=[first])
+        second.start().wait_ready()
+        produce(ns, messages[half:])
+        accs = wait_consumed(ns, len(messages), workers=[first, second])
+        # Redis counts each offset once, so it is complete before the replays are done.
+        wait_committed(ns, workers=[first, second])
+    finally:
+        for w in (first, second):
             w.stop()
     assert_exact(ns, accs, len(messages), n_valid)

@@ -143,8 +143,13 @@ def fit(
     loss_fn: LossFn | None = None,
     reporter: Reporter = SILENT,
     description: str = "train",
+    on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> list[EpochLog]:
-    """Train in place with AdamW and linear warmup/decay; fractional epochs allowed."""
+    """Train in place with AdamW and linear warmup/decay; fractional epochs allowed.
+
+    ``on_epoch`` runs after each epoch (e.g. a validation pass for a learning curve); the
+    model is in eval mode during the call and back in train mode after it.
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -207,6 +212,10 @@ def fit(
                     seconds=time.perf_counter() - start,
                 )
             )
+            if on_epoch is not None:
+                model.eval()
+                on_epoch(logs[-1])
+                model.train()
     model.eval()
     return logs
 
