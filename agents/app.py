@@ -14,6 +14,7 @@ from agents.runtime import Runtime
 from agents.scoring import make_scoring_agent
 from agents.transactions import install_abort_on_rewind
 from agents.views import register_views
+from streamer.kafka.security import faust_credentials
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def create_app(runtime: Runtime) -> faust.App:
     app = faust.App(
         s.app_id,
         broker=brokers,
+        broker_credentials=faust_credentials(s),
         processing_guarantee=s.processing_guarantee,
         web_host=s.web_host,
         web_bind=s.web_host,
@@ -46,6 +48,8 @@ def create_app(runtime: Runtime) -> faust.App:
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=s.commit_interval_s,
+        broker_session_timeout=s.kafka_session_timeout_s,
+        broker_heartbeat_interval=s.kafka_heartbeat_interval_s,
         producer_acks=-1,
         datadir=str(datadir),
         web_stats_enabled=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 
@@ -60,7 +61,10 @@ class Runtime:
             settings, pool, store, clock=clock, metrics=metrics, latency=latency
         )
         metrics.backend.labels(scorer.name).set(1)
-        worker_id = settings.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        # It names a Redis key (latency histograms): the same bounded alphabet as the
+        # setting's pattern, whatever the host name holds.
+        host = re.sub(r"[^A-Za-z0-9._\-]", "-", socket.gethostname())[:48].strip(".-") or "host"
+        worker_id = settings.worker_id or f"{host}-{os.getpid()}"
         return cls(
             settings, scorer, store, processor, pool, metrics, clock, latency,
             worker_id=worker_id,

@@ -1,8 +1,15 @@
-"""Web views on the worker: health, readiness, Prometheus metrics, counters."""
+"""Web views on the worker: health, readiness, Prometheus metrics, the live dashboard.
+
+The dashboard page (``/`` and ``/dashboard``) is static and carries no data, so it is
+served like the probes; its JSON (``/api/trends``, ``/api/alerts``, ``/api/latency``)
+follows the ``/metrics`` rule: with a token configured, only with ``Authorization:
+Bearer <token>`` (the page reads the token from its URL fragment, ``#token=...``).
+"""
 
 from __future__ import annotations
 
 import hmac
+from importlib import resources
 from typing import Any
 
 import faust
@@ -11,6 +18,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
 from agents.runtime import Runtime
+from streamer.alert.store import AlertStore
+from streamer.dashboard import DEFAULT_TOP, DEFAULT_WINDOW_S, alerts_data, latency_data, trends_data
+
+# The page may talk to its own worker only: no CDN, no other origin, no framing.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+_DATA_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def _assigned(app: faust.App, topics: tuple[str, ...]) -> int:
@@ -30,8 +50,23 @@ def authorized(request: Request, token: SecretStr | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def dashboard_html() -> str:
+    return (resources.files("agents") / "static" / "dashboard.html").read_text("utf-8")
+
+
+def _int_arg(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    try:
+        return max(lo, min(hi, int(request.query.get(name, default))))
+    except ValueError:
+        return default
+
+
 def register_views(app: faust.App, runtime: Runtime) -> None:
     token = runtime.settings.web_token
+    settings = runtime.settings
+    page = dashboard_html()
+    alert_store = AlertStore(runtime.store.redis, runtime.store.keys.prefix,
+                             claim_ttl_s=settings.alert_claim_ttl_s)
 
     def denied(view: View) -> Response:
         return view.json({"error": "send 'Authorization: Bearer <STREAMER_WEB_TOKEN>'"},
@@ -62,3 +97,41 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
             body = generate_latest(runtime.metrics.registry)
             # aiohttp refuses a charset inside content_type; a header carries it whole.
             return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/")
+    class Root(View):
+        async def get(self, request: Request) -> Response:
+            return self.html(page, headers=dict(_PAGE_HEADERS))
+
+    @app.page("/dashboard")
+    class Dashboard(View):
+        async def get(self, request: Request) -> Response:
+            return self.html(page, headers=dict(_PAGE_HEADERS))
+
+    @app.page("/api/trends")
+    class Trends(View):
+        async def get(self, request: Request) -> Response:
+            if not authorized(request, token):
+                return denied(self)
+            data = await trends_data(
+                runtime.store, bucket_seconds=settings.bucket_seconds,
+                window_s=_int_arg(request, "window", DEFAULT_WINDOW_S, 60, 86_400),
+                top=_int_arg(request, "top", DEFAULT_TOP, 1, 50))
+            return self.json(data, headers=dict(_DATA_HEADERS))
+
+    @app.page("/api/alerts")
+    class Alerts(View):
+        async def get(self, request: Request) -> Response:
+            if not authorized(request, token):
+                return denied(self)
+            data = await alerts_data(alert_store, limit=_int_arg(request, "limit", 30, 1, 200))
+            return self.json(data, headers=dict(_DATA_HEADERS))
+
+    @app.page("/api/latency")
+    class Latency(View):
+        async def get(self, request: Request) -> Response:
+            if not authorized(request, token):
+                return denied(self)
+            data = await latency_data(runtime.store.redis, settings.redis_key_prefix)
+            data["worker"] = runtime.worker_id
+            return self.json(data, headers=dict(_DATA_HEADERS))

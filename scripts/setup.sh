@@ -4,7 +4,8 @@
 #     default dev,train: the tests and the first-run model build need torch), editable;
 #     reinstalled only when pyproject.toml or the extras changed. pip's cache:
 #     $PIP_CACHE_DIR keeps torch's large download for the next run.
-#   - redis-server, Java 17 and Maven via apt when missing (root or password-less sudo).
+#   - redis-server, Java 17 and Maven via apt when missing (root or password-less sudo);
+#     chromium and chromium-driver too (the dashboard test drives a real headless browser).
 #   - the Kafka jars, fetched once into ~/.cache/streamer (Maven's repo: ~/.m2).
 # Missing servers are only warned about here: tests skip locally and fail under CI=true.
 set -euo pipefail
@@ -90,6 +91,15 @@ elif apt_install openjdk-17-jre-headless maven; then
     echo "installed openjdk-17-jre-headless and maven"
 else
     warn "need Java >= 17 and Maven for the local Kafka: sudo apt-get install -y openjdk-17-jre-headless maven"
+fi
+
+section "chromium + chromium-driver (dashboard test)"
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    echo "found $(chromium --version 2>/dev/null | head -n1), $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2)"
+elif apt_install chromium chromium-driver; then
+    echo "installed chromium and chromium-driver"
+else
+    warn "tests/test_dashboard.py needs Debian's browser: sudo apt-get install -y chromium chromium-driver"
 fi
 
 section "kafka jars"

@@ -28,6 +28,18 @@ def _default_labelled_data() -> Path:
     return Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def _secret(value: SecretStr | None, path: Path | None) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is None:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot read the secret file {path}: {exc.strerror}") from exc
+    return lines[0] if lines else ""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STREAMER_", env_file=".env", extra="ignore", populate_by_name=True
@@ -46,6 +58,37 @@ class Settings(BaseSettings):
     )
     redis_password: SecretStr | None = Field(
         None, description="Redis password; kept out of the URL so it never reaches logs."
+    )
+    redis_password_file: Path | None = Field(
+        None, description="File holding the Redis password (instead of redis_password)."
+    )
+    redis_username: str | None = Field(
+        None, description="Redis ACL user (AUTH username password); none: the default user."
+    )
+    redis_tls_ca_file: Path | None = Field(
+        None, description="CA certificate (PEM) that signed the Redis server's certificate, "
+        "for rediss:// URLs; none: the system's trusted CAs.",
+    )
+
+    # --- Kafka security --------------------------------------------------------------------
+    # Every Kafka client (worker, producers, CLI, admin) takes these through
+    # streamer.kafka.security; secrets come from the environment or a file, never a flag.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol; SASL_SSL: SASL over TLS."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = Field(
+        "SCRAM-SHA-256", description="SASL mechanism (SASL_PLAINTEXT / SASL_SSL)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (environment only; never logged)."
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="File holding the SASL password (instead of kafka_sasl_password)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA certificate (PEM) that signed the brokers' certificates (SSL / "
+        "SASL_SSL); none: the system's trusted CAs.",
     )
 
     # --- topics ------------------------------------------------------------------------
@@ -82,7 +125,15 @@ class Settings(BaseSettings):
         1.0, gt=0, le=30, description="Kafka offset commit interval. Each commit ends the "
         "partitions' transactions, which Kafka aborts after 60 s: keep it well below that.",
     )
-    worker_id: str | None = Field(None, description="Worker name in metrics; default host-pid.")
+    kafka_session_timeout_s: float = Field(
+        30.0, ge=6, le=300, description="Consumer-group session timeout: how long a dead "
+        "worker keeps its partitions before the group hands them to the others.",
+    )
+    kafka_heartbeat_interval_s: float = Field(
+        3.0, gt=0, description="Consumer heartbeat interval (well below the session timeout).",
+    )
+    worker_id: str | None = Field(None, description="Worker name in metrics; default host-pid.",
+                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
     latency_push_interval_s: float = Field(
         5.0, gt=0, description="How often a worker writes its latency histograms to Redis."
     )
@@ -172,7 +223,8 @@ class Settings(BaseSettings):
     bucket_ttl_s: int = Field(
         7_200, ge=60, description="Trend bucket expiry; bounds Redis memory."
     )
-    redis_key_prefix: str = Field("st", description="Prefix of every Redis key the app writes.")
+    redis_key_prefix: str = Field("st", description="Prefix of every Redis key the app writes.",
+                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,31}$")
     redis_retry_attempts: int = Field(
         30, ge=1, description="Redis write attempts before the worker stops (no offset commit)."
     )
@@ -189,6 +241,14 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(9093, description="Local KRaft controller port.")
     redis_port: int = Field(6379, description="Local redis-server port (127.0.0.1).")
     stack_start_timeout_s: float = Field(90.0, gt=0, description="Wait for servers to answer.")
+
+    def kafka_password(self) -> str | None:
+        """The SASL password: kafka_sasl_password, else the file's first line."""
+        return _secret(self.kafka_sasl_password, self.kafka_sasl_password_file)
+
+    def redis_secret(self) -> str | None:
+        """The Redis password: redis_password, else the file's first line."""
+        return _secret(self.redis_password, self.redis_password_file)
 
     @property
     def input_topics(self) -> tuple[str, str]:

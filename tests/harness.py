@@ -7,11 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -19,11 +23,14 @@ from servers import free_ports
 
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import TopicAccount, accounts
+from streamer.kafka.security import client_options
 from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage
 from streamer.produce.sender import Outgoing, send_all
 from streamer.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+# Rows of the fault table: tests/test_chaos.py adds them, conftest prints and saves them.
+CHAOS_ROWS: list[dict[str, object]] = []
 
 
 @dataclass
@@ -82,11 +89,28 @@ class WorkerProcess:
         return self
 
     def ready(self) -> dict[str, object] | None:
+        """The /readyz body (also when it answers 503), or None when nothing answers."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
                 return orjson.loads(r.read())  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as exc:
+            try:
+                return orjson.loads(exc.read())  # type: ignore[no-any-return]
+            except Exception:
+                return None
         except Exception:
             return None
+
+    def metric(self, name: str) -> float | None:
+        """One unlabelled sample from the worker's /metrics, e.g. process_resident_memory_bytes."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith(name + " "):
+                        return float(line.split()[1])
+        except Exception:
+            return None
+        return None
 
     def wait_ready(self, timeout: float = 120.0) -> dict[str, object]:
         deadline = time.monotonic() + timeout
@@ -151,6 +175,30 @@ def produce(ns: Namespace, messages: list[Outgoing], rate: float | None = None) 
     asyncio.run(send_all(ns.settings(), messages, rate=rate, progress=False))
 
 
+class BackgroundProducer:
+    """``produce`` at a fixed rate on a thread, so faults can hit a stream in motion."""
+
+    def __init__(self, ns: Namespace, messages: list[Outgoing], rate: float) -> None:
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(ns, messages, rate), daemon=True)
+
+    def _run(self, ns: Namespace, messages: list[Outgoing], rate: float) -> None:
+        try:
+            produce(ns, messages, rate=rate)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    def start(self) -> BackgroundProducer:
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float = 300.0) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"producer still running after {timeout}s"
+        if self.error is not None:
+            raise AssertionError(f"producer failed: {self.error!r}") from self.error
+
+
 async def _accounts(settings: Settings) -> list[TopicAccount]:
     store = TrendStore.connect(settings)
     try:
@@ -202,11 +250,12 @@ def wait_committed(ns: Namespace, timeout: float = 180.0,
 
 
 async def _read_topic(bootstrap: str, topic: str, expected: int, timeout: float,
-                      isolation: str) -> list[bytes]:
+                      isolation: str, security: dict[str, Any] | None = None) -> list[bytes]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
         enable_auto_commit=False, isolation_level=isolation, group_id=None,
         fetch_max_bytes=16 * 1024 * 1024, max_partition_fetch_bytes=4 * 1024 * 1024,
+        **(security or {}),
     )
     await consumer.start()
     values: list[bytes] = []
@@ -229,5 +278,75 @@ async def _read_topic(bootstrap: str, topic: str, expected: int, timeout: float,
 
 def read_topic(ns: Namespace, topic: str, expected: int, timeout: float = 60.0,
                isolation: str = "read_committed") -> list[dict[str, object]]:
-    raw = asyncio.run(_read_topic(ns.kafka_bootstrap, topic, expected, timeout, isolation))
+    raw = asyncio.run(_read_topic(ns.kafka_bootstrap, topic, expected, timeout, isolation,
+                                  client_options(ns.settings())))
     return [orjson.loads(v) for v in raw]
+
+
+def expected_counts(scored: list[dict]) -> Counter[tuple[str, str, str]]:
+    """(scope, key, sentiment label) -> count, computed from the scored records."""
+    c: Counter[tuple[str, str, str]] = Counter()
+    for ev in scored:
+        label = ev["sentiment"]["label"]
+        c[("all", "all", label)] += 1
+        c[("topic", ev["topic"]["label"], label)] += 1
+        for t in ev["tickers"]:
+            c[("ticker", t, label)] += 1
+    return c
+
+
+async def _redis_counts(settings: Settings) -> Counter[tuple[str, str, str]]:
+    store = TrendStore.connect(settings)
+    try:
+        span = await store.time_range()
+        assert span is not None
+        window = await store.window_all(span[0], span[1])
+    finally:
+        await store.close()
+    return Counter({(scope, key, label): n for (scope, key), wc in window.items()
+                    for label, n in wc.counts.items()})
+
+
+def redis_counts(ns: Namespace) -> Counter[tuple[str, str, str]]:
+    return asyncio.run(_redis_counts(ns.settings()))
+
+
+@dataclass
+class Outcome:
+    """What came out of a run, measured from Kafka and Redis, against what went in."""
+
+    sent: int
+    valid: int
+    scored: int  # distinct valid ids on the scored topic
+    lost: int  # valid messages with no scored record
+    duplicates: int  # scored records beyond one per id
+    redis_extra: int  # Redis "all" count minus distinct scored: >0 double-counted, <0 lost
+    redis_exact: bool  # every (scope, key, label) count equals the scored records' own
+    dead_lettered: int
+
+    @property
+    def clean(self) -> bool:
+        return (self.lost == 0 and self.duplicates == 0 and self.redis_extra == 0
+                and self.redis_exact and self.scored + self.dead_lettered == self.sent)
+
+
+def measure(ns: Namespace, messages: list[Outgoing]) -> Outcome:
+    s = ns.settings()
+    valid_ids = {str(orjson.loads(m.value)["id"]) for m in messages if is_valid(s, m)}
+    records = read_topic(ns, s.topic_scored, len(valid_ids))
+    ids = Counter(str(ev["id"]) for ev in records)
+    n_bad = len(messages) - len(valid_ids)
+    dead: list[dict[str, object]] = []
+    for t in s.input_topics if n_bad else ():
+        dead += read_topic(ns, s.dlq_topic(t), 1, timeout=20)
+    dead_ids = Counter((d["topic"], d["partition"], d["offset"]) for d in dead)
+    redis = redis_counts(ns)
+    redis_all = sum(n for (scope, _, _), n in redis.items() if scope == "all")
+    return Outcome(
+        sent=len(messages), valid=len(valid_ids), scored=len(valid_ids & set(ids)),
+        lost=len(valid_ids - set(ids)) + max(0, n_bad - len(dead_ids)),
+        duplicates=len(records) - len(ids) + len(dead) - len(dead_ids),
+        redis_extra=redis_all - len(ids),
+        redis_exact=redis == expected_counts(list({str(ev["id"]): ev for ev in records}.values())),
+        dead_lettered=len(dead_ids),
+    )

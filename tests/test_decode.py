@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from typing import get_args
+
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
-from streamer.schemas import ChatMessage, NewsItem, Origin
+from streamer.schemas import ChatMessage, Event, NewsItem, Origin
+from streamer.schemas.deadletter import Reason
+from streamer.schemas.events import Kind
+from streamer.settings import Settings
 
 GOOD_CHAT = {"id": "c1", "channel": "desk", "author": "ann", "text": "$AAPL up",
              "sent_at": "2026-01-02T03:04:05Z"}
@@ -122,3 +128,233 @@ def test_arbitrary_json_objects_never_raise(obj: dict[str, object]) -> None:
     if isinstance(out, ChatMessage):
         ev = normalize(out, ORIGIN, TickerExtractor.from_csv(), max_chars=1000)
         assert ev is not None
+
+
+# --- broader fuzz: every hostile input is an event or a dead letter with a known reason ---
+# The worker's own limits (Settings defaults), not the small ones above.
+MAX_BYTES = Settings.model_fields["max_message_bytes"].default
+MAX_CHARS = Settings.model_fields["max_text_chars"].default
+REASONS = set(get_args(Reason))
+EXTRACTOR = TickerExtractor.from_csv()
+GOOD = {"chat": GOOD_CHAT, "news": GOOD_NEWS}
+
+
+def outcome(raw: bytes | None, kind: Kind, *, max_bytes: int = MAX_BYTES,
+            max_chars: int = MAX_CHARS) -> Event | DecodeFailure:
+    """What the ingest stage makes of ``raw``; fails the test on anything but the contract."""
+    msg = decode(raw, kind, max_bytes=max_bytes)  # never raises
+    out = msg if isinstance(msg, DecodeFailure) else normalize(msg, ORIGIN, EXTRACTOR,
+                                                               max_chars=max_chars)
+    if isinstance(out, DecodeFailure):
+        assert out.reason in REASONS, out
+        assert out.error.strip(), out
+        # Readable and safe to log: bounded, no control characters from the input.
+        assert len(out.error) < 4096, len(out.error)
+        assert all(c.isprintable() for c in out.error), repr(out.error)
+    else:
+        assert isinstance(out, Event) and out.text and len(out.text) <= max_chars
+    return out
+
+
+def nested(depth: int, opener: str) -> str:
+    closer = {"[": "]", '{"a":': "}"}[opener]
+    return opener * depth + "1" + closer * depth
+
+
+def with_raw(kind: Kind, field: str, value: str) -> bytes:
+    """The good message with ``field`` set to the JSON text ``value``, as written."""
+    body = ",".join(orjson.dumps(k).decode() + ":" + orjson.dumps(v).decode()
+                    for k, v in GOOD[kind].items() if k != field)
+    return ("{" + body + "," + orjson.dumps(field).decode() + ":" + value + "}").encode()
+
+
+HUGE_NUMBERS = ["1e400", "-1e400", "1e-400", "9" * 5000, "-" + "9" * 5000, "10" + "0" * 400,
+                "1" + "0" * 20, "-0", "0.0000000000000000000000001", "123456789.123456789e300",
+                "18446744073709551616", "-9223372036854775809"]
+kinds = st.sampled_from(["chat", "news"])
+field_names = st.sampled_from(sorted({*GOOD_CHAT, *GOOD_NEWS, "body", "tickers",
+                                      "schema_version"}))
+hostile_text = st.lists(
+    st.characters(codec="utf-8") | st.sampled_from(
+        ["\x00", "\x07", "\x1b[2J", "\u202e", "\u200b", "\ufeff", "\u2028", "\r\n", "\t"]),
+    max_size=100,
+).map("".join)
+
+
+@st.composite
+def deep_json(draw: st.DrawFn) -> tuple[Kind, bytes]:
+    kind = draw(kinds)
+    text = nested(draw(st.integers(1, 20_000)), draw(st.sampled_from(["[", '{"a":'])))
+    if draw(st.booleans()):
+        return kind, text.encode()  # the whole message
+    return kind, with_raw(kind, draw(field_names), text)  # one field's value
+
+
+@st.composite
+def huge_numbers(draw: st.DrawFn) -> tuple[Kind, bytes]:
+    kind = draw(kinds)
+    return kind, with_raw(kind, draw(field_names), draw(st.sampled_from(HUGE_NUMBERS)))
+
+
+@st.composite
+def wrong_types(draw: st.DrawFn) -> tuple[Kind, bytes]:
+    kind = draw(kinds)
+    value = draw(json_values)
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        text = str(value)
+    return kind, with_raw(kind, draw(field_names), text)
+
+
+@st.composite
+def control_chars(draw: st.DrawFn) -> tuple[Kind, bytes]:
+    kind = draw(kinds)
+    field = draw(field_names)
+    return kind, orjson.dumps({**GOOD[kind], field: draw(hostile_text)})
+
+
+@st.composite
+def mixed_encodings(draw: st.DrawFn) -> tuple[Kind, bytes]:
+    kind = draw(kinds)
+    text = draw(st.text(max_size=40)) + draw(st.sampled_from(["café", "€", "日本", "ß", "😀"]))
+    field = "text" if kind == "chat" else "headline"
+    doc = json.dumps({**GOOD[kind], field: text}, ensure_ascii=False)
+    how = draw(st.sampled_from(["latin-1", "cp1252", "utf-16", "utf-16-le", "utf-16-be",
+                                "utf-32", "bom", "surrogate", "mixed"]))
+    if how in ("latin-1", "cp1252"):
+        return kind, doc.encode(how, errors="replace")
+    if how.startswith("utf-"):
+        return kind, doc.encode(how)
+    if how == "bom":
+        bom = draw(st.sampled_from([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"]))
+        return kind, bom + doc.encode()
+    if how == "surrogate":  # lone or reversed surrogates, escaped as JSON allows
+        esc = draw(st.sampled_from(["\\ud800", "\\udfff", "\\udc00\\ud800", "\\ud800x",
+                                    "\\ud83d\\ude00"]))
+        return kind, with_raw(kind, field, '"a' + esc + 'b"')
+    # UTF-8 with a latin-1 encoded piece in the middle.
+    return kind, doc.encode()[:-2] + text.encode("latin-1", errors="replace") + b'"}'
+
+
+@st.composite
+def unknown_fields(draw: st.DrawFn) -> tuple[Kind, bytes]:
+    kind = draw(kinds)
+    extra = draw(st.dictionaries(st.text(max_size=300).filter(lambda k: k not in GOOD[kind]),
+                                 json_values, min_size=1, max_size=4))
+    try:
+        return kind, orjson.dumps({**GOOD[kind], **extra})
+    except orjson.JSONEncodeError:
+        return kind, orjson.dumps({**GOOD[kind], "unknown": None})
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[Kind, bytes]:
+    """A good message with a few bytes overwritten, cut out or spliced in."""
+    kind = draw(kinds)
+    raw = bytearray(orjson.dumps(GOOD[kind]))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(raw)))
+        cut = draw(st.integers(0, 3))
+        raw[i:i + cut] = draw(st.binary(max_size=4))
+    return kind, bytes(raw)
+
+
+hostile = st.one_of(deep_json(), huge_numbers(), wrong_types(), control_chars(),
+                    mixed_encodings(), unknown_fields(), mutated(),
+                    kinds.map(lambda k: (k, orjson.dumps(GOOD[k]))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile)
+def test_hostile_input_is_an_event_or_a_known_dead_letter(case: tuple[Kind, bytes]) -> None:
+    outcome(case[1], case[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(hostile, max_size=20))
+def test_a_batch_accounts_for_every_input(batch: list[tuple[Kind, bytes]]) -> None:
+    outs = [outcome(raw, kind) for kind, raw in batch]
+    valid = sum(isinstance(o, Event) for o in outs)
+    dead = sum(isinstance(o, DecodeFailure) for o in outs)
+    assert valid + dead == len(batch)
+
+
+@settings(max_examples=200, deadline=None)
+@given(kinds, st.integers(1_100, 50_000), st.sampled_from(["[", '{"a":']))
+def test_deep_nesting_is_invalid_json_not_an_exception(kind: Kind, depth: int,
+                                                       opener: str) -> None:
+    out = outcome(nested(depth, opener).encode(), kind, max_bytes=1 << 20)
+    assert isinstance(out, DecodeFailure) and out.reason == "invalid_json"
+    assert "depth" in out.error or "deep" in out.error
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "9" * 5000, "-" + "9" * 5000])
+@pytest.mark.parametrize("field", ["id", "text", "sent_at", "schema_version"])
+def test_huge_numbers_are_dead_letters(number: str, field: str) -> None:
+    out = outcome(with_raw("chat", field, number), "chat")
+    assert isinstance(out, DecodeFailure)
+    assert out.reason in ("invalid_json", "validation_failed")
+
+
+@pytest.mark.parametrize("kind", ["chat", "news"])
+def test_every_field_with_a_wrong_type_is_named(kind: Kind) -> None:
+    for field in GOOD[kind]:
+        for value in ("[]", "{}", "true", "null", "3.5", "[[[[1]]]]", '{"$gt": ""}'):
+            if field.endswith("_at") and value == "3.5":
+                continue  # a number is a time: Unix seconds (pydantic's datetime rules)
+            out = outcome(with_raw(kind, field, value), kind)
+            assert isinstance(out, DecodeFailure), (field, value)
+            assert out.reason == "validation_failed" and field in out.error, (field, value, out)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("lone \\ud800 surrogate", "invalid_json"),
+    ("reversed \\udc00\\ud800", "invalid_json"),
+    ("paired \\ud83d\\ude00 is fine", None),
+    ("NUL \\u0000 and ESC \\u001b[2J are dropped", None),
+    ("\\u0000\\u0007\\u200b\\ufeff", "empty_text"),
+])
+def test_escaped_surrogates_and_controls(text: str, expected: str | None) -> None:
+    out = outcome(with_raw("chat", "text", f'"{text}"'), "chat")
+    if expected is None:
+        assert isinstance(out, Event)
+        assert all(c.isprintable() for c in out.text), repr(out.text)
+    else:
+        assert isinstance(out, DecodeFailure) and out.reason == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (b"\xef\xbb\xbf" + orjson.dumps(GOOD_CHAT), "invalid_json"),  # UTF-8 BOM
+    (json.dumps(GOOD_CHAT).encode("utf-16"), "invalid_utf8"),
+    (json.dumps({**GOOD_CHAT, "text": "café"}, ensure_ascii=False).encode("latin-1"),
+     "invalid_utf8"),
+])
+def test_other_encodings_are_dead_letters(raw: bytes, expected: str) -> None:
+    out = outcome(raw, "chat")
+    assert isinstance(out, DecodeFailure) and out.reason == expected
+
+
+@pytest.mark.parametrize("kind", ["chat", "news"])
+def test_a_megabyte_of_text_is_refused_with_a_reason(kind: Kind) -> None:
+    field = "text" if kind == "chat" else "headline"
+    raw = orjson.dumps({**GOOD[kind], field: "word " * 200_000})
+    out = outcome(raw, kind)  # the worker's limits: too large before parsing
+    assert isinstance(out, DecodeFailure) and out.reason == "too_large"
+    out = outcome(raw, kind, max_bytes=4 << 20)  # a raised byte limit: the text limit holds
+    assert isinstance(out, DecodeFailure) and out.reason == "text_too_long"
+    assert str(MAX_CHARS) in out.error
+
+
+def test_unknown_field_names_cannot_smuggle_escapes_into_the_error() -> None:
+    raw = orjson.dumps({**GOOD_CHAT, "\x1b[2J\u202e" + "k" * 100_000: 1})
+    out = outcome(raw, "chat")
+    assert isinstance(out, DecodeFailure) and out.reason == "validation_failed"
+    assert "\x1b" not in out.error and "Extra inputs are not permitted" in out.error
+    assert len(out.error) < 500
+
+
+def test_out_of_range_timestamps_name_the_field() -> None:
+    out = outcome(with_raw("chat", "sent_at", '"9999-12-31T23:59:59-23:59"'), "chat")
+    assert isinstance(out, DecodeFailure) and out.reason == "validation_failed"
+    assert "sent_at" in out.error

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 from click.testing import CliRunner
 
@@ -12,6 +15,15 @@ from streamer.cli.main import cli
 from streamer.latency import LatencyRecorder
 from streamer.latency.report import read_latency, stages_sum
 from streamer.schemas import Stamps
+from streamer.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """The CLI caches its settings per process: each test here names its own prefix."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def stamps(i: int) -> Stamps:
@@ -71,3 +83,42 @@ def test_streamer_latency_prints_json_per_stage(redis_url: str) -> None:
     assert [s["stage"] for s in stages] == ["kafka", "batch_wait", "tokenize", "infer",
                                             "aggregate", "end_to_end"]
     assert all(s["count"] == 100 for s in stages)
+
+
+def test_streamer_latency_png_writes_both_charts(redis_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    prefix = f"lat{uuid.uuid4().hex[:8]}"
+
+    async def setup() -> None:
+        client = aioredis.from_url(redis_url, decode_responses=True)
+        try:
+            await _write(client, prefix, "w1", range(0, 600))
+            await _write(client, prefix, "w2", range(600, 1000))
+        finally:
+            await client.aclose()
+
+    asyncio.run(setup())
+    out_dir = tmp_path / "charts"
+    out = CliRunner().invoke(cli, ["latency", "--png", str(out_dir)],
+                             env={"REDIS_URL": redis_url, "STREAMER_REDIS_KEY_PREFIX": prefix})
+    assert out.exit_code == 0, out.output
+    assert "p99.9" in out.output  # the table still prints
+    for name in ("latency_percentiles.png", "latency_shares.png"):
+        data = (out_dir / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert len(data) > 10_000, (name, len(data))  # a drawn chart, not an empty canvas
+    out_copy = Path(__file__).resolve().parents[1] / "test-output"
+    out_copy.mkdir(exist_ok=True)
+    for name in ("latency_percentiles.png", "latency_shares.png"):
+        (out_copy / name).write_bytes((out_dir / name).read_bytes())
+
+
+def test_streamer_latency_png_without_data_fails_clearly(redis_url: str,
+                                                          tmp_path: Path) -> None:
+    out = CliRunner().invoke(cli, ["latency", "--png", str(tmp_path / "charts")],
+                             env={"REDIS_URL": redis_url,
+                                  "STREAMER_REDIS_KEY_PREFIX": f"lat{uuid.uuid4().hex[:8]}"})
+    assert out.exit_code != 0
+    assert "no latency recorded yet" in out.output
+    assert not (tmp_path / "charts").exists()

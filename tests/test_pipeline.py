@@ -15,50 +15,21 @@ import pytest
 from harness import (
     Namespace,
     WorkerProcess,
-    consumed_total,
+    expected_counts,
     is_valid,
     mixed_stream,
     produce,
     read_topic,
+    redis_counts,
     wait_committed,
     wait_consumed,
 )
 from prometheus_client.parser import text_string_to_metric_families
 from servers import console_consume
 
-from streamer.aggregate import TrendStore
 from streamer.schemas.export import export_schemas
-from streamer.settings import Settings
 
 pytestmark = pytest.mark.slow
-
-
-def expected_counts(scored: list[dict]) -> Counter[tuple[str, str, str]]:
-    """(scope, key, sentiment label) -> count, computed from the scored records."""
-    c: Counter[tuple[str, str, str]] = Counter()
-    for ev in scored:
-        label = ev["sentiment"]["label"]
-        c[("all", "all", label)] += 1
-        c[("topic", ev["topic"]["label"], label)] += 1
-        for t in ev["tickers"]:
-            c[("ticker", t, label)] += 1
-    return c
-
-
-async def _redis_counts(settings: Settings) -> Counter[tuple[str, str, str]]:
-    store = TrendStore.connect(settings)
-    try:
-        span = await store.time_range()
-        assert span is not None
-        window = await store.window_all(span[0], span[1])
-    finally:
-        await store.close()
-    return Counter({(scope, key, label): n for (scope, key), wc in window.items()
-                    for label, n in wc.counts.items()})
-
-
-def redis_counts(ns: Namespace) -> Counter[tuple[str, str, str]]:
-    return asyncio.run(_redis_counts(ns.settings()))
 
 
 def assert_exact(ns: Namespace, accs: list, n_messages: int, n_valid: int) -> None:
@@ -207,31 +178,6 @@ def test_the_injected_spike_raises_an_alert_that_kafkas_console_consumer_reads(
         assert record["evidence"], "an alert carries the messages that caused it"
 
 
-def test_sigkill_mid_stream_loses_nothing_and_counts_nothing_twice(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
-) -> None:
-    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
-    s = ns.settings()
-    messages = mixed_stream(ns, seed=23, minutes=12, bad_fraction=0.05, big_message=False)
-    n_valid = sum(1 for m in messages if is_valid(s, m))
-    worker = WorkerProcess(ns, "victim").start()
-    worker.wait_ready()
-    produce(ns, messages[: len(messages) // 2])
-    wait_consumed(ns, len(messages) // 4, workers=[worker])
-    worker.kill()  # SIGKILL: no clean shutdown, no final commit
-    killed_at = consumed_total(ns)
-    assert killed_at < len(messages)
-    produce(ns, messages[len(messages) // 2:])
-    survivor = WorkerProcess(ns, "restarted").start()
-    try:
-        survivor.wait_ready()
-        accs = wait_consumed(ns, len(messages), workers=[survivor])
-        wait_committed(ns, workers=[survivor])
-    finally:
-        survivor.stop()
-    assert_exact(ns, accs, len(messages), n_valid)
-
-
 def test_two_workers_share_the_partitions_and_totals_stay_exact(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path
 ) -> None:
@@ -259,31 +205,3 @@ def test_two_workers_share_the_partitions_and_totals_stay_exact(
             w.stop()
     assert_exact(ns, accs, len(messages), n_valid)
 
-
-def test_a_worker_joining_mid_stream_leaves_no_duplicate_on_the_scored_topic(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
-) -> None:
-    """The rebalance a joining worker causes rewinds the first worker's kept partitions
-    to their committed offsets; records it sent past them must not be committed twice.
-    A long commit interval makes sure such uncommitted records exist when it joins."""
-    ns = Namespace(kafka_bootstrap, redis_url, tmp_path,
-                   extra_env={"STREAMER_COMMIT_INTERVAL_S": "25"})
-    s = ns.settings()
-    messages = mixed_stream(ns, seed=37, minutes=8, bad_fraction=0.05, big_message=False)
-    n_valid = sum(1 for m in messages if is_valid(s, m))
-    half = len(messages) // 2
-    first = WorkerProcess(ns, "first").start()
-    second = WorkerProcess(ns, "second")
-    try:
-        first.wait_ready()
-        produce(ns, messages[:half])
-        wait_consumed(ns, half, workers=[first])
-        second.start().wait_ready()
-        produce(ns, messages[half:])
-        accs = wait_consumed(ns, len(messages), workers=[first, second])
-        # Redis counts each offset once, so it is complete before the replays are done.
-        wait_committed(ns, workers=[first, second])
-    finally:
-        for w in (first, second):
-            w.stop()
-    assert_exact(ns, accs, len(messages), n_valid)

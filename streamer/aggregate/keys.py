@@ -19,16 +19,38 @@ from typing import Literal
 Scope = Literal["all", "topic", "ticker"]
 SCOPES: tuple[Scope, ...] = ("all", "topic", "ticker")
 # Keys and fields are only ever built from these bounded alphabets: free text never
-# reaches a key, and a ':' or '|' inside a name could not forge another field.
-_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._\-]{1,249}$")
-_FIELD_PART = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+# reaches a key, and a ':', '|', '{', '*' or newline inside a name could not forge
+# another field, move a key to another Cluster slot or widen a SCAN pattern. Checked
+# with fullmatch: a '$' anchor would also accept a trailing newline.
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._\-]{1,249}")  # Kafka's own topic name rule
+_FIELD_PART = re.compile(r"[A-Za-z0-9._\-]{1,64}")  # tickers, topic and sentiment labels
+_TAG = re.compile(r"[A-Za-z0-9._\-]{1,249}:[0-9]{1,10}")
+# Alert ids: '<scope>:<key>:<bucket>:<kind>' from validated parts (alert/record.py AlertId).
+_ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}")
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def key_part(value: object, what: str = "key part") -> str:
+    """``value`` when it is a safe scope key or label (tickers, topic labels), else ValueError."""
+    if not isinstance(value, str) or not _FIELD_PART.fullmatch(value):
+        raise ValueError(f"unsafe {what} for Redis: {str(value)[:80]!r}")
+    return value
+
+
+def alert_id_part(value: object) -> str:
+    """``value`` when it is a well-formed alert id (a claim key's tail), else ValueError."""
+    if not isinstance(value, str) or not _ALERT_ID.fullmatch(value):
+        raise ValueError(f"unsafe alert id for Redis: {str(value)[:80]!r}")
+    return value
 
 
 def field(scope: Scope, key: str, metric: Literal["n", "p"], label: str) -> str:
-    for part in (key, label):
-        if not _FIELD_PART.match(part):
-            raise ValueError(f"unsafe name for a Redis field: {part!r}")
-    return f"{scope}|{key}|{metric}|{label}"
+    if scope not in SCOPES or metric not in ("n", "p"):
+        raise ValueError(f"unknown scope or metric for a Redis field: {scope!r} {metric!r}")
+    return f"{scope}|{key_part(key, 'name')}|{metric}|{key_part(label, 'label')}"
 
 
 def parse_field(name: str) -> tuple[str, str, str, str]:
@@ -40,20 +62,34 @@ def parse_field(name: str) -> tuple[str, str, str, str]:
 class Keyspace:
     prefix: str = "st"
 
+    def __post_init__(self) -> None:
+        if not _FIELD_PART.fullmatch(self.prefix):
+            raise ValueError(f"unsafe Redis key prefix: {self.prefix[:80]!r}")
+
     @staticmethod
     def tag(topic: str, partition: int) -> str:
-        if not _TOPIC_NAME.match(topic) or partition < 0:
-            raise ValueError(f"invalid topic partition {topic!r}:{partition}")
+        if (not isinstance(topic, str) or not _TOPIC_NAME.fullmatch(topic)
+                or not _whole(partition) or not 0 <= partition < 10**10):
+            raise ValueError(f"invalid topic partition {str(topic)[:80]!r}:{partition!r}")
         return f"{topic}:{partition}"
 
+    @staticmethod
+    def _checked(tag: str) -> str:
+        # Tags also come back from Redis (the partitions set): checked again on use.
+        if not isinstance(tag, str) or not _TAG.fullmatch(tag):
+            raise ValueError(f"invalid partition tag for Redis: {str(tag)[:80]!r}")
+        return tag
+
     def watermark(self, tag: str) -> str:
-        return f"{self.prefix}:{{{tag}}}:wm"
+        return f"{self.prefix}:{{{self._checked(tag)}}}:wm"
 
     def counts(self, tag: str) -> str:
-        return f"{self.prefix}:{{{tag}}}:counts"
+        return f"{self.prefix}:{{{self._checked(tag)}}}:counts"
 
     def bucket(self, tag: str, start_s: int) -> str:
-        return f"{self.prefix}:{{{tag}}}:b:{start_s}"
+        if not _whole(start_s):
+            raise ValueError(f"bucket start must be whole seconds: {start_s!r}")
+        return f"{self.prefix}:{{{self._checked(tag)}}}:b:{start_s}"
 
     @property
     def partitions(self) -> str:

@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
+    OutOfMemoryError,
+    ReadOnlyError,
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -74,6 +76,19 @@ class AggregateUnavailable(RuntimeError):
     """Redis refused or stayed unreachable past the retry budget; nothing was committed."""
 
 
+def refusal(exc: ResponseError) -> str:
+    """What a refused write means for the operator, and what to do about it."""
+    if isinstance(exc, OutOfMemoryError):
+        return (f"Redis is out of memory (OOM: {exc}); raise its maxmemory or free memory "
+                "(STREAMER_BUCKET_TTL_S bounds what the app keeps), then restart the worker")
+    if isinstance(exc, ReadOnlyError):
+        return f"Redis is read-only ({exc}); point REDIS_URL at the primary"
+    if str(exc).startswith("MISCONF"):
+        return (f"Redis cannot persist to disk ({exc}); check the disk Redis writes to "
+                "(full?), then restart the worker")
+    return f"Redis refused the update: {exc}"
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     status: Literal["applied", "duplicate", "partial"]
@@ -128,13 +143,25 @@ class TrendStore:
 
     @classmethod
     def connect(cls, settings: Settings) -> TrendStore:
-        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        try:
+            password = settings.redis_secret()
+        except ValueError as exc:
+            raise AggregateUnavailable(f"{exc}; check STREAMER_REDIS_PASSWORD_FILE") from exc
+        tls: dict[str, Any] = {}
+        if settings.redis_url.startswith("rediss://"):
+            ca = settings.redis_tls_ca_file
+            if ca is not None and not ca.is_file():
+                raise AggregateUnavailable(
+                    f"STREAMER_REDIS_TLS_CA_FILE={ca} is not a readable file")
+            tls = {"ssl_ca_certs": str(ca) if ca else None, "ssl_cert_reqs": "required"}
         client = aioredis.Redis.from_url(
             settings.redis_url,
+            username=settings.redis_username,
             password=password,
             socket_timeout=settings.redis_timeout_s,
             socket_connect_timeout=settings.redis_timeout_s,
             decode_responses=True,
+            **tls,
         )
         return cls(client, settings)
 
@@ -162,10 +189,15 @@ class TrendStore:
                     f"Redis at {where} needs a password; set STREAMER_REDIS_PASSWORD") from exc
             raise AggregateUnavailable(
                 f"Redis at {where} refused the credentials ({exc}); check "
-                "STREAMER_REDIS_PASSWORD (and the user in REDIS_URL)") from exc
+                "STREAMER_REDIS_USERNAME and STREAMER_REDIS_PASSWORD (or the user in "
+                "REDIS_URL)") from exc
         except ResponseError as exc:
             raise AggregateUnavailable(f"Redis at {where} answered: {exc}") from exc
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise AggregateUnavailable(
+                    f"Redis at {where}: the server's TLS certificate is not trusted; set "
+                    "STREAMER_REDIS_TLS_CA_FILE to the CA that signed it") from exc
             raise AggregateUnavailable(
                 f"Redis at {where} did not answer ({exc}); start it with `streamer stack up` "
                 "or set REDIS_URL") from exc
@@ -214,7 +246,7 @@ class TrendStore:
                 # OOM, READONLY, NOSCRIPT-after-flush... are not transient in a useful way
                 # except LOADING (restart in progress).
                 if "LOADING" not in str(exc) or attempt == self._s.redis_retry_attempts:
-                    raise AggregateUnavailable(f"Redis refused the update: {exc}") from exc
+                    raise AggregateUnavailable(refusal(exc)) from exc
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if attempt == self._s.redis_retry_attempts:
                     raise AggregateUnavailable(

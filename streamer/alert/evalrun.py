@@ -36,6 +36,7 @@ from streamer.alert.synth import StreamLine
 from streamer.detect.core import Buckets, DetectorParams, ScopeKey
 from streamer.detect.offline import detect, score_buckets
 from streamer.kafka import ensure_topics, make_producer
+from streamer.kafka.security import start_client
 from streamer.produce.demo import SpikeLabel
 from streamer.settings import Settings
 
@@ -138,7 +139,7 @@ async def replay(settings: Settings, lines: list[StreamLine], speed: float | Non
     times = [ln.event_time.timestamp() if ln.event_time else None for ln in lines]
     first = next((t for t in times if t is not None), 0.0)
     producer = make_producer(settings)
-    await producer.start()
+    await start_client(settings, producer)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     wall0 = time.time()

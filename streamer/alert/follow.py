@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from streamer.alert.record import AlertRecord
+from streamer.kafka.security import client_options, start_client
 from streamer.settings import Settings
 
 
@@ -19,8 +20,9 @@ async def read_alerts(settings: Settings, *, follow: bool, from_beginning: bool,
         settings.topic_alerts, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
         isolation_level="read_committed", enable_auto_commit=False,
+        **client_options(settings),
     )
-    await consumer.start()
+    await start_client(settings, consumer)
     seen: set[str] = set()
     try:
         end: dict[TopicPartition, int] = {}

@@ -22,6 +22,7 @@ from streamer.alert.delivery import Dispatcher, wait_event
 from streamer.alert.engine import AlertEngine, Evaluation
 from streamer.alert.metrics import AlertMetrics
 from streamer.alert.webhook import WebhookSink
+from streamer.kafka.security import client_options, start_client
 from streamer.schemas import ScoredEvent
 from streamer.settings import Settings
 
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 
 async def input_partitions(settings: Settings) -> set[str]:
     """``topic:partition`` of every input partition, from the broker's metadata."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                **client_options(settings))
+    await start_client(settings, admin)
     try:
         topics = await admin.describe_topics(list(settings.input_topics))
     finally:

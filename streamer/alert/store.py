@@ -10,6 +10,7 @@ below is one atomic Lua script:
     <p>:{alerts}:order:<sink>    alert id by claim sequence: the delivery order
     <p>:{alerts}:seq             claim sequence
     <p>:{alerts}:lease           the worker currently delivering (a short lease)
+    <p>:{alerts}:recent          the newest claimed alerts, newest first (capped; dashboard)
 
 **Atomic claim.** Workers evaluate optimistically: read the cursor and states, step
 the pure detector over the newly closed buckets, then commit *only if the cursor has
@@ -29,13 +30,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from streamer.aggregate.keys import alert_id_part
 from streamer.alert.record import AlertRecord
 from streamer.detect.core import KeyState, ScopeKey
 from streamer.detect.windows import alert_tag, parse_scope_field, scope_field
 
 Sink = Literal["kafka", "webhook"]
+RECENT_MAX = 200  # claimed alerts kept for the dashboard, newest first
+RECENT_EVIDENCE = 3  # evidence messages kept per alert in that list
 
 _COMMIT = """
 local cur = redis.call('HGET', KEYS[1], 'cursor') or ''
@@ -51,12 +56,13 @@ for _ = 1, n do
   redis.call('HDEL', KEYS[2], ARGV[i]); i = i + 1
 end
 local ttl = ARGV[i]; local webhook = ARGV[i + 1] == '1'
-local max_webhook = tonumber(ARGV[i + 2]); i = i + 3
+local max_webhook = tonumber(ARGV[i + 2]); local recent_max = tonumber(ARGV[i + 3])
+i = i + 4
 n = tonumber(ARGV[i]); i = i + 1
 local out = {0, 0}
 for a = 1, n do
-  local id, rec = ARGV[i], ARGV[i + 1]; i = i + 2
-  if redis.call('SET', KEYS[7 + a], 'pending', 'NX', 'EX', ttl) then
+  local id, rec, brief = ARGV[i], ARGV[i + 1], ARGV[i + 2]; i = i + 3
+  if redis.call('SET', KEYS[8 + a], 'pending', 'NX', 'EX', ttl) then
     local seq = redis.call('INCR', KEYS[7])
     redis.call('HSET', KEYS[3], id, rec)
     redis.call('ZADD', KEYS[4], seq, id)
@@ -68,9 +74,14 @@ for a = 1, n do
         out[2] = out[2] + 1
       end
     end
+    redis.call('LPUSH', KEYS[8], brief)
     out[1] = out[1] + 1
     out[#out + 1] = id
   end
+end
+if out[1] > 0 then
+  redis.call('LTRIM', KEYS[8], 0, recent_max - 1)
+  redis.call('EXPIRE', KEYS[8], ttl)
 end
 return out
 """
@@ -116,6 +127,7 @@ class AlertStore:
         self.state = f"{base}:state"
         self.seq = f"{base}:seq"
         self.lease_key = f"{base}:lease"
+        self.recent_key = f"{base}:recent"
         self._base = base
         self.claim_ttl_s = claim_ttl_s
         self._commit = client.register_script(_COMMIT)
@@ -129,7 +141,7 @@ class AlertStore:
         return f"{self._base}:order:{sink}"
 
     def claim_key(self, alert_id: str) -> str:
-        return f"{self._base}:claim:{alert_id}"
+        return f"{self._base}:claim:{alert_id_part(alert_id)}"
 
     # --- detector state -----------------------------------------------------------------
     async def cursor(self) -> int | None:
@@ -167,11 +179,14 @@ class AlertStore:
         for key, st in changed.items():
             args += [scope_field(*key), st.model_dump_json(exclude_defaults=True)]
         args += [len(removed), *[scope_field(*k) for k in removed]]
-        args += [self.claim_ttl_s, "1" if webhook else "0", webhook_max_pending, len(alerts)]
+        args += [self.claim_ttl_s, "1" if webhook else "0", webhook_max_pending, RECENT_MAX,
+                 len(alerts)]
         for rec in alerts:
-            args += [rec.alert_id, rec.model_dump_json()]
+            # The recent list keeps a short copy: a few evidence messages are enough to read.
+            brief = rec.model_copy(update={"evidence": rec.evidence[:RECENT_EVIDENCE]})
+            args += [rec.alert_id, rec.model_dump_json(), brief.model_dump_json()]
         keys = [self.meta, self.state, self.outbox("kafka"), self.order("kafka"),
-                self.outbox("webhook"), self.order("webhook"), self.seq,
+                self.outbox("webhook"), self.order("webhook"), self.seq, self.recent_key,
                 *[self.claim_key(rec.alert_id) for rec in alerts]]
         status, dropped, *ids = await self._commit(keys=keys, args=args)
         if int(status) < 0:
@@ -202,6 +217,17 @@ class AlertStore:
             keys=[self.outbox(sink), self.order(sink), self.claim_key(alert_id)],
             args=[alert_id, "1" if sink == "kafka" else "0"],
         )
+
+    async def recent(self, limit: int = 50) -> list[AlertRecord]:
+        """The newest claimed alerts, newest first (evidence cut to a few messages)."""
+        raw = await self.r.lrange(self.recent_key, 0, max(0, limit - 1))  # type: ignore[misc]
+        out = []
+        for value in raw:
+            try:
+                out.append(AlertRecord.model_validate_json(value))
+            except ValidationError:
+                continue  # written by another schema version: not for this reader
+        return out
 
     async def claim_status(self, alert_id: str) -> str | None:
         return cast(str | None, await self.r.get(self.claim_key(alert_id)))

@@ -6,7 +6,10 @@ Each request carries::
     X-Streamer-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>
 
 The timestamp is inside the signed bytes, so a captured request cannot be replayed
-later with a fresh time; receivers check it with :func:`verify_signature`.
+later with a fresh time; receivers check it with :func:`verify_signature`. That check
+is stateless: to refuse a replay *inside* the window too, a receiver remembers the
+signatures it accepted until they age out, as the README's receiver snippet does
+(tests/test_webhook_receiver.py runs that snippet against :func:`sign`).
 """
 
 from __future__ import annotations
@@ -33,16 +36,19 @@ def sign(secret: bytes, body: bytes, timestamp: int) -> str:
 
 def verify_signature(secret: bytes, body: bytes, header: str, *, tolerance_s: float = 300.0,
                      now: float | None = None) -> bool:
-    """True when ``header`` signs ``body`` with ``secret`` and its time is recent."""
+    """True when ``header`` signs ``body`` with ``secret`` and its time is recent.
+
+    Never raises for a malformed header. Stateless: see the module doc for replays.
+    """
     try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        ts = int(parts["t"])
-    except (ValueError, KeyError):
+        parts = dict(p.strip().split("=", 1) for p in header.split(","))
+        ts, mac = int(parts["t"]), parts["v1"].encode("ascii")
+    except (ValueError, KeyError):  # malformed; a non-ASCII MAC is a UnicodeError (ValueError)
         return False
     if abs((now if now is not None else time.time()) - ts) > tolerance_s:
         return False
     expected = sign(secret, body, ts).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    return hmac.compare_digest(expected.encode("ascii"), mac)
 
 
 class WebhookSink:

@@ -31,7 +31,13 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    from streamer.kafka.security import KafkaSecurityError
+
+    try:
+        return asyncio.run(coro)
+    except KafkaSecurityError as exc:  # a refused password or certificate: say so, no trace
+        fail(str(exc))
+        raise  # unreachable: fail() exits
 
 
 def fail(message: str, hint: str | None = None) -> None:

@@ -62,6 +62,10 @@ def up() -> None:
     _console.print(f"[green]redis[/] listening on [bold]{redis_url}[/] ({redis_s:.1f}s)")
     _console.print(f"[green]kafka[/] listening on [bold]{bootstrap}[/] ({kafka_s:.1f}s)")
     _console.print(f"data: {settings.data_dir}   stop with: streamer stack down", highlight=False)
+    if settings.kafka_security_protocol == "SASL_SSL" or redis_url.startswith("rediss://"):
+        ca = settings.data_dir / "tls" / "ca.pem"
+        _console.print(f"TLS: clients trust {ca} (STREAMER_KAFKA_SSL_CAFILE, "
+                       "STREAMER_REDIS_TLS_CA_FILE)", highlight=False)
 
 
 @stack.command("down")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.table import Table
 
@@ -94,16 +96,29 @@ async def _latency(worker: str) -> list[StageLatency]:
 @click.option("--worker", default="*", show_default=True,
               help="One worker's histograms ('*': every worker's, merged).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per stage.")
-def latency(worker: str, as_json: bool) -> None:
+@click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write latency_percentiles.png and latency_shares.png into DIR.")
+def latency(worker: str, as_json: bool, png_dir: Path | None) -> None:
     """Latency per stage (p50/p90/p99/p99.9/max, mean) and each stage's share of end to
-    end, from the HDR histograms every worker writes to Redis."""
+    end, from the HDR histograms every worker writes to Redis; --png DIR draws them."""
     rows = run(_latency(worker))
+    if not rows:
+        msg = ("no latency recorded yet: is a worker running against this Redis "
+               f"(prefix {settings_with().redis_key_prefix!r})?")
+        if png_dir is not None:
+            raise click.ClickException(msg + " (no charts written)")
+        if not as_json:
+            console.print(msg)
+        return
     if as_json:
         for r in rows:
             click.echo(r.model_dump_json())
-        return
-    if not rows:
-        console.print("no latency recorded yet: is a worker running against this Redis "
-                      f"(prefix {settings_with().redis_key_prefix!r})?")
-        return
-    console.print(latency_table(rows))
+    else:
+        console.print(latency_table(rows))
+    if png_dir is not None:
+        from streamer.latency.charts import write_charts
+
+        paths = write_charts(rows, png_dir, title="" if worker == "*" else f"worker {worker}")
+        if not as_json:
+            for path in paths:
+                console.print(f"wrote {path}")

@@ -36,7 +36,7 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
 
     from agents.app import create_app
     from agents.runtime import Runtime
-    from streamer.kafka import ensure_topics
+    from streamer.kafka import KafkaSecurityError, ensure_topics
     from streamer.score.select import load_scorer
 
     settings = settings_with(web_port=web_port, scorer=scorer, worker_id=worker_id)
@@ -49,6 +49,8 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     asyncio.set_event_loop(loop)
     try:
         loop.run_until_complete(asyncio.wait_for(ensure_topics(settings), 60))
+    except KafkaSecurityError as exc:
+        fail(str(exc))
     except Exception as exc:
         fail(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc}",
              "start it with `streamer stack up` or set KAFKA_BOOTSTRAP")

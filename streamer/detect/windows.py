@@ -32,7 +32,7 @@ from streamer.aggregate.store import TrendStore
 from streamer.detect.core import ScopeKey
 from streamer.schemas import ScoredEvent
 
-_SAFE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_SAFE = re.compile(r"[A-Za-z0-9._\-]{1,64}")  # aggregate/keys.py's field alphabet (fullmatch)
 _SCOPES = ("all", "topic", "ticker")
 
 _PROGRESS = """
@@ -57,8 +57,8 @@ def alert_tag(prefix: str) -> str:
 
 def scope_field(scope: str, key: str) -> str:
     """``<scope>|<key>`` from validated names only: nothing else reaches a Redis key."""
-    if scope not in _SCOPES or not _SAFE.match(key):
-        raise ValueError(f"unsafe scope key for Redis: {scope!r} {key!r}")
+    if scope not in _SCOPES or not isinstance(key, str) or not _SAFE.fullmatch(key):
+        raise ValueError(f"unsafe scope key for Redis: {scope!r} {str(key)[:80]!r}")
     return f"{scope}|{key}"
 
 
@@ -144,10 +144,10 @@ class EventTime:
 
     def _scope_keys(self, ev: ScoredEvent) -> list[ScopeKey]:
         out: list[ScopeKey] = []
-        if "topic" in self.scopes and _SAFE.match(ev.topic.label):
+        if "topic" in self.scopes and _SAFE.fullmatch(ev.topic.label):
             out.append(("topic", ev.topic.label))
         if "ticker" in self.scopes:
-            out += [("ticker", t) for t in ev.tickers if _SAFE.match(t)]
+            out += [("ticker", t) for t in ev.tickers if _SAFE.fullmatch(t)]
         return out
 
     # --- the watermark ----------------------------------------------------------------

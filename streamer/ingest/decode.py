@@ -53,11 +53,22 @@ class DecodeFailure:
         )
 
 
+def _printable(value: object, limit: int = 64) -> str:
+    """``value`` for an error message: controls and odd characters escaped, length bounded.
+
+    Field names come from the input (an unknown field is reported by name), so they
+    must not smuggle terminal escapes or megabytes into logs and dead letters.
+    """
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in str(value)[: limit + 1])
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 def _describe(exc: ValidationError, limit: int = 5) -> str:
     parts = []
     for err in exc.errors(include_url=False)[:limit]:
-        where = ".".join(str(p) for p in err["loc"]) or "(root)"
-        parts.append(f"{where}: {err['msg']}")
+        where = ".".join(_printable(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {_printable(err['msg'], 300)}")
     more = exc.error_count() - limit
     if more > 0:
         parts.append(f"... and {more} more")
@@ -79,7 +90,11 @@ def decode(raw: bytes | None, kind: Kind, *, max_bytes: int) -> InputMessage | D
     try:
         obj: Any = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        return DecodeFailure("invalid_json", f"not valid JSON: {exc}")
+        # orjson names the problem and where (depth limit, a number beyond a double, a
+        # lone surrogate, a BOM...), never the input itself.
+        return DecodeFailure("invalid_json", f"not valid JSON: {_printable(exc, 300)}")
+    except RecursionError as exc:  # defensive: orjson's own depth limit comes first
+        return DecodeFailure("invalid_json", f"not valid JSON: nested too deeply ({exc})")
     if not isinstance(obj, dict):
         return DecodeFailure(
             "not_an_object", f"expected a JSON object, got {type(obj).__name__}"
@@ -89,6 +104,7 @@ def decode(raw: bytes | None, kind: Kind, *, max_bytes: int) -> InputMessage | D
         return model.model_validate(obj)
     except ValidationError as exc:
         return DecodeFailure("validation_failed", f"{model.__name__}: {_describe(exc)}")
-    except (ValueError, OverflowError, RecursionError) as exc:
+    except Exception as exc:  # one poison message must never stop the stream
         # Pathological values (huge numbers, deep nesting) that the validator itself trips on.
-        return DecodeFailure("validation_failed", f"{model.__name__}: {exc}")
+        return DecodeFailure("validation_failed", f"{model.__name__}: "
+                             f"{exc.__class__.__name__}: {_printable(exc, 300)}")

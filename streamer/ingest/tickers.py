@@ -11,6 +11,7 @@ from pathlib import Path
 from streamer.schemas.types import TICKER_PATTERN
 
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z]{1,2})?)\b")
+# Checked with fullmatch: the pattern's '$' alone would let a trailing newline through.
 _VALID = re.compile(TICKER_PATTERN)
 # Short bare symbols (F, C, GS, T...) collide with ordinary words; only longer ones
 # count when written without a '$'.
@@ -52,7 +53,7 @@ class TickerExtractor:
         symbols: set[str] = set()
         for row in csv.DictReader(text.splitlines()):
             symbol = (row.get("symbol") or "").strip().upper()
-            if not _VALID.match(symbol):
+            if not _VALID.fullmatch(symbol):
                 raise ValueError(f"{path or 'symbols.csv'}: invalid symbol {symbol!r}")
             for alias in [row.get("name") or "", *(row.get("aliases") or "").split("|")]:
                 alias = alias.strip()
@@ -67,7 +68,7 @@ class TickerExtractor:
 
         def add(symbol: str) -> None:
             symbol = symbol.upper()
-            if _VALID.match(symbol) and len(found) < self._max:
+            if _VALID.fullmatch(symbol) and len(found) < self._max:
                 found.setdefault(symbol, None)
 
         for symbol in given:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streamer.kafka.security import client_options, start_client
 from streamer.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ async def ensure_topics(
 ) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left as they are."""
     names = list(topics) if topics is not None else project_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                **client_options(settings))
+    await start_client(settings, admin)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streamer.kafka.security import client_options, start_client
 from streamer.settings import Settings
 
 
@@ -17,11 +18,12 @@ async def group_lag(settings: Settings, topics: Iterable[str] | None = None,
     and its results committed."""
     group = group or settings.app_id
     names = list(topics) if topics is not None else list(settings.input_topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    security = client_options(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
     probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False)
-    await admin.start()
-    await probe.start()
+                             enable_auto_commit=False, **security)
+    await start_client(settings, admin)
+    await start_client(settings, probe)
     try:
         described = await admin.describe_topics(names)
         tps = [TopicPartition(d["topic"], p["partition"]) for d in described

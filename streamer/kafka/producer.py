@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
+from streamer.kafka.security import client_options
 from streamer.settings import Settings
 
 
@@ -16,6 +17,7 @@ def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         "linger_ms": 5,
         "compression_type": None,
         "max_request_size": max(1_048_576, settings.max_message_bytes * 2),
+        **client_options(settings),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)

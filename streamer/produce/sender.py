@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streamer.kafka import make_producer
+from streamer.kafka.security import start_client
 from streamer.produce.pacing import paced
 from streamer.settings import Settings
 
@@ -37,7 +38,7 @@ async def send_all(
     max_in_flight: int = 2_000,
 ) -> SendReport:
     producer = make_producer(settings)
-    await producer.start()
+    await start_client(settings, producer)
     report = SendReport()
     pending: list[asyncio.Future[object]] = []
     loop = asyncio.get_running_loop()

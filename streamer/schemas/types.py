@@ -25,7 +25,12 @@ Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
 
 def _utc(value: datetime) -> datetime:
     # Naive timestamps are taken as UTC: producers in this domain almost always mean UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-23:59: a ValueError names the field
+        raise ValueError("timestamp is out of range once converted to UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]

@@ -7,6 +7,13 @@ Layout:
   <data_dir>/kafka/data/                        log.dirs: topics, offsets, metadata log
   <data_dir>/kafka/logs/server.log              broker log (log4j2); stdout.log: JVM output
   <data_dir>/kafka/kafka.pid
+  <data_dir>/tls/                               CA + server keystore (SASL_SSL only)
+
+With ``kafka_security_protocol=SASL_SSL`` the client listener (``kafka_port``) is
+SASL_SSL with the configured SCRAM mechanism, its certificate signed by the stack's own
+CA (``<data_dir>/tls/ca.pem``: point STREAMER_KAFKA_SSL_CAFILE at it), and the SCRAM
+user is created when the storage is formatted. The broker talks to itself (transaction
+markers) on a PLAINTEXT listener on another 127.0.0.1 port, picked on every start.
 """
 
 from __future__ import annotations
@@ -20,14 +27,17 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
+from streamer.kafka.security import KafkaSecurityError, client_options
 from streamer.settings import Settings
 from streamer.stack._proc import (
     StackError,
@@ -38,6 +48,7 @@ from streamer.stack._proc import (
     tail,
     terminate,
 )
+from streamer.stack.tls import ensure_server_tls
 
 _MIN_JAVA = 17
 _MAIN_CLASS = "kafka.Kafka"
@@ -58,6 +69,7 @@ class _KafkaState(BaseModel):
     cluster_id: str
     version: str
     controller_port: int
+    scram_user: str | None = None  # the SCRAM user created at format time (SASL_SSL)
 
 
 def java_major(version_output: str) -> int | None:
@@ -90,6 +102,11 @@ def _text(data: str | bytes | None) -> str:
     return data or ""
 
 
+def _argfile_quote(arg: str) -> str:
+    """One argument for a java @argfile: double-quoted, backslashes and quotes escaped."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _resource_text(name: str) -> str:
     return resources.files("streamer.stack").joinpath(name).read_text(encoding="utf-8")
 
@@ -111,6 +128,17 @@ class LocalKafka(TrackedProcess):
         self.state_file = self.dir / "state.json"
         self.properties_file = self.dir / "server.properties"
         self._child: subprocess.Popen[bytes] | None = None
+        self._internal_port: int | None = None
+
+    @property
+    def secure(self) -> bool:
+        """The client listener is SASL_SSL (else PLAINTEXT)."""
+        protocol = self.settings.kafka_security_protocol
+        if protocol not in ("PLAINTEXT", "SASL_SSL"):
+            raise StackError(
+                f"the local Kafka runs PLAINTEXT or SASL_SSL, not {protocol} "
+                "(STREAMER_KAFKA_SECURITY_PROTOCOL)")
+        return protocol == "SASL_SSL"
 
     # --- addresses -------------------------------------------------------------------
 
@@ -231,26 +259,34 @@ class LocalKafka(TrackedProcess):
     # --- tools -----------------------------------------------------------------------
 
     def run_tool(
-        self, main_class: str, args: list[str], timeout: float
+        self, main_class: str, args: list[str], timeout: float, *, secret_args: bool = False
     ) -> subprocess.CompletedProcess[str]:
         """Run a class from the broker's jars, e.g. Kafka's own console consumer
         (``org.apache.kafka.tools.consumer.ConsoleConsumer``).
 
         Tool logging goes to stderr at WARN, so stdout carries only the tool's output.
-        Raises StackError when it runs past ``timeout`` seconds.
+        Raises StackError when it runs past ``timeout`` seconds. ``secret_args``: the
+        main class and ``args`` go through a private java @argfile, off the command line
+        (``ps``, /proc), and the file is removed when the tool ends.
         """
         self.fetch_jars()
-        cmd = [
-            *self._java_cmd(
-                main_class,
-                [
-                    "-Xmx256m",
-                    "-XX:TieredStopAtLevel=1",  # short-lived: start fast beats peak speed
-                    f"-Dlog4j2.configurationFile={self._tools_log4j()}",
-                ],
-            ),
-            *args,
-        ]
+        cmd = self._java_cmd(
+            main_class,
+            [
+                "-Xmx256m",
+                "-XX:TieredStopAtLevel=1",  # short-lived: start fast beats peak speed
+                f"-Dlog4j2.configurationFile={self._tools_log4j()}",
+            ],
+        )
+        argfile: Path | None = None
+        if secret_args:
+            fd, name = tempfile.mkstemp(prefix=".args-", dir=self.home)  # mode 0600
+            argfile = Path(name)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write("\n".join(_argfile_quote(a) for a in [main_class, *args]) + "\n")
+            cmd = [*cmd[:-1], f"@{argfile}"]
+        else:
+            cmd += args
         try:
             return subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout, check=False
@@ -261,6 +297,9 @@ class LocalKafka(TrackedProcess):
                 f"{main_class} ran past {timeout:.0f}s\nstdout:\n{out[-2000:]}\n"
                 f"stderr:\n{err[-2000:]}"
             ) from exc
+        finally:
+            if argfile is not None:
+                argfile.unlink(missing_ok=True)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -309,15 +348,62 @@ class LocalKafka(TrackedProcess):
             # No other members will ever join; don't make the first consumer wait 3 s.
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.secure:
+            props.update(self._secure_properties())
         lines = ["# Generated by streamer.stack.kafka on every start; edits are overwritten."]
         lines += [f"{k}={v}" for k, v in props.items()]
         return "\n".join(lines) + "\n"
+
+    def _secure_properties(self) -> dict[str, str]:
+        """SASL_SSL on the client port; PLAINTEXT for the broker's own traffic on another."""
+        s = self.settings
+        if self._internal_port is None:
+            self._internal_port = _free_port()
+        tls = ensure_server_tls(s.data_dir / "tls", "kafka")
+        mechanism = s.kafka_sasl_mechanism
+        if not mechanism.startswith("SCRAM-"):
+            raise StackError(f"the local Kafka supports SCRAM mechanisms, not {mechanism}")
+        clients = f"SASL_SSL://127.0.0.1:{s.kafka_port}"
+        internal = f"INTERNAL://127.0.0.1:{self._internal_port}"
+        controller = f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}"
+        prefix = f"listener.name.sasl_ssl.{mechanism.lower()}"
+        return {
+            "listeners": f"{clients},{internal},{controller}",
+            "advertised.listeners": f"{clients},{internal},{controller}",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map": (
+                "SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            "sasl.enabled.mechanisms": mechanism,
+            f"{prefix}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"),
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(tls.keystore),
+            "ssl.keystore.password": tls.keystore_password,
+            "ssl.client.auth": "none",
+        }
+
+    def _scram_arg(self) -> str:
+        s = self.settings
+        try:
+            user, password = s.kafka_sasl_username, s.kafka_password()
+        except ValueError as exc:
+            raise StackError(str(exc)) from exc
+        if not user or not password:
+            raise StackError(
+                "a SASL_SSL local Kafka needs STREAMER_KAFKA_SASL_USERNAME and "
+                "STREAMER_KAFKA_SASL_PASSWORD (or _FILE) for the user it creates")
+        if re.search(r'[\s,\[\]="\\]', user + password):
+            raise StackError("the local Kafka's SCRAM user name and password may not hold "
+                             'spaces or any of , [ ] = " \\')
+        return f"{s.kafka_sasl_mechanism}=[name={user},password={password}]"
 
     def _prepare_storage(self) -> None:
         """Write config; format the storage only the first time (formatting wipes nothing,
         but a second format fails, and the metadata log must keep its cluster id)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.properties_file.touch(mode=0o600, exist_ok=True)
+        self.properties_file.chmod(0o600)  # it may hold the keystore password
         self.properties_file.write_text(self._server_properties(), encoding="utf-8")
         (self.dir / "log4j2.properties").write_text(
             _resource_text("log4j2-broker.properties"), encoding="utf-8"
@@ -333,6 +419,12 @@ class LocalKafka(TrackedProcess):
                     f"STREAMER_KAFKA_CONTROLLER_PORT={state.controller_port} or delete "
                     f"{self.dir} (loses topics)."
                 )
+            if self.secure and state.scram_user != self.settings.kafka_sasl_username:
+                # SCRAM users are written into the metadata log when it is formatted.
+                raise StackError(
+                    f"{self.dir} was formatted without SCRAM user "
+                    f"{self.settings.kafka_sasl_username!r}; delete {self.dir} (loses "
+                    "topics) to start a SASL_SSL broker with it.")
             return
         if formatted:
             raise StackError(
@@ -344,18 +436,12 @@ class LocalKafka(TrackedProcess):
             version=self.version,
             controller_port=self.settings.kafka_controller_port,
         )
-        proc = self.run_tool(
-            "kafka.tools.StorageTool",
-            [
-                "format",
-                "--standalone",
-                "-t",
-                state.cluster_id,
-                "-c",
-                str(self.properties_file),
-            ],
-            timeout=120,
-        )
+        args = ["format", "--standalone", "-t", state.cluster_id, "-c", str(self.properties_file)]
+        if self.secure:
+            state.scram_user = self.settings.kafka_sasl_username
+            args += ["--add-scram", self._scram_arg()]
+        proc = self.run_tool("kafka.tools.StorageTool", args, timeout=120,
+                             secret_args=self.secure)
         if proc.returncode != 0:
             raise StackError(
                 f"kafka-storage format failed (exit {proc.returncode}):\n"
@@ -415,6 +501,10 @@ class LocalKafka(TrackedProcess):
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
+        try:
+            security = client_options(self.settings)
+        except KafkaSecurityError as exc:
+            raise StackError(str(exc)) from exc
         while True:
             if not self.is_running():
                 raise StackError(f"Kafka exited during start-up.\n{self._log_tail()}")
@@ -430,7 +520,7 @@ class LocalKafka(TrackedProcess):
                 time.sleep(0.2)
                 continue
             try:
-                waiting_for = _probe(self.bootstrap, min(5.0, max(remaining, 0.5)))
+                waiting_for = _probe(self.bootstrap, min(5.0, max(remaining, 0.5)), security)
                 if waiting_for is None:
                     return
                 last_error = waiting_for
@@ -448,6 +538,12 @@ class LocalKafka(TrackedProcess):
                     raise StackError(f"Kafka (pid {pid}) did not stop")
             self.pid_file.unlink(missing_ok=True)
             self._child = None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:
@@ -486,7 +582,7 @@ def _probe_groups(partitions: int) -> list[str]:
     return list(found.values())
 
 
-def _probe(bootstrap: str, timeout_s: float) -> str | None:
+def _probe(bootstrap: str, timeout_s: float, security: dict[str, Any]) -> str | None:
     """None when the broker is ready for clients, else what it is still waiting for.
 
     Ready means: metadata lists the broker, and every consumer-offsets shard has been
@@ -504,6 +600,7 @@ def _probe(bootstrap: str, timeout_s: float) -> str | None:
             bootstrap_servers=bootstrap,
             request_timeout_ms=int(timeout_s * 1000),
             client_id="streamer-stack-probe",
+            **security,
         )
         try:
             await asyncio.wait_for(client.bootstrap(), timeout_s)

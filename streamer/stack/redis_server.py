@@ -2,7 +2,8 @@
 
 Layout:
   <data_dir>/redis/            --dir: appendonlydir/ (AOF), dump.rdb
-  <data_dir>/redis/redis.conf  only the password (0600), so it never shows in ``ps``
+  <data_dir>/redis/redis.conf  only the password / ACL user (0600), so it never shows in ``ps``
+  <data_dir>/tls/              CA + server certificate when REDIS_URL is rediss:// (TLS only)
   <data_dir>/redis/redis.log   server output
   <data_dir>/redis/redis.pid
 """
@@ -29,6 +30,7 @@ from streamer.stack._proc import (
     tail,
     terminate,
 )
+from streamer.stack.tls import ensure_server_tls
 
 _MARKER = "redis-server"
 _STOP_GRACE_S = 20.0  # SIGTERM makes redis fsync the AOF first; that is quick at dev sizes
@@ -57,8 +59,14 @@ class LocalRedis(TrackedProcess):
         self._child: subprocess.Popen[bytes] | None = None
 
     @property
+    def tls(self) -> bool:
+        """Serve TLS only (REDIS_URL is rediss://), with a certificate from the stack's CA."""
+        return self.settings.redis_url.startswith("rediss://")
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.settings.redis_port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://127.0.0.1:{self.settings.redis_port}/0"
 
     # --- prerequisites ---------------------------------------------------------------
 
@@ -120,14 +128,39 @@ class LocalRedis(TrackedProcess):
         )
 
     def _client(self, timeout_s: float) -> redis.Redis:
-        password = self.settings.redis_password
+        tls: dict[str, object] = {}
+        if self.tls:
+            ca = ensure_server_tls(self.settings.data_dir / "tls", "redis").ca_file
+            tls = {"ssl": True, "ssl_ca_certs": str(ca)}
         return redis.Redis(
             host="127.0.0.1",
             port=self.settings.redis_port,
-            password=password.get_secret_value() if password is not None else None,
+            username=self.settings.redis_username,
+            password=self.settings.redis_secret(),
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
+            **tls,  # type: ignore[arg-type]
         )
+
+    def _config(self) -> str:
+        """redis.conf lines for the password or ACL user (empty when neither is set)."""
+        user, password = self.settings.redis_username, self.settings.redis_secret()
+
+        def quoted(text: str) -> str:
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        if user:
+            if not password:
+                raise StackError("STREAMER_REDIS_USERNAME needs STREAMER_REDIS_PASSWORD (or _FILE)")
+            if any(c.isspace() for c in user):
+                raise StackError("STREAMER_REDIS_USERNAME may not hold spaces")
+            rule = quoted(f">{password}")
+            lines = [] if user == "default" else ["user default off"]
+            lines.append(f"user {user} on {rule} ~* &* +@all")
+            return "\n".join(lines) + "\n"
+        if password:
+            return f"requirepass {quoted(password)}\n"
+        return ""
 
     def start(self) -> str:
         """Start redis-server (or find it running) and return its URL once it answers PING."""
@@ -145,19 +178,30 @@ class LocalRedis(TrackedProcess):
                 )
             self.dir.mkdir(parents=True, exist_ok=True)
             argv = [binary]
-            password = self.settings.redis_password
-            if password is not None:
+            config = self._config()
+            if config:
                 # A config file (first argument) keeps the secret off the command line.
                 self.conf_file.touch(mode=0o600, exist_ok=True)
                 self.conf_file.chmod(0o600)
-                secret = password.get_secret_value().replace("\\", "\\\\").replace('"', '\\"')
-                self.conf_file.write_text(f'requirepass "{secret}"\n')
+                self.conf_file.write_text(config)
                 argv.append(str(self.conf_file))
             else:
                 self.conf_file.unlink(missing_ok=True)
+            port = str(self.settings.redis_port)
+            if self.tls:
+                tls = ensure_server_tls(self.settings.data_dir / "tls", "redis")
+                argv += [
+                    "--port", "0",
+                    "--tls-port", port,
+                    "--tls-cert-file", str(tls.cert_file),
+                    "--tls-key-file", str(tls.key_file),
+                    "--tls-ca-cert-file", str(tls.ca_file),
+                    "--tls-auth-clients", "no",  # clients check the server, not vice versa
+                ]  # fmt: skip
+            else:
+                argv += ["--port", port]
             argv += [
                 "--bind", "127.0.0.1",
-                "--port", str(self.settings.redis_port),
                 "--dir", str(self.dir),
                 "--appendonly", "yes",
                 "--daemonize", "no",  # stays our child; logs to stdout -> redis.log

@@ -1,0 +1,340 @@
+"""Faults against the real pipeline: each test breaks something mid-stream, lets the system
+recover on its own, and then counts from Kafka and Redis what was lost, counted twice or
+dead-lettered. Every test adds a row to the fault table that pytest prints at the end
+(`pytest -m chaos`) and writes to test-output/chaos.md; docs/RELIABILITY.md holds a run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+from harness import (
+    CHAOS_ROWS,
+    BackgroundProducer,
+    Namespace,
+    Outcome,
+    WorkerProcess,
+    consumed_total,
+    is_valid,
+    measure,
+    mixed_stream,
+    produce,
+    wait_committed,
+    wait_consumed,
+)
+from servers import free_ports, local_settings, unavailable
+
+from streamer.produce.sender import Outgoing
+from streamer.stack import LocalKafka, LocalRedis, StackError
+
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+
+RATE = 60.0  # messages/s offered while a fault is injected
+
+
+def record(fault: str, outcome: Outcome, recovery_s: float | None, recovery_what: str,
+           note: str = "") -> None:
+    CHAOS_ROWS.append({
+        "fault": fault, "sent": outcome.sent, "scored": outcome.scored,
+        "lost": outcome.lost, "double_counted": outcome.duplicates + max(0, outcome.redis_extra),
+        "dead_lettered": outcome.dead_lettered,
+        "recovery_s": None if recovery_s is None else round(recovery_s, 1),
+        "recovery": recovery_what, "note": note,
+    })
+
+
+def assert_clean(outcome: Outcome) -> None:
+    assert outcome.lost == 0, outcome
+    assert outcome.duplicates == 0, outcome
+    assert outcome.redis_extra == 0 and outcome.redis_exact, outcome
+    assert outcome.scored + outcome.dead_lettered == outcome.sent, outcome
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.25) -> float:
+    """Seconds until ``cond()`` holds; fails the test after ``timeout``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(step)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def stream(ns: Namespace, seed: int, minutes: float = 6) -> list[Outgoing]:
+    return mixed_stream(ns, seed=seed, minutes=minutes, bad_fraction=0.05, big_message=False)
+
+
+def finish(ns: Namespace, messages: list[Outgoing], workers: list[WorkerProcess]) -> Outcome:
+    wait_consumed(ns, len(messages), workers=workers)
+    # Redis counts each offset once, so it is complete before replays are done.
+    wait_committed(ns, workers=workers)
+    for w in workers:
+        w.stop()
+    return measure(ns, messages)
+
+
+def test_a_worker_killed_with_sigkill_and_restarted(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    messages = stream(ns, seed=23)
+    victim = WorkerProcess(ns, "victim").start()
+    victim.wait_ready()
+    producer = BackgroundProducer(ns, messages, RATE).start()
+    wait_consumed(ns, len(messages) // 4, workers=[victim])
+    victim.kill()  # SIGKILL: no clean shutdown, no final commit
+    killed_at = time.monotonic()
+    survivor = WorkerProcess(ns, "restarted").start()
+    try:
+        survivor.wait_ready()
+        before = consumed_total(ns)
+        wait_until(lambda: consumed_total(ns) > before, 60, "consumption resumes")
+        recovery = time.monotonic() - killed_at
+        producer.join()
+        outcome = finish(ns, messages, [survivor])
+    finally:
+        survivor.stop()
+    record("worker SIGKILLed mid-stream, restarted", outcome, recovery,
+           "kill -> restarted worker consuming again (includes model load)")
+    assert_clean(outcome)
+
+
+def test_one_of_two_workers_killed_the_other_takes_its_partitions(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    s = ns.settings()
+    messages = stream(ns, seed=41)
+    workers = [WorkerProcess(ns, f"w{i}").start() for i in (1, 2)]
+    try:
+        for w in workers:
+            w.wait_ready()
+
+        def owned(w: WorkerProcess) -> int:
+            return int((w.ready() or {}).get("partitions_assigned", 0))  # type: ignore[call-overload]
+
+        n_parts = 2 * s.topic_partitions
+        wait_until(lambda: all(owned(w) for w in workers)
+                   and sum(owned(w) for w in workers) == n_parts, 90, "both workers own some")
+        producer = BackgroundProducer(ns, messages, RATE).start()
+        wait_consumed(ns, len(messages) // 4, workers=workers)
+        workers[1].kill()
+        recovery = wait_until(lambda: owned(workers[0]) == n_parts, 180,
+                              "the survivor owns every partition")
+        producer.join()
+        outcome = finish(ns, messages, workers[:1])
+    finally:
+        for w in workers:
+            w.stop()
+    record("one of two workers SIGKILLed", outcome, recovery,
+           f"kill -> survivor owns all partitions (session timeout "
+           f"{s.kafka_session_timeout_s:.0f} s)")
+    assert_clean(outcome)
+    # The group notices the dead member after the session timeout; the rebalance that
+    # follows takes a few seconds more on a busy 2-core machine.
+    assert recovery <= s.kafka_session_timeout_s + 30
+
+
+def test_a_worker_joining_mid_stream_rebalances_without_duplicates(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """The rebalance rewinds the first worker's kept partitions to their committed offsets;
+    what it sent past them must not be committed twice. A long commit interval makes sure
+    such records exist when the second worker joins."""
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path,
+                   extra_env={"STREAMER_COMMIT_INTERVAL_S": "25"})
+    messages = stream(ns, seed=37)
+    half = len(messages) // 2
+    first = WorkerProcess(ns, "first").start()
+    second = WorkerProcess(ns, "second")
+    try:
+        first.wait_ready()
+        produce(ns, messages[:half])
+        wait_consumed(ns, half, workers=[first])
+        joined_at = time.monotonic()
+        second.start().wait_ready()
+        recovery = time.monotonic() - joined_at
+        produce(ns, messages[half:])
+        outcome = finish(ns, messages, [first, second])
+    finally:
+        for w in (first, second):
+            w.stop()
+    record("second worker joins (rebalance, 25 s of uncommitted work)", outcome, recovery,
+           "start -> joined and ready")
+    assert_clean(outcome)
+
+
+# --- Redis faults: a private redis-server, so stopping it disturbs no other test ---------
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
+    (port,) = free_ports(1)
+    settings = local_settings(tmp_path / "redis").model_copy(update={"redis_port": port})
+    server = LocalRedis(settings)
+    try:
+        server.start()
+    except StackError as exc:
+        server.stop()
+        unavailable(f"a private redis-server could not start: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_redis_stopped_for_30_s_mid_stream(
+    kafka_bootstrap: str, private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    ns = Namespace(kafka_bootstrap, private_redis.url, tmp_path)
+    messages = stream(ns, seed=43)
+    worker = WorkerProcess(ns, "w").start()
+    try:
+        worker.wait_ready()
+        producer = BackgroundProducer(ns, messages, RATE).start()
+        wait_consumed(ns, len(messages) // 4, workers=[worker])
+        private_redis.stop()
+        # /readyz says not ready while Redis is away (it answers 503 with the reason).
+        wait_until(lambda: (worker.ready() or {}).get("redis") is False, 15,
+                   "/readyz reports Redis down")
+        assert (worker.ready() or {}).get("ready") is False
+        time.sleep(30)
+        assert worker.proc is not None and worker.proc.poll() is None, worker.tail()
+        private_redis.start()
+        back_at = time.monotonic()
+        before = consumed_total(ns)
+        wait_until(lambda: consumed_total(ns) > before, 60, "consumption resumes")
+        recovery = time.monotonic() - back_at
+        wait_until(lambda: bool((worker.ready() or {}).get("ready")), 30, "ready again")
+        producer.join()
+        outcome = finish(ns, messages, [worker])
+    finally:
+        worker.stop()
+    record("Redis stopped 30 s mid-stream", outcome, recovery,
+           "Redis back -> aggregates advancing (retry backoff)")
+    assert_clean(outcome)
+
+
+def test_redis_out_of_memory_stops_the_worker_with_the_reason_and_loses_nothing(
+    kafka_bootstrap: str, private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    ns = Namespace(kafka_bootstrap, private_redis.url, tmp_path)
+    messages = stream(ns, seed=47)
+    admin = redis.Redis.from_url(private_redis.url)
+    worker = WorkerProcess(ns, "w").start()
+    try:
+        worker.wait_ready()
+        producer = BackgroundProducer(ns, messages, RATE).start()
+        wait_consumed(ns, len(messages) // 4, workers=[worker])
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")  # below what is used: every write is refused
+        assert worker.proc is not None
+        worker.proc.wait(120)
+        assert worker.proc.returncode != 0
+        log = worker.log.read_text(errors="replace")
+        assert "OOM" in log and "stopping the worker" in log, worker.tail()
+        admin.config_set("maxmemory", "0")  # the operator fixes it...
+        producer.join()
+        restarted = WorkerProcess(ns, "after-fix").start()  # ...and starts the worker
+        fixed_at = time.monotonic()
+        restarted.wait_ready()
+        recovery = time.monotonic() - fixed_at
+        outcome = finish(ns, messages, [restarted])
+    finally:
+        admin.close()
+        worker.stop()
+    record("Redis out of memory (maxmemory, noeviction)", outcome, recovery,
+           "worker stops with the OOM reason; fix + restart -> ready",
+           note="no offsets committed past Redis's last write")
+    assert_clean(outcome)
+
+
+# --- Kafka fault: a private broker, restarted under the worker and the producer --------
+
+def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path) -> None:
+    kafka = LocalKafka(local_settings(tmp_path / "kafka"))
+    try:
+        bootstrap = kafka.start()
+    except StackError as exc:
+        kafka.stop()
+        unavailable(f"a private Kafka broker could not start: {exc}")
+    ns = Namespace(bootstrap, redis_url, tmp_path)
+    messages = stream(ns, seed=53)
+    worker = WorkerProcess(ns, "w").start()
+    try:
+        worker.wait_ready()
+        producer = BackgroundProducer(ns, messages, RATE).start()
+        wait_consumed(ns, len(messages) // 4, workers=[worker])
+        kafka.stop()
+        kafka.start()
+        back_at = time.monotonic()
+        before = consumed_total(ns)
+        wait_until(lambda: consumed_total(ns) > before, 120, "consumption resumes")
+        recovery = time.monotonic() - back_at
+        producer.join()
+        outcome = finish(ns, messages, [worker])
+    finally:
+        worker.stop()
+        kafka.stop()
+    record("Kafka broker restarted mid-stream", outcome, recovery,
+           "broker up -> aggregates advancing")
+    assert_clean(outcome)
+
+
+# --- hostile input ---------------------------------------------------------------------
+
+def hostile_messages(ns: Namespace, n: int) -> list[Outgoing]:
+    """Every kind of bad input the decoder must dead-letter, cycled to ``n`` messages."""
+    s = ns.settings()
+    long_text = "x" * (s.max_text_chars + 1)
+    base = {"id": "h", "channel": "retail", "author": "a", "ts": "2026-01-01T00:00:00Z"}
+    kinds: list[Callable[[int], bytes]] = [
+        lambda i: b"\xff\xfe\x00" + bytes([i % 256]) * 40,  # invalid UTF-8
+        lambda i: b"{" * 64 + b'"',  # truncated JSON
+        lambda i: b"[" * 100_000 + b"]" * 100_000,  # 100k-deep nesting
+        lambda i: orjson.dumps({**base, "id": f"h{i}", "text": ""}),  # empty text
+        lambda i: orjson.dumps({**base, "id": f"h{i}", "text": 12345}),  # wrong type
+        lambda i: orjson.dumps({**base, "id": f"h{i}", "text": long_text}),  # too long
+        lambda i: b'{"id": "h%d", "text": "a", "ts": 1e99999}' % i,  # huge number
+        lambda i: orjson.dumps({**base, "id": f"h{i}", "text": "ok", "ts": "yesterday"}),
+        lambda i: orjson.dumps(["not", "an", "object", i]),
+        lambda i: '{"id": "h%d", "text": "\\u0000\\u0007\\u001b[31m"}'.replace(
+            "%d", str(i)).encode("utf-16"),  # UTF-16 bytes
+        lambda i: b'{"id": "%s", "text": "x"}' % (b"i" * 100_000),  # huge id
+        lambda i: orjson.dumps({**base, "id": f"h{i}", "text": "\u200b\u200b \t\n"}),
+    ]
+    return [Outgoing(s.topic_chat if i % 2 else s.topic_news, None, kinds[i % len(kinds)](i))
+            for i in range(n)]
+
+
+def test_ten_thousand_hostile_messages_all_dead_lettered_with_flat_memory(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    s = ns.settings()
+    messages = hostile_messages(ns, 10_000)
+    assert not any(is_valid(s, m) for m in messages)
+    worker = WorkerProcess(ns, "w").start()
+    rss: list[float] = []
+    try:
+        worker.wait_ready()
+        rss.append(worker.metric("process_resident_memory_bytes") or 0)
+        for k in range(4):
+            part = messages[k * 2_500:(k + 1) * 2_500]
+            produce(ns, part)
+            wait_consumed(ns, (k + 1) * 2_500, workers=[worker])
+            rss.append(worker.metric("process_resident_memory_bytes") or 0)
+        outcome = finish(ns, messages, [worker])
+    finally:
+        worker.stop()
+    mb = [round(r / 2**20) for r in rss]
+    record("10,000 hostile messages", outcome, None, "-",
+           note="worker RSS MB at 0/2.5k/5k/7.5k/10k: " + " / ".join(map(str, mb)))
+    assert outcome.dead_lettered == 10_000 and outcome.lost == 0 and outcome.duplicates == 0
+    assert all(rss), rss
+    # Flat: after the first quarter (allocator warm-up), memory stops growing.
+    assert max(rss[1:]) - rss[1] < 48 * 2**20, mb

@@ -1,0 +1,167 @@
+"""The worker's live dashboard in a real headless browser (Debian's chromium + chromedriver).
+
+A worker bound to 0.0.0.0 with a token scores the demo stream (with its negative spike on
+energy-oil / XOM); the page, opened as /dashboard#token=..., must render the trends, the
+spike's alerts and one latency bar pair per stage from the worker's JSON endpoints.
+Screenshots: the test's tmp folder and test-output/dashboard.png under the repo root.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import REPO, Namespace, WorkerProcess, mixed_stream, produce, wait_consumed
+
+from streamer.latency.histograms import STAGES
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "dash-token-7e2c91"
+SIZE = (1366, 900)
+SETUP_HINT = "run scripts/setup.sh (it installs Debian's chromium and chromium-driver)"
+
+
+def get(url: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status), dict(r.headers), r.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), dict(exc.headers), exc.read()
+
+
+def browser() -> Any:
+    """Headless Debian chromium through Debian's chromedriver; never a browser download."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail(f"chromium and chromedriver not found: {SETUP_HINT}")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail(f"selenium is not installed: {SETUP_HINT} (the dev extra has it)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={SIZE[0]},{SIZE[1]}", "--hide-scrollbars",
+                "--no-first-run", "--disable-extensions", "--lang=en-US"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+    # The viewport itself, not the window: what a 1366x900 laptop screen shows.
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": SIZE[0], "height": SIZE[1], "deviceScaleFactor": 1, "mobile": False})
+    return drv
+
+
+class Run:
+    def __init__(self, ns: Namespace, worker: WorkerProcess) -> None:
+        self.ns, self.worker = ns, worker
+        self.base = f"http://127.0.0.1:{worker.port}"
+
+
+@pytest.fixture(scope="module")
+def run(kafka_bootstrap: str, redis_url: str,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("dashboard"),
+                   extra_env={"STREAMER_WEB_HOST": "0.0.0.0", "STREAMER_WEB_TOKEN": TOKEN})
+    messages = mixed_stream(ns, seed=23, minutes=10, bad_fraction=0.02, big_message=False)
+    worker = WorkerProcess(ns, "dash").start()
+    try:
+        worker.wait_ready()
+        produce(ns, messages)
+        wait_consumed(ns, len(messages), workers=[worker])
+        yield Run(ns, worker)
+    finally:
+        worker.stop()
+
+
+def test_the_page_carries_no_data_and_the_json_needs_the_token(run: Run) -> None:
+    for path in ("/", "/dashboard"):
+        code, headers, body = get(run.base + path)
+        assert code == 200, path
+        assert headers["Content-Type"].startswith("text/html")
+        assert "connect-src 'self'" in headers["Content-Security-Policy"]
+        html = body.decode()
+        # self-contained: no CDN, no external script, style, font or image
+        assert "<script src" not in html and 'rel="stylesheet"' not in html
+        assert not re.search(r'(src|href)="(https?:)?//', html) and "https://" not in html
+        assert "XOM" not in html and "energy-oil" not in html
+    for path in ("/api/trends", "/api/alerts", "/api/latency"):
+        assert get(run.base + path)[0] == 401, path
+        assert get(run.base + path, "wrong")[0] == 401, path
+        assert get(run.base + path, TOKEN)[0] == 200, path
+
+
+def _state(drv: Any) -> dict[str, Any]:
+    return drv.execute_script("""
+        const q = (s) => document.querySelector(s);
+        return {
+          topics: q('#topics').innerText, tickers: q('#tickers').innerText,
+          alerts: q('#alerts').innerText,
+          alertRows: q('#alerts').querySelectorAll('tbody tr').length,
+          stages: [...document.querySelectorAll('#latency g.stage')].map(g => ({
+            stage: g.dataset.stage, p50: g.querySelectorAll('rect.bar.p50').length,
+            p99: g.querySelectorAll('rect.bar.p99').length})),
+          e2e: q('#e2e').innerText, status: q('#status').innerText,
+          notice: q('#notice').innerText,
+          sparks: document.querySelectorAll('#topics svg.spark rect').length,
+        };""")
+
+
+def _rendered(s: dict[str, Any]) -> bool:
+    return ("energy-oil" in s["topics"] and "XOM" in s["tickers"] and s["sparks"] > 0
+            and ("XOM" in s["alerts"] or "energy-oil" in s["alerts"])
+            and len(s["stages"]) == len(STAGES) and "p99" in s["e2e"])
+
+
+def test_the_dashboard_renders_trends_alerts_and_latency_in_chromium(
+    run: Run, tmp_path: Path,
+) -> None:
+    drv = browser()
+    try:
+        drv.get(f"{run.base}/dashboard#token={TOKEN}")
+        deadline = time.monotonic() + 240  # the spike's alerts follow the watermark
+        state = _state(drv)
+        while not _rendered(state) and time.monotonic() < deadline:
+            time.sleep(2)
+            state = _state(drv)
+        assert _rendered(state), f"dashboard did not render all sections: {state}\n" \
+                                 f"{run.worker.tail()}"
+        time.sleep(0.5)  # let the last poll's layout settle
+        shot = drv.get_screenshot_as_png()
+        (tmp_path / "dashboard.png").write_bytes(shot)
+        out = REPO / "test-output"
+        out.mkdir(exist_ok=True)
+        (out / "dashboard.png").write_bytes(shot)
+
+        assert [s["stage"] for s in state["stages"]] == [name for name, _, _ in STAGES]
+        assert all(s["p50"] == 1 and s["p99"] == 1 for s in state["stages"])
+        assert state["alertRows"] >= 1 and "live" in state["status"]
+        scroll_w, view_w = drv.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll_w <= view_w, "no horizontal scrolling at 1366 px"
+        errors = [e for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors  # no CSP violation, no failed fetch, no script error
+
+        # Without the token in the fragment the page says what to do, and shows no data.
+        drv.get(f"{run.base}/dashboard")
+        deadline = time.monotonic() + 20
+        state = _state(drv)
+        while "token" not in state["notice"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            state = _state(drv)
+        assert "#token=" in state["notice"], state
+        assert "XOM" not in state["tickers"] and "XOM" not in state["alerts"]
+    finally:
+        drv.quit()
