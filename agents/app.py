@@ -75,7 +75,7 @@ def create_app(runtime: Runtime) -> faust.App:
         consumer: Any = app.consumer
         consumer.force_commit = runtime.gate.wrap(consumer.force_commit)
         if app.in_transaction:
-            install_abort_on_rewind(app)
+            install_abort_on_rewind(app, runtime.gate)
         runtime.warm = True
 
     @app.timer(interval=s.latency_push_interval_s)

@@ -48,6 +48,8 @@ class Runtime:
     stamps: ConsumeStamps = field(default_factory=ConsumeStamps)
     worker_id: str = ""
     warm: bool = False
+    # Why the worker stopped itself when a restart cannot help (the supervisor's cue).
+    needs_operator: str | None = None
 
     @classmethod
     def build(cls, settings: Settings, scorer: Scorer) -> Runtime:

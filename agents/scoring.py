@@ -4,6 +4,11 @@ Per batch, under the commit gate: process (decode, score, Redis) -> publish scor
 records and dead letters -> wait for the broker -> hand the batch to the alert detector
 -> ack. Offsets therefore never get
 committed past what Redis and Kafka have acknowledged.
+
+Batches come from Faust's ``take_events`` with fixed limits (``batch_mode=fixed``) or
+from ``agents.batching.VariableBatches`` with limits an ``AdaptiveBatcher`` revises
+after every batch from its end-to-end latencies, service time and backlog
+(``batch_mode=adaptive``).
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import faust
 from faust.types import TP, EventT
 
 from agents.alerting import AlertHook
+from agents.batching import VariableBatches
 from agents.runtime import Runtime
 from streamer.aggregate import AggregateUnavailable
 from streamer.batch import BatchOutput, RawRecord
+from streamer.batch.adaptive import AdaptiveBatcher
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +88,21 @@ def make_scoring_agent(
     s = runtime.settings
 
     async def score(stream: faust.StreamT[bytes]) -> None:
-        batches: AsyncIterable[Any] = stream.take_events(  # type: ignore[attr-defined]
-            s.batch_max_size, within=s.batch_max_wait_s
-        )
+        controller: AdaptiveBatcher | None = None
+        variable: VariableBatches | None = None
+        batches: AsyncIterable[Any]
+        if s.batch_mode == "adaptive":
+            controller = AdaptiveBatcher.from_settings(s)
+            variable = VariableBatches(stream, controller.limits)
+            batches = variable
+            topic = _topic_of(stream)
+            _show_limits(runtime, topic, controller)
+        else:
+            batches = stream.take_events(  # type: ignore[attr-defined]
+                s.batch_max_size, within=s.batch_max_wait_s
+            )
         async for events in batches:
+            started = runtime.clock.now_ms()
             async with runtime.gate.batch():
                 try:
                     out = await runtime.processor.process(_records(runtime, events))
@@ -94,10 +112,50 @@ def make_scoring_agent(
                     # Stop without acking: nothing past Redis's last write is committed,
                     # and a restart resumes from there.
                     log.critical("stopping the worker: %s", exc)
+                    if not exc.transient:
+                        runtime.needs_operator = str(exc)
+                    await app.crash(exc)
+                    return
+                except Exception as exc:
+                    # Never leave a live process with a dead agent: stop it unacked, and
+                    # the supervisor's restart replays the batch from the committed offsets.
+                    log.critical("stopping the worker after an unexpected error in a batch: "
+                                 "%r", exc, exc_info=True)
                     await app.crash(exc)
                     return
                 for e in events:
-                    # Idempotent: take_events acks again later, which is then a no-op.
+                    # Idempotent: the batcher acks again later, which is then a no-op.
                     e.ack()
+            if controller is not None and variable is not None:
+                before = controller.limits()
+                decision = controller.observe(
+                    len(events), _end_to_end_ms(out), runtime.clock.now_ms() - started,
+                    variable.backlog(),
+                )
+                if controller.limits() != before:
+                    _show_limits(runtime, topic, controller)
+                    log.debug("batch limits %s: size %d, wait %.1f ms (p99 %s ms, %s)",
+                              topic, decision.size, decision.wait_s * 1000,
+                              "-" if decision.p99_ms is None else f"{decision.p99_ms:.1f}",
+                              decision.reason)
 
     return score
+
+
+def _end_to_end_ms(out: BatchOutput) -> list[float]:
+    """Record timestamp -> Redis ack of each scored event (the latency recorder's end_to_end)."""
+    return [ev.stamps.aggregated - ev.stamps.produced for ev in out.scored
+            if ev.stamps.aggregated is not None and ev.stamps.produced is not None]
+
+
+def _topic_of(stream: faust.StreamT[bytes]) -> str:
+    try:
+        return str(stream.channel.get_topic_name())  # type: ignore[attr-defined]
+    except Exception:
+        return "unknown"
+
+
+def _show_limits(runtime: Runtime, topic: str, controller: AdaptiveBatcher) -> None:
+    size, wait_s = controller.limits()
+    runtime.metrics.batch_size_limit.labels(topic).set(size)
+    runtime.metrics.batch_wait_limit.labels(topic).set(wait_s)

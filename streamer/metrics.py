@@ -43,6 +43,14 @@ class Metrics:
             "streamer_score_in_flight", "Batches running or queued for a scoring thread",
             registry=r,
         )
+        self.batch_size_limit = Gauge(
+            "streamer_batch_size_limit", "Adaptive batching: current max events per batch",
+            ["topic"], registry=r,
+        )
+        self.batch_wait_limit = Gauge(
+            "streamer_batch_wait_seconds", "Adaptive batching: current max wait for a batch",
+            ["topic"], registry=r,
+        )
         self.redis_retries = Counter(
             "streamer_redis_retries", "Redis write retries", registry=r
         )

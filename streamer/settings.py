@@ -104,15 +104,68 @@ class Settings(BaseSettings):
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
         "exactly_once", description="Faust processing guarantee for the scored topic."
     )
+    worker_max_restarts: int = Field(
+        5, ge=0, description="Crashes of the worker process that `streamer worker` restarts "
+        "it after (within worker_restart_window_s); 0: no supervisor, a crash ends it.",
+    )
+    worker_restart_window_s: float = Field(
+        600.0, gt=0, description="Window over which worker_max_restarts is counted.",
+    )
+    worker_restart_backoff_s: float = Field(
+        2.0, gt=0, description="Wait before the first restart; doubles per restart, max 30 s.",
+    )
     web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
     web_port: int = Field(6066, description="Worker web server port.")
     web_token: SecretStr | None = Field(
         None, description="Bearer token for the worker's metrics and data views; required "
         "when web_host is not a loopback address (/healthz and /readyz stay open).",
     )
-    batch_max_size: int = Field(64, ge=1, description="Max events per micro-batch.")
+    batch_max_size: int = Field(
+        64, ge=1, description="Max events per micro-batch (adaptive mode: the upper bound)."
+    )
     batch_max_wait_s: float = Field(
-        0.05, gt=0, description="Max seconds the first event of a batch waits for more."
+        0.05, gt=0, description="Max seconds the first event of a batch waits for more "
+        "(adaptive mode: the upper bound).",
+    )
+    batch_mode: Literal["fixed", "adaptive"] = Field(
+        "adaptive", description="fixed: batches of batch_max_size / batch_max_wait_s "
+        "(Faust take_events); adaptive: size and wait adapt per batch to meet "
+        "latency_target_ms (streamer/batch/adaptive.py).",
+    )
+    latency_target_ms: float = Field(
+        100.0, gt=0, description="Adaptive batching: p99 end-to-end latency target, Kafka "
+        "record timestamp to Redis ack.",
+    )
+    batch_min_size: int = Field(
+        1, ge=1, description="Adaptive batching: least batch size limit."
+    )
+    batch_min_wait_s: float = Field(
+        0.002, gt=0, description="Adaptive batching: least wait for a batch to fill (the wait "
+        "shrinks to it while batches do not fill).",
+    )
+    adaptive_window: int = Field(
+        512, ge=16, description="Adaptive batching: recent events whose latencies give the p99."
+    )
+    adaptive_min_samples: int = Field(
+        32, ge=1, description="Adaptive batching: latencies needed (after a cut) before the "
+        "p99 steers again.",
+    )
+    adaptive_headroom: float = Field(
+        0.8, gt=0, le=1, description="Adaptive batching: grow only while p99 < this x target."
+    )
+    adaptive_decrease: float = Field(
+        0.5, gt=0, lt=1, description="Adaptive batching: multiplicative cut of size and wait."
+    )
+    adaptive_size_step: int = Field(
+        4, ge=1, description="Adaptive batching: additive size increase per batch."
+    )
+    adaptive_wait_share: float = Field(
+        0.25, gt=0, le=1, description="Adaptive batching: the wait stays below this share of "
+        "the target.",
+    )
+    adaptive_service_share: float = Field(
+        0.5, gt=0, le=1, description="Adaptive batching: a batch grows only while its "
+        "predicted service time fits this share of the target.",
     )
     infer_threads: int = Field(
         1, ge=1, description="Worker threads for tokenization+inference (off the event loop)."

@@ -299,7 +299,8 @@ async def _redis_counts(settings: Settings) -> Counter[tuple[str, str, str]]:
     store = TrendStore.connect(settings)
     try:
         span = await store.time_range()
-        assert span is not None
+        if span is None:  # nothing aggregated (e.g. only bad input)
+            return Counter()
         window = await store.window_all(span[0], span[1])
     finally:
         await store.close()

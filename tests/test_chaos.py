@@ -6,6 +6,7 @@ dead-lettered. Every test adds a row to the fault table that pytest prints at th
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,14 +56,24 @@ def assert_clean(outcome: Outcome) -> None:
     assert outcome.scored + outcome.dead_lettered == outcome.sent, outcome
 
 
-def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.25) -> float:
-    """Seconds until ``cond()`` holds; fails the test after ``timeout``."""
+def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.25,
+               workers: tuple[WorkerProcess, ...] = ()) -> float:
+    """Seconds until ``cond()`` holds; fails the test after ``timeout`` or if a worker ends."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if cond():
             return time.monotonic() - t0
+        for w in workers:
+            assert w.proc is not None
+            if w.proc.poll() is not None:
+                raise AssertionError(f"{what}: worker {w.name} ended\n{w.tail()}")
         time.sleep(step)
     raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def restarts(worker: WorkerProcess) -> int:
+    """How often the worker's supervisor restarted it after a crash."""
+    return worker.log.read_text(errors="replace").count("[supervisor] [WARNING] worker crashed")
 
 
 def stream(ns: Namespace, seed: int, minutes: float = 6) -> list[Outgoing]:
@@ -219,36 +230,97 @@ def test_redis_stopped_for_30_s_mid_stream(
     assert_clean(outcome)
 
 
-def test_redis_out_of_memory_stops_the_worker_with_the_reason_and_loses_nothing(
-    kafka_bootstrap: str, private_redis: LocalRedis, tmp_path: Path
+@pytest.fixture
+def configurable_redis(tmp_path: Path) -> Iterator[str]:
+    """A bare redis-server whose protected settings (``dir``) may be changed at run time,
+    so a test can take its disk away. AOF on, and an RDB save point so that a failed
+    background save makes Redis refuse writes (stop-writes-on-bgsave-error)."""
+    (port,) = free_ports(1)
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+         "--appendonly", "yes", "--save", "3600 1", "--enable-protected-configs", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        wait_until(lambda: _pings(client), 20, "redis-server answers")
+        yield url
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(20)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def _take_memory(admin: redis.Redis) -> None:
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", "1")  # below what is used: every write is refused
+
+
+def _give_memory(admin: redis.Redis) -> None:
+    admin.config_set("maxmemory", "0")
+
+
+def _take_disk(admin: redis.Redis) -> None:
+    admin.config_set("dir", "/proc")  # nothing can be created there, even by root
+    admin.bgsave()  # fails: Redis now refuses writes with MISCONF
+
+
+def _give_disk(admin: redis.Redis, data_dir: str) -> None:
+    admin.config_set("dir", data_dir)
+    admin.bgsave()
+    wait_until(lambda: admin.info("persistence")["rdb_last_bgsave_status"] == "ok", 30,
+               "a background save succeeds again")
+
+
+@pytest.mark.parametrize("fault", ["oom", "disk"])
+def test_redis_refusing_writes_stops_the_worker_with_the_reason_and_loses_nothing(
+    kafka_bootstrap: str, configurable_redis: str, tmp_path: Path, fault: str
 ) -> None:
-    ns = Namespace(kafka_bootstrap, private_redis.url, tmp_path)
-    messages = stream(ns, seed=47)
-    admin = redis.Redis.from_url(private_redis.url)
+    """Out of memory, or no disk to persist to: Redis refuses every write. The worker must
+    stop with the reason (not retry in silence) and commit nothing past Redis's last
+    write, so that after the operator's fix a restarted worker ends exact."""
+    ns = Namespace(kafka_bootstrap, configurable_redis, tmp_path)
+    messages = stream(ns, seed=47 if fault == "oom" else 59)
+    admin = redis.Redis.from_url(configurable_redis, decode_responses=True)
+    data_dir = admin.config_get("dir")["dir"]
     worker = WorkerProcess(ns, "w").start()
+    restarted = WorkerProcess(ns, "after-fix")
     try:
         worker.wait_ready()
         producer = BackgroundProducer(ns, messages, RATE).start()
         wait_consumed(ns, len(messages) // 4, workers=[worker])
-        admin.config_set("maxmemory-policy", "noeviction")
-        admin.config_set("maxmemory", "1")  # below what is used: every write is refused
+        _take_memory(admin) if fault == "oom" else _take_disk(admin)
         assert worker.proc is not None
         worker.proc.wait(120)
         assert worker.proc.returncode != 0
         log = worker.log.read_text(errors="replace")
-        assert "OOM" in log and "stopping the worker" in log, worker.tail()
-        admin.config_set("maxmemory", "0")  # the operator fixes it...
+        reason = "out of memory" if fault == "oom" else "cannot persist to disk"
+        assert reason in log and "stopping the worker" in log, worker.tail()
+        # The operator fixes it and starts the worker again.
+        _give_memory(admin) if fault == "oom" else _give_disk(admin, data_dir)
         producer.join()
-        restarted = WorkerProcess(ns, "after-fix").start()  # ...and starts the worker
         fixed_at = time.monotonic()
-        restarted.wait_ready()
+        restarted.start().wait_ready()
         recovery = time.monotonic() - fixed_at
         outcome = finish(ns, messages, [restarted])
     finally:
         admin.close()
         worker.stop()
-    record("Redis out of memory (maxmemory, noeviction)", outcome, recovery,
-           "worker stops with the OOM reason; fix + restart -> ready",
+        restarted.stop()
+    what = ("Redis out of memory (maxmemory, noeviction)" if fault == "oom"
+            else "Redis cannot write its disk (failed save, MISCONF)")
+    record(what, outcome, recovery,
+           f"worker stops saying '{reason}'; fix + restart -> ready",
            note="no offsets committed past Redis's last write")
     assert_clean(outcome)
 
@@ -273,15 +345,18 @@ def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path) -> No
         kafka.start()
         back_at = time.monotonic()
         before = consumed_total(ns)
-        wait_until(lambda: consumed_total(ns) > before, 120, "consumption resumes")
+        wait_until(lambda: consumed_total(ns) > before, 180, "consumption resumes",
+                   workers=(worker,))
         recovery = time.monotonic() - back_at
         producer.join()
         outcome = finish(ns, messages, [worker])
+        n_restarts = restarts(worker)
     finally:
         worker.stop()
         kafka.stop()
     record("Kafka broker restarted mid-stream", outcome, recovery,
-           "broker up -> aggregates advancing")
+           "broker up -> aggregates advancing",
+           note=f"worker process restarts by its supervisor: {n_restarts}")
     assert_clean(outcome)
 
 

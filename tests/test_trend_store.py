@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
 from streamer.aggregate import TrendStore, build_deltas
+from streamer.aggregate.store import refusal
 from streamer.aggregate.summary import accounts, trends
 from streamer.schemas import Origin, Prediction, ScoredEvent, Stamps
 from streamer.settings import Settings
@@ -96,3 +98,14 @@ async def test_buckets_expire(store: TrendStore) -> None:
     bucket = store.keys.bucket("news:0", int(T0.timestamp()))
     ttl = await store.redis.ttl(bucket)
     assert 0 < ttl <= 7_200
+
+
+@pytest.mark.parametrize(("exc", "says"), [
+    (OutOfMemoryError("command not allowed when used memory > 'maxmemory'."), "out of memory"),
+    (ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's currently "
+                   "unable to persist to disk."), "cannot persist to disk"),
+    (ReadOnlyError("You can't write against a read only replica."), "read-only"),
+    (ResponseError("ERR something else"), "refused the update"),
+])
+def test_a_refused_write_says_what_it_means_and_what_to_do(exc: ResponseError, says: str) -> None:
+    assert says in refusal(exc)

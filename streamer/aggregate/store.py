@@ -73,7 +73,15 @@ return {1, last}
 
 
 class AggregateUnavailable(RuntimeError):
-    """Redis refused or stayed unreachable past the retry budget; nothing was committed."""
+    """Redis refused or stayed unreachable past the retry budget; nothing was committed.
+
+    ``transient``: Redis did not answer (a restart may find it back); otherwise it refused
+    (out of memory, read-only, cannot persist), which needs an operator.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def refusal(exc: ResponseError) -> str:
@@ -200,7 +208,7 @@ class TrendStore:
                     "STREAMER_REDIS_TLS_CA_FILE to the CA that signed it") from exc
             raise AggregateUnavailable(
                 f"Redis at {where} did not answer ({exc}); start it with `streamer stack up` "
-                "or set REDIS_URL") from exc
+                "or set REDIS_URL", transient=True) from exc
 
     # --- writes ----------------------------------------------------------------------
     async def apply(self, delta: PartitionDelta) -> ApplyResult:
@@ -250,7 +258,7 @@ class TrendStore:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if attempt == self._s.redis_retry_attempts:
                     raise AggregateUnavailable(
-                        f"Redis unreachable after {attempt} attempts: {exc}"
+                        f"Redis unreachable after {attempt} attempts: {exc}", transient=True
                     ) from exc
                 log.warning("Redis unavailable (attempt %d): %s; retrying in %.1fs",
                             attempt, exc, delay)

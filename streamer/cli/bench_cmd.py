@@ -12,9 +12,15 @@ from rich.table import Table
 from streamer.cli.common import console, fail, number_list, settings_with
 
 
-@click.group("bench", context_settings={"help_option_names": ["-h", "--help"]})
-def bench() -> None:
-    """Measure speed (never a timed test: figures go to docs/BENCHMARKS.md)."""
+@click.group("bench", context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True)
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Measure speed (never a timed test: figures go to docs/BENCHMARKS.md).
+
+    Without a subcommand: `streamer bench pipeline` with its defaults."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(pipeline_bench)
 
 
 @bench.command("models")
@@ -68,3 +74,92 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
         console.print(f"- {note}")
     md, js = mb.write(result, out or s.data_dir / "bench")
     console.print(f"wrote {md} and {js}")
+
+
+@bench.command("pipeline")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder [default: bench-out/pipeline-DATE].")
+@click.option("--duration-s", type=float, default=None,
+              help="Hold time of each fixed-load latency run [default: 30; --quick 10].")
+@click.option("--step-s", type=float, default=None,
+              help="Hold time of each ramp step [default: 30; --quick 8].")
+@click.option("--loads", default="", help="Extra fixed offered loads (msg/s, comma-separated) "
+              "for every variant whose capacity reaches them.")
+@click.option("--variants", default=None, help="Comma-separated: naive, adaptive, "
+              "fixed-SIZExWAITms [default: naive,adaptive,fixed-8x5ms,fixed-32x20ms,"
+              "fixed-64x50ms; --quick: naive,adaptive,fixed-32x20ms].")
+@click.option("--max-steps", type=int, default=None, help="Most ramp steps per variant "
+              "[default: 8; --quick 4].")
+@click.option("--probe-s", type=float, default=None,
+              help="Target length of the saturation probe [default: 10; --quick 4].")
+@click.option("--latency-target-ms", type=float, default=100.0, show_default=True,
+              help="STREAMER_LATENCY_TARGET_MS of the adaptive variant.")
+@click.option("--naive-bundle", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Bundle whose PyTorch teacher the naive pipeline runs [default: the full "
+              "bundle, else the worker's].")
+@click.option("--quick", is_flag=True, help="Short steps and three variants (~3-5 minutes).")
+@click.option("--docs", "docs_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Summary goes into this file [default: docs/BENCHMARKS.md].")
+@click.option("--no-docs", is_flag=True, help="Leave docs/BENCHMARKS.md alone.")
+def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
+                   step_s: float | None = None, loads: str = "", variants: str | None = None,
+                   max_steps: int | None = None, probe_s: float | None = None,
+                   latency_target_ms: float = 100.0, naive_bundle: Path | None = None,
+                   quick: bool = False, docs_file: Path | None = None,
+                   no_docs: bool = False) -> None:
+    """End to end against the running local Kafka + Redis: the naive pipeline (a Faust agent,
+    transformers PyTorch FP32 one message at a time, a Redis update per message) and this
+    project's worker (fixed batching settings and adaptive batching), on the same demo
+    messages. Finds each one's maximum sustainable throughput (a ramp of offered loads) and
+    end-to-end latency at fixed loads; writes results.json, report.md and PNG plots."""
+    from datetime import UTC, datetime
+
+    from rich.live import Live
+
+    from streamer.bench import pipeline as pb
+    from streamer.bench.pipeline_run import (
+        DEFAULT_VARIANTS,
+        QUICK_VARIANTS,
+        BenchError,
+        run_pipeline_bench,
+    )
+    from streamer.cli.common import run
+
+    s = settings_with()
+    names = [n.strip() for n in variants.split(",") if n.strip()] if variants else list(
+        QUICK_VARIANTS if quick else DEFAULT_VARIANTS)
+    plan = pb.Plan(
+        variants=names,
+        step_s=step_s or (8.0 if quick else 30.0),
+        duration_s=duration_s or (10.0 if quick else 30.0),
+        probe_s=probe_s or (4.0 if quick else 10.0),
+        max_steps=max_steps or (4 if quick else 8),
+        ramp_factor=1.25 if quick else 1.15,
+        loads=number_list(loads, float, "--loads") if loads else [],
+        latency_target_ms=latency_target_ms,
+        quick=quick,
+    )
+    out = out or Path("bench-out") / f"pipeline-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    command = shlex.join(["streamer", *sys.argv[1:]])
+    line = Table.grid()
+    with Live(line, console=console, transient=True, refresh_per_second=4) as live:
+        def status(msg: str) -> None:
+            live.update(f"[dim]{msg}[/]")
+
+        def say(msg: str) -> None:
+            live.console.print(msg, highlight=False)
+
+        try:
+            result = run(run_pipeline_bench(s, plan, out, command=command,
+                                            naive_path=naive_bundle, say=say, status=status))
+        except BenchError as exc:
+            live.stop()
+            fail(str(exc))
+            return
+    for path in pb.write(result, out):
+        console.print(f"wrote {path}")
+    console.print(pb.markdown(result).split("## Per stage")[0], highlight=False)
+    if not no_docs:
+        doc = docs_file or Path(pb.__file__).resolve().parents[2] / "docs" / "BENCHMARKS.md"
+        pb.update_doc(doc, pb.docs_section(result, out))
+        console.print(f"updated {doc}")

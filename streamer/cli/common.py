@@ -40,11 +40,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise  # unreachable: fail() exits
 
 
-def fail(message: str, hint: str | None = None) -> None:
+def fail(message: str, hint: str | None = None, code: int = 1) -> None:
     console.print(f"[bold red]error:[/] {message}")
     if hint:
         console.print(f"[yellow]what to do:[/] {hint}")
-    raise click.exceptions.Exit(1)
+    raise click.exceptions.Exit(code)
 
 
 def number_list(value: str, kind: Callable[[str], T], option: str) -> list[T]:

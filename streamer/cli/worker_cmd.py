@@ -9,6 +9,7 @@ import click
 
 from streamer.aggregate import AggregateUnavailable, TrendStore
 from streamer.cli.common import fail, settings_with
+from streamer.cli.supervise import NEEDS_OPERATOR, child_argv, is_child, supervise
 from streamer.score.base import ScorerError
 from streamer.settings import Settings
 
@@ -40,29 +41,39 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     from streamer.score.select import load_scorer
 
     settings = settings_with(web_port=web_port, scorer=scorer, worker_id=worker_id)
+    if settings.worker_max_restarts > 0 and not is_child():
+        logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [supervisor] "
+                            "[%(levelname)s] %(message)s")
+        raise SystemExit(supervise(child_argv(), settings))
     if settings.web_public and settings.web_token is None:
         fail(f"the web server would listen on {settings.web_host} without a token",
              "set STREAMER_WEB_TOKEN (clients send 'Authorization: Bearer <token>'), or "
-             "bind it to 127.0.0.1 with STREAMER_WEB_HOST")
+             "bind it to 127.0.0.1 with STREAMER_WEB_HOST", code=NEEDS_OPERATOR)
     # Faust runs on the thread's default loop; set it up front and reuse it.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         loop.run_until_complete(asyncio.wait_for(ensure_topics(settings), 60))
     except KafkaSecurityError as exc:
-        fail(str(exc))
+        fail(str(exc), code=NEEDS_OPERATOR)
     except Exception as exc:
         fail(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc}",
              "start it with `streamer stack up` or set KAFKA_BOOTSTRAP")
     try:
         loop.run_until_complete(_check_redis(settings))
     except AggregateUnavailable as exc:
-        fail(str(exc))
+        # Wrong credentials need an operator; a Redis that did not answer may come back.
+        fail(str(exc), code=1 if exc.transient else NEEDS_OPERATOR)
     try:
         live = load_scorer(settings)
     except ScorerError as exc:
-        fail(str(exc))
+        fail(str(exc), code=NEEDS_OPERATOR)
     runtime = Runtime.build(settings, live)
     app = create_app(runtime)
     log.info("worker %s starting with scorer %s", runtime.worker_id, live.name)
-    Worker(app, loglevel=loglevel, loop=loop).execute_from_commandline()
+    try:
+        Worker(app, loglevel=loglevel, loop=loop).execute_from_commandline()
+    except SystemExit as exc:
+        if exc.code and runtime.needs_operator:
+            raise SystemExit(NEEDS_OPERATOR) from exc
+        raise

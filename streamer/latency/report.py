@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, Field
 
 from streamer.latency.histograms import END_TO_END, STAGES, LatencyRecorder
@@ -41,7 +42,11 @@ async def read_latency(
     payloads = []
     async for key in client.scan_iter(match=f"{prefix}:latency:{worker}", count=100):
         payloads.append(await client.hgetall(key))  # type: ignore[misc]
-    merged = LatencyRecorder.decode_merge(payloads)
+    return stage_rows(LatencyRecorder.decode_merge(payloads))
+
+
+def stage_rows(merged: dict[str, HdrHistogram]) -> list[StageLatency]:
+    """One row per stage (then end to end) with data, with shares of end to end."""
     rows = []
     for name in [s[0] for s in STAGES] + [END_TO_END[0]]:
         h = merged.get(name)

@@ -1,0 +1,135 @@
+"""Batches whose size and wait may change from one batch to the next.
+
+Faust's ``Stream.take_events(max_, within)`` fixes both for the life of the stream.
+``VariableBatches`` mirrors its mechanics (a stream processor fills a buffer while the
+stream is drained passively; stream acks are disabled so events stay unacked until
+the consumer is done with a batch; new events are held back while a batch is being
+processed) and asks ``limits()`` before every batch. Three differences, on purpose:
+
+* the wait runs from the first event of the batch (not from the previous batch), and
+  an idle stream waits for that event without waking up every ``within`` seconds;
+* when the wait ends with events already queued in the stream's channel, they are
+  drained into the batch (up to its size, for at most one more wait) instead of
+  starting a new batch with a new wait: a backlog becomes full batches at once;
+* a batch is acked only when the consumer comes back for the next one: a consumer that
+  stops mid-batch (crash, shutdown) leaves its events unacked, so their offsets are
+  never committed and a restart sees them again.
+
+Nothing here blocks the event loop: every wait is an ``await``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from faust.types import EventT
+
+log = logging.getLogger(__name__)
+
+Limits = Callable[[], tuple[int, float]]
+
+
+class VariableBatches:
+    def __init__(self, stream: Any, limits: Limits) -> None:
+        self.stream = stream
+        self.limits = limits
+        self._parked = False  # an event waits in the processor for the batch to finish
+
+    def backlog(self) -> int:
+        """Events received by the stream and waiting for a batch (0 when unknown)."""
+        return self._queued() + int(self._parked)
+
+    def _queued(self) -> int:
+        try:
+            return int(self.stream.channel.queue.qsize())
+        except Exception:
+            return 0
+
+    async def __aiter__(self) -> AsyncIterator[list[EventT]]:
+        stream = self.stream
+        loop = asyncio.get_running_loop()
+        buffer: list[EventT] = []
+        max_size = max(1, self.limits()[0])
+        first_at = 0.0
+        buffer_full = asyncio.Event()
+        buffer_consumed = asyncio.Event()
+        first_in = asyncio.Event()
+        buffer_consuming: asyncio.Future[None] | None = None
+        stream_enable_acks: bool = stream.enable_acks
+        channel_it = stream.channel.__aiter__()
+
+        async def add_to_buffer(value: Any) -> Any:
+            nonlocal buffer_consuming, first_at
+            try:
+                # Hold new events back while the consumer processes a batch.
+                while buffer_consuming is not None:
+                    fut = buffer_consuming
+                    self._parked = True
+                    try:
+                        await fut
+                    finally:
+                        self._parked = False
+                        if buffer_consuming is fut:
+                            buffer_consuming = None
+                event = stream.current_event
+                if event is None:
+                    raise RuntimeError("batch buffer found current_event is None")
+                if not buffer:
+                    first_at = loop.time()
+                    first_in.set()
+                buffer.append(event)
+                if len(buffer) >= max_size:
+                    buffer_full.set()
+                    buffer_consumed.clear()
+                    await stream.wait(buffer_consumed)
+            except asyncio.CancelledError:  # pragma: no cover
+                raise
+            except Exception as exc:
+                stream.log.exception("Error adding to batch buffer: %r", exc)
+                await stream.crash(exc)
+            return value
+
+        stream.enable_acks = False
+        stream.add_processor(add_to_buffer)
+        stream._enable_passive(channel_it)
+        try:
+            while not stream.should_stop:
+                size, wait_s = self.limits()
+                max_size = max(1, size)
+                if len(buffer) >= max_size:
+                    buffer_full.set()
+                if not buffer:
+                    first_in.clear()
+                    if await stream.wait_for_stopped(first_in):
+                        break
+                remaining = first_at + wait_s - loop.time()
+                if len(buffer) < max_size and remaining > 0:
+                    await stream.wait_for_stopped(buffer_full, timeout=remaining)
+                # Already queued: into this batch rather than the next one's wait.
+                drain_until = loop.time() + wait_s
+                while (len(buffer) < max_size and self._queued() > 0
+                       and loop.time() < drain_until and not stream.should_stop):
+                    await asyncio.sleep(0)
+                if not buffer:  # pragma: no cover - the wait above returned on stop
+                    continue
+                batch = buffer[:max_size]
+                buffer_consuming = loop.create_future()
+                yield batch
+                # The consumer came back: the batch is done. Ack it (a no-op for events
+                # it acked itself, but it also tells the sensors), then let events in.
+                del buffer[:len(batch)]
+                for event in batch:
+                    await stream.ack(event)
+                if not buffer_consuming.done():
+                    buffer_consuming.set_result(None)
+                buffer_full.clear()
+                buffer_consumed.set()
+        finally:
+            if buffer_consuming is not None and not buffer_consuming.done():
+                buffer_consuming.set_result(None)
+            buffer_consumed.set()
+            stream.enable_acks = stream_enable_acks
+            stream._processors.remove(add_to_buffer)

@@ -1,0 +1,203 @@
+"""Adaptive micro-batching: batch size and wait chosen per batch against a p99 target.
+
+The controller keeps a sliding window of recent end-to-end latencies (Kafka record
+timestamp -> Redis ack) and, after every batch, revises two limits, AIMD style. The
+batcher in front of it (``agents.batching``) is greedy: whatever is already queued
+joins the batch, up to the size limit, so a backlog fills batches by itself.
+
+* **Size, additive increase**: while the p99 is comfortably under the target
+  (``< headroom * target``) and the batch came out full with at least another full
+  batch queued behind it (falling behind at this size), the size grows by
+  ``size_step``: bigger batches amortize the per-batch costs (executor hop, Redis
+  script, Kafka sends), i.e. more throughput.
+* **Multiplicative decrease**: when the p99 exceeds the target, size and wait are cut
+  (``* decrease``) and the window restarts, so one bad spell counts once. Except when
+  events queue behind full batches: then the queue, not the batch, is the problem, and
+  cutting the size would lower throughput and grow the queue further (congestion
+  collapse), so the size keeps growing instead, as long as the batch fits its budget.
+* **Budget**: a batch may only grow while the service time predicted for the larger size
+  fits ``service_share`` of the target. The prediction is a line ``a + b * size`` fitted
+  to recent batches (exponentially forgotten); while their sizes barely differ, the mean
+  cost per event times the size (an over-estimate) stands in. A queued-up batch that
+  does not fit is cut.
+* **Wait**: the longest the first event of a batch waits for more, kept within
+  ``[min_wait_s, cap]``, cap = ``wait_share`` of the target (at most ``max_wait_s``).
+  It starts at ``min_wait_s``; a batch that did not fill cuts it (``* decrease``), and so
+  does a p99 over the target without a queue. It has no growth rule, on purpose: with a
+  greedy batcher a longer wait never adds throughput (a backlog fills batches anyway),
+  it only adds latency, and growing it on full batches feeds itself (a longer wait
+  fills the batch, which then looks full). The simulation in
+  tests/test_adaptive_batching.py shows the shortest wait winning at every load: at low
+  load a lone message is not held back.
+
+Limits stay within ``[min_size, max_size]`` and ``[min_wait_s, wait cap]`` whatever is
+observed. Pure and synchronous: no clock, no I/O; the caller measures and reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamer.settings import Settings
+
+_FORGET = 0.95  # per batch: the service-time fit remembers roughly the last 20 batches
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one ``observe`` changed, for logging and tests."""
+
+    size: int
+    wait_s: float
+    p99_ms: float | None
+    reason: str
+
+
+class AdaptiveBatcher:
+    def __init__(
+        self,
+        target_p99_ms: float,
+        min_size: int,
+        max_size: int,
+        min_wait_s: float,
+        max_wait_s: float,
+        *,
+        initial_size: int | None = None,
+        window: int = 512,
+        min_samples: int = 32,
+        headroom: float = 0.8,
+        decrease: float = 0.5,
+        size_step: int = 4,
+        wait_share: float = 0.25,
+        service_share: float = 0.5,
+    ) -> None:
+        if target_p99_ms <= 0:
+            raise ValueError("target_p99_ms must be > 0")
+        if not 0 < decrease < 1:
+            raise ValueError("decrease must be in (0, 1)")
+        if not 0 < headroom <= 1:
+            raise ValueError("headroom must be in (0, 1]")
+        self.target_ms = float(target_p99_ms)
+        self.max_size = max(1, int(max_size))
+        self.min_size = max(1, min(int(min_size), self.max_size))
+        self.min_wait_s = max(1e-4, float(min_wait_s))
+        cap = min(float(max_wait_s), wait_share * self.target_ms / 1000.0)
+        self.max_wait_s = max(self.min_wait_s, cap)
+        self.min_samples = max(1, min_samples)
+        self.headroom = headroom
+        self.decrease = decrease
+        self.size_step = max(1, size_step)
+        self.service_budget_ms = service_share * self.target_ms
+        start = initial_size if initial_size is not None else 8
+        self._size = self._clamp_size(start)
+        self._wait_s = self.min_wait_s
+        self._window: deque[float] = deque(maxlen=max(self.min_samples, window))
+        self._since_cut = 0  # latencies observed since the window last restarted
+        # Exponentially weighted sums for the service-time line: w, n, n^2, s, n*s.
+        self._fit = [0.0, 0.0, 0.0, 0.0, 0.0]
+        self.last: Decision | None = None
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> AdaptiveBatcher:
+        return cls(
+            s.latency_target_ms, s.batch_min_size, s.batch_max_size,
+            s.batch_min_wait_s, s.batch_max_wait_s,
+            window=s.adaptive_window, min_samples=s.adaptive_min_samples,
+            headroom=s.adaptive_headroom, decrease=s.adaptive_decrease,
+            size_step=s.adaptive_size_step,
+            wait_share=s.adaptive_wait_share, service_share=s.adaptive_service_share,
+        )
+
+    # --- state ---------------------------------------------------------------------------
+
+    def limits(self) -> tuple[int, float]:
+        """The next batch's (max events, max seconds its first event waits)."""
+        return self._size, self._wait_s
+
+    def p99_ms(self) -> float | None:
+        """The window's p99, or None while fewer than ``min_samples`` since a restart."""
+        if self._since_cut < self.min_samples or not self._window:
+            return None
+        ordered = sorted(self._window)
+        return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+
+    # --- the rule ------------------------------------------------------------------------
+
+    def observe(self, batch_size: int, e2e_latencies_ms: Iterable[float], service_ms: float,
+                backlog: int) -> Decision:
+        """Feed one finished batch: its size, its events' end-to-end latencies, how long
+        it took from hand-over to ack, and how many events were already waiting then."""
+        n = max(0, int(batch_size))
+        service = max(0.0, float(service_ms)) if math.isfinite(service_ms) else 0.0
+        backlog = max(0, int(backlog))
+        for lat in e2e_latencies_ms:
+            if math.isfinite(lat):
+                self._window.append(max(0.0, lat))
+                self._since_cut += 1
+        if n > 0:
+            f = self._fit
+            for i, v in enumerate((1.0, n, n * n, service, n * service)):
+                f[i] = _FORGET * f[i] + v
+
+        size, wait = self._size, self._wait_s
+        full = n >= size
+        p99 = self.p99_ms()
+        reason = "hold"
+        if p99 is not None and p99 > self.target_ms:
+            if full and backlog * 2 >= size:
+                if self._fits(size + self.size_step):
+                    size, reason = size + self.size_step, "over target, queueing: grow"
+                elif not self._fits(size):
+                    size, reason = self._cut(size), "over target, batch too slow: cut size"
+                    self._restart()
+                else:
+                    reason = "over target, queueing at the largest fitting size: hold"
+            else:
+                size, wait = self._cut(size), wait * self.decrease
+                reason = "over target: cut size and wait"
+                self._restart()
+        elif (p99 is not None and p99 < self.headroom * self.target_ms
+              and full and backlog >= size and self._fits(size + self.size_step)):
+            size, reason = size + self.size_step, "under target, falling behind: grow"
+        if not full and "cut size and wait" not in reason and wait > self.min_wait_s:
+            wait = wait * self.decrease
+            if reason == "hold":
+                reason = "batch did not fill: shorter wait"
+
+        self._size = self._clamp_size(size)
+        self._wait_s = min(self.max_wait_s, max(self.min_wait_s, wait))
+        self.last = Decision(self._size, self._wait_s, p99, reason)
+        return self.last
+
+    def predict_service_ms(self, size: int) -> float | None:
+        """Service time expected for a batch of ``size``; None before any batch."""
+        w, sn, snn, ss, sns = self._fit
+        if w <= 0 or sn <= 0:
+            return None
+        mean_n, mean_s = sn / w, ss / w
+        var_n = snn / w - mean_n * mean_n
+        if var_n > 0.25 * mean_n:  # sizes spread enough to tell overhead from per-event cost
+            slope = (sns / w - mean_n * mean_s) / var_n
+            intercept = mean_s - slope * mean_n
+            if slope >= 0 and intercept >= 0:
+                return intercept + slope * size
+        return mean_s / mean_n * size
+
+    def _fits(self, size: int) -> bool:
+        predicted = self.predict_service_ms(size)
+        return predicted is None or predicted <= self.service_budget_ms
+
+    def _cut(self, size: int) -> int:
+        return int(size * self.decrease)
+
+    def _restart(self) -> None:
+        self._window.clear()
+        self._since_cut = 0
+
+    def _clamp_size(self, size: int) -> int:
+        return max(self.min_size, min(self.max_size, int(size)))

@@ -1,0 +1,213 @@
+"""`streamer bench pipeline`, the pure parts: the sustainability rule, targets, report, docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamer.bench import pipeline as pb
+from streamer.bench.pipeline_run import BenchError, subtract, variant
+from streamer.latency.histograms import new_histogram
+from streamer.latency.report import StageLatency, stage_rows
+from streamer.models.card import machine_info
+
+
+def series(backlogs: list[int], every: float = 0.5) -> list[pb.Sample]:
+    return [pb.Sample(t=(i + 1) * every, done=0, backlog=b) for i, b in enumerate(backlogs)]
+
+
+def test_a_flat_backlog_that_drains_is_sustainable() -> None:
+    # 20 s at 100 msg/s, batches of ~30 in flight: the backlog wobbles but does not grow
+    samples = series([30, 5, 28, 12, 31, 3] * 7)[:40]
+    v = pb.judge(samples, rate=100, duration_s=20, drained_s=0.4, grace_s=3)
+    assert v.sustainable and abs(v.slope) < v.limit and "drained in 0.4 s" in v.reason
+
+
+def test_a_growing_backlog_is_not_sustainable_even_when_it_drains_later() -> None:
+    # 10% over capacity at 100 msg/s: the backlog grows 10 msg/s
+    samples = series([int(10 * 0.5 * (i + 1)) for i in range(40)])
+    v = pb.judge(samples, rate=100, duration_s=20, drained_s=2.0, grace_s=3)
+    assert not v.sustainable and v.slope == pytest.approx(10, rel=0.01)
+    assert "grew 10.0 msg/s" in v.reason
+
+
+def test_growth_in_the_first_half_only_is_warm_up_not_overload() -> None:
+    samples = series([i * 10 for i in range(20)] + [190] * 20)
+    assert pb.judge(samples, rate=100, duration_s=20, drained_s=1.0, grace_s=3).sustainable
+
+
+def test_a_flat_backlog_that_does_not_drain_in_time_is_not_sustainable() -> None:
+    samples = series([50] * 40)
+    late = pb.judge(samples, rate=100, duration_s=20, drained_s=8.0, grace_s=3)
+    never = pb.judge(samples, rate=100, duration_s=20, drained_s=None, grace_s=3)
+    assert not late.sustainable and "drained in 8.0 s" in late.reason
+    assert not never.sustainable and "never drained" in never.reason
+
+
+def test_slow_rates_allow_at_least_one_message_a_second_of_noise() -> None:
+    # at 10 msg/s, 5% would be 0.5 msg/s: the floor is 1 msg/s
+    samples = series([0, 1, 0, 1, 2, 1, 2, 1, 2, 3] * 4)
+    v = pb.judge(samples, rate=10, duration_s=20, drained_s=0.5, grace_s=3)
+    assert v.limit == 1.0 and v.sustainable
+
+
+def test_slope_and_drain_rate() -> None:
+    assert pb.slope([(0, 0), (1, 2), (2, 4)]) == pytest.approx(2)
+    assert pb.slope([(1, 5)]) == 0.0
+    samples = [pb.Sample(t=t, done=int(100 * t), backlog=0) for t in (0.5, 1, 2, 3, 4, 5)]
+    assert pb.drain_rate(samples, 500) == pytest.approx(100)
+
+
+def test_variants_parse_into_worker_settings() -> None:
+    fixed = variant("fixed-32x20ms")
+    assert fixed.kind == "ours" and fixed.env == {
+        "STREAMER_BATCH_MODE": "fixed", "STREAMER_BATCH_MAX_SIZE": "32",
+        "STREAMER_BATCH_MAX_WAIT_S": "0.02"}
+    adaptive = variant("adaptive", 80)
+    assert adaptive.env == {"STREAMER_BATCH_MODE": "adaptive",
+                            "STREAMER_LATENCY_TARGET_MS": "80"}
+    assert variant("naive").kind == "naive"
+    with pytest.raises(BenchError, match="unknown variant"):
+        variant("fixed-32")
+
+
+def test_histogram_snapshots_subtract_to_what_the_step_recorded() -> None:
+    before, after = new_histogram(), new_histogram()
+    for us in (1_000, 2_000, 3_000):
+        before.record_value(us)
+        after.record_value(us)
+    for us in (50_000, 60_000, 70_000, 80_000):
+        after.record_value(us)
+    step = subtract({"end_to_end": after}, {"end_to_end": before})["end_to_end"]
+    assert step.get_total_count() == 4
+    assert step.get_min_value() / 1000 > 49.9 and step.get_max_value() / 1000 < 80.1
+    rows = stage_rows({"end_to_end": step})
+    assert rows[0].stage == "end_to_end" and rows[0].count == 4
+    assert subtract({"end_to_end": after}, {})["end_to_end"].get_total_count() == 7
+
+
+def e2e(p99: float) -> StageLatency:
+    return StageLatency(stage="end_to_end", count=100, mean_ms=p99 / 3, p50_ms=p99 / 4,
+                        p90_ms=p99 / 2, p99_ms=p99, p999_ms=p99 * 1.2, max_ms=p99 * 1.5)
+
+
+def ramp(name: str, kind: str, rate: float, ok: bool) -> pb.Run:
+    verdict = pb.Verdict(sustainable=ok, slope=0.0 if ok else rate * 0.1, limit=max(1, rate / 20),
+                         drained_s=0.5 if ok else None, reason="test")
+    return pb.Run(variant=name, kind=kind, phase="ramp", offered_rate=rate, duration_s=30,  # type: ignore[arg-type]
+                  sent=int(rate * 30), completed=int(rate * 30),
+                  completed_rate=rate * (0.99 if ok else 0.9), verdict=verdict,
+                  e2e=e2e(100 if ok else 5000))
+
+
+def lat(name: str, kind: str, load: str, rate: float, p99: float, ok: bool = True) -> pb.Run:
+    r = ramp(name, kind, rate, ok).model_copy(update={"phase": "latency", "load": load,
+                                                      "e2e": e2e(p99)})
+    if kind == "ours":
+        r.stages = [StageLatency(stage="infer", count=100, mean_ms=5, p50_ms=4, p90_ms=8,
+                                 p99_ms=12, p999_ms=15, max_ms=20, share_mean=0.4)]
+    return r
+
+
+@pytest.fixture
+def bench() -> pb.PipelineBench:
+    variants = [pb.VariantResult(name="naive", kind="naive", label="transformers"),
+                pb.VariantResult(name="adaptive", kind="ours", label="adaptive"),
+                pb.VariantResult(name="fixed-8x5ms", kind="ours", label="small"),
+                pb.VariantResult(name="fixed-64x50ms", kind="ours", label="big")]
+    runs = [ramp("naive", "naive", 20, True), ramp("naive", "naive", 30, True),
+            ramp("naive", "naive", 40, False),
+            ramp("adaptive", "ours", 250, True), ramp("adaptive", "ours", 330, True),
+            ramp("adaptive", "ours", 400, False),
+            ramp("fixed-8x5ms", "ours", 150, True), ramp("fixed-8x5ms", "ours", 200, False),
+            ramp("fixed-64x50ms", "ours", 300, True), ramp("fixed-64x50ms", "ours", 380, False),
+            lat("naive", "naive", "low", 15, 300),
+            lat("adaptive", "ours", "low", 15, 60), lat("adaptive", "ours", "high", 247.5, 200),
+            lat("fixed-8x5ms", "ours", "low", 15, 40),
+            lat("fixed-8x5ms", "ours", "high", 247.5, 9000, ok=False),
+            lat("fixed-64x50ms", "ours", "low", 15, 150),
+            lat("fixed-64x50ms", "ours", "high", 247.5, 250)]
+    for v in variants:
+        best = pb.capacity(runs, v.name)
+        assert best is not None
+        v.capacity, v.capacity_completed = best.offered_rate, best.completed_rate
+    b = pb.PipelineBench(command="streamer bench pipeline --quick", date="2026-11-24 10:00 UTC",
+                         machine=machine_info(), cpu="Test CPU", plan=pb.Plan(variants=[
+                             v.name for v in variants]),
+                         naive_model="the bundle's teacher", ours_scorer="scorer onnx",
+                         variants=variants, runs=runs, low_rate=15, high_rate=247.5)
+    b.targets = pb.targets(b.runs, b.variants, b.low_rate)
+    return b
+
+
+def test_targets_compare_capacities_p99_and_adaptive_against_the_best_fixed(
+    bench: pb.PipelineBench,
+) -> None:
+    t = bench.targets
+    assert t is not None
+    assert t.naive_capacity == pytest.approx(29.7) and t.ours_capacity == pytest.approx(326.7)
+    assert t.throughput_ratio == pytest.approx(11.0) and t.throughput_met
+    assert t.p99_ratio == pytest.approx(0.2) and t.p99_met
+    low, high = t.adaptive_vs_fixed
+    # low load: fixed-8 has the lowest p99 (40 ms); adaptive's 60 ms is worse
+    assert (low.best_fixed, low.ratio, low.verdict) == ("fixed-8x5ms", 1.5, "worse")
+    # high load: fixed-8 is not sustainable there; the best sustainable fixed is fixed-64
+    assert (high.best_fixed, high.ratio, high.verdict) == ("fixed-64x50ms", 0.8, "beats")
+    assert t.adaptive_capacity_vs_best_fixed == pytest.approx(326.7 / 297, rel=1e-3)
+
+
+def test_a_ratio_within_ten_percent_matches() -> None:
+    runs = [lat("adaptive", "ours", "low", 10, 105), lat("fixed-8x5ms", "ours", "low", 10, 100)]
+    variants = [pb.VariantResult(name="adaptive", kind="ours", label=""),
+                pb.VariantResult(name="fixed-8x5ms", kind="ours", label="")]
+    assert pb.compare(runs, variants, "low").verdict == "matches"
+    assert pb.compare(runs, variants, "high").verdict == "not measured"
+
+
+def test_the_report_and_the_docs_section(bench: pb.PipelineBench, tmp_path: Path) -> None:
+    md = pb.markdown(bench)
+    assert "**11.0x**" in md and "| >= 8x | **met** |" in md
+    assert "| naive | low | 15.0 | 14.8 | yes | 75.0 | 150 | 300 | 360 | 450 |" in md
+    assert "| adaptive | high |" in md and "12.0 (40%)" in md  # per-stage p99 and share
+    assert "| fixed-8x5ms | ramp | 200.0 |" in md and "**beats**" in md
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nIntro.\n\n## 2026-11-23 — older\n\nOld figures.\n")
+    pb.update_doc(doc, pb.docs_section(bench, tmp_path / "out"))
+    first = doc.read_text()
+    assert first.index(pb.DOC_START) < first.index("## 2026-11-23 — older")
+    assert "## 2026-11-24 — end-to-end pipeline" in first and "Machine: Test CPU" in first
+    assert "Command: `streamer bench pipeline --quick`" in first
+    again = bench.model_copy(update={"date": "2026-11-25 09:00 UTC"})
+    pb.update_doc(doc, pb.docs_section(again, tmp_path / "out"))
+    second = doc.read_text()
+    assert second.count(pb.DOC_START) == 1 and "2026-11-25" in second
+    assert "2026-11-24 — end-to-end" not in second and "Old figures." in second
+    assert "\n\n\n" not in second
+
+
+def test_results_round_trip_and_plots_are_written(bench: pb.PipelineBench, tmp_path: Path
+                                                 ) -> None:
+    paths = pb.write(bench, tmp_path)
+    names = {p.name for p in paths}
+    assert {"results.json", "report.md", "latency_vs_load.png", "throughput_ramp.png"} <= names
+    assert pb.PipelineBench.model_validate_json((tmp_path / "results.json").read_text()) == bench
+    assert all(p.stat().st_size > 1000 for p in paths if p.suffix == ".png")
+
+
+def test_without_a_running_stack_it_says_to_start_one(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from servers import free_ports
+
+    kafka, redis = free_ports(2)  # nothing listens there
+    env = {**os.environ, "KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
+           "REDIS_URL": f"redis://127.0.0.1:{redis}/0", "STREAMER_REDIS_RETRY_ATTEMPTS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "streamer.cli.main", "bench", "pipeline",
+                           "--quick", "--no-docs", "--out", str(tmp_path / "out")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "streamer stack up" in proc.stdout and "did not answer" in proc.stdout
+    assert not (tmp_path / "out").exists()
