@@ -52,6 +52,13 @@ def test_slow_rates_allow_at_least_one_message_a_second_of_noise() -> None:
     assert v.limit == 1.0 and v.sustainable
 
 
+def test_a_short_step_with_a_small_backlog_is_batching_noise_not_overload() -> None:
+    # 3 s at 40 msg/s: the backlog climbs to 36 (under one second of load), then drains
+    samples = series([0, 12, 12, 23, 33, 36])
+    v = pb.judge(samples, rate=40, duration_s=3, drained_s=0.6, grace_s=3)
+    assert v.slope > v.limit and v.sustainable
+
+
 def test_slope_and_drain_rate() -> None:
     assert pb.slope([(0, 0), (1, 2), (2, 4)]) == pytest.approx(2)
     assert pb.slope([(1, 5)]) == 0.0

@@ -459,15 +459,17 @@ class Runner:
     runs: list[Run] = field(default_factory=list)
 
     async def probe(self, s: Session, messages: Messages) -> float:
-        """Bursts as fast as possible until one lasts >= half the probe time (3 at most)."""
+        """Bursts as fast as possible: a first small one (warm-up, and a first estimate for
+        sizing), then until one lasts >= half the probe time (3 bursts at most). A batching
+        controller needs a long enough backlog to reach its steady batch size."""
         n, rate = 50, None
-        for _ in range(3):
+        for i in range(3):
             r = await s.hold(messages, rate=None, n=n, phase="probe", expect_rate=rate,
                              drain_timeout=max(60.0, 8 * self.plan.probe_s))
             self.runs.append(r)
             rate = r.completed_rate or rate
             took = n / rate if rate else 0.0
-            if rate is None or took >= self.plan.probe_s / 2:
+            if rate is None or (i > 0 and took >= self.plan.probe_s / 2):
                 break
             n = int(min(50_000, max(n * 2, rate * self.plan.probe_s)))
         if not rate:
