@@ -128,11 +128,11 @@ class Settings(BaseSettings):
         "(adaptive mode: the upper bound).",
     )
     batch_mode: Literal["fixed", "adaptive"] = Field(
-        "fixed", description="fixed: batches of batch_max_size / batch_max_wait_s "
-        "(Faust take_events; the default: 8.4x the naive pipeline's throughput in "
-        "docs/BENCHMARKS.md); adaptive: size and wait adapt per batch to meet "
-        "latency_target_ms (streamer/batch/adaptive.py; lower p99 at moderate load, but "
-        "it does not yet keep the throughput under overload).",
+        "adaptive", description="fixed: batches of batch_max_size / batch_max_wait_s "
+        "(Faust take_events; 8.4x the naive pipeline's throughput in docs/BENCHMARKS.md); "
+        "adaptive: size and wait adapt per batch to meet latency_target_ms "
+        "(streamer/batch/adaptive.py; lower p99 at moderate load, but it does not yet keep "
+        "the throughput under overload).",
     )
     latency_target_ms: float = Field(
         100.0, gt=0, description="Adaptive batching: p99 end-to-end latency target, Kafka "

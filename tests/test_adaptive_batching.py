@@ -258,7 +258,7 @@ def test_limits_come_from_the_settings() -> None:
     ctl = AdaptiveBatcher.from_settings(s)
     assert ctl.target_ms == 40 and ctl.min_size == 2 and ctl.max_size == 300
     assert ctl.min_wait_s == 0.001 and ctl.max_wait_s == pytest.approx(0.01)
-    assert Settings(_env_file=None).batch_mode == "fixed"  # adaptive is opt-in (BENCHMARKS)
+    assert Settings(_env_file=None).batch_mode == "adaptive"
 
 
 # --- bounds, whatever is observed -------------------------------------------------------
