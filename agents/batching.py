@@ -12,8 +12,9 @@ processed) and asks ``limits()`` before every batch. Three differences, on purpo
   drained into the batch (up to its size, for at most one more wait) instead of
   starting a new batch with a new wait: a backlog becomes full batches at once;
 * a batch is acked only when the consumer comes back for the next one: a consumer that
-  stops mid-batch (crash, shutdown) leaves its events unacked, so their offsets are
-  never committed and a restart sees them again.
+  stops mid-batch (crash, shutdown) leaves its events unacked, and acks are not turned
+  back on afterwards, so neither they nor anything the stream pulls later is committed,
+  and a restart sees them again.
 
 Nothing here blocks the event loop: every wait is an ``await``.
 """
@@ -58,7 +59,6 @@ class VariableBatches:
         buffer_consumed = asyncio.Event()
         first_in = asyncio.Event()
         buffer_consuming: asyncio.Future[None] | None = None
-        stream_enable_acks: bool = stream.enable_acks
         channel_it = stream.channel.__aiter__()
 
         async def add_to_buffer(value: Any) -> Any:
@@ -131,5 +131,7 @@ class VariableBatches:
             if buffer_consuming is not None and not buffer_consuming.done():
                 buffer_consuming.set_result(None)
             buffer_consumed.set()
-            stream.enable_acks = stream_enable_acks
+            # Acks stay off: this ends when the stream stops or the consumer gave up on a
+            # batch (a crash). Turned back on, the stream's passive drainer would ack the
+            # events it still pulls, unprocessed, and shutdown would commit their offsets.
             stream._processors.remove(add_to_buffer)

@@ -5,17 +5,18 @@ records and dead letters -> wait for the broker -> hand the batch to the alert d
 -> ack. Offsets therefore never get
 committed past what Redis and Kafka have acknowledged.
 
-Batches come from Faust's ``take_events`` with fixed limits (``batch_mode=fixed``) or
-from ``agents.batching.VariableBatches`` with limits an ``AdaptiveBatcher`` revises
-after every batch from its end-to-end latencies, service time and backlog
-(``batch_mode=adaptive``).
+Batches come from ``agents.batching.VariableBatches``, with fixed limits
+(``batch_mode=fixed``) or limits an ``AdaptiveBatcher`` revises after every batch from
+its end-to-end latencies, service time and backlog (``batch_mode=adaptive``). Not
+Faust's ``take_events``: when the consumer stops mid-batch (a crash on a Redis refusal),
+its ``finally`` acks the failed batch, so the restart would skip those messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -23,6 +24,7 @@ from faust.types import TP, EventT
 
 from agents.alerting import AlertHook
 from agents.batching import VariableBatches
+from agents.lag import ConsumerLag
 from agents.runtime import Runtime
 from streamer.aggregate import AggregateUnavailable
 from streamer.batch import BatchOutput, RawRecord
@@ -89,18 +91,15 @@ def make_scoring_agent(
 
     async def score(stream: faust.StreamT[bytes]) -> None:
         controller: AdaptiveBatcher | None = None
-        variable: VariableBatches | None = None
-        batches: AsyncIterable[Any]
+        lag = ConsumerLag(app, runtime.metrics.consumer_lag)  # this agent's partitions
+        topic = _topic_of(stream)
         if s.batch_mode == "adaptive":
             controller = AdaptiveBatcher.from_settings(s)
-            variable = VariableBatches(stream, controller.limits)
-            batches = variable
-            topic = _topic_of(stream)
+            batches = VariableBatches(stream, controller.limits)
             _show_limits(runtime, topic, controller)
         else:
-            batches = stream.take_events(  # type: ignore[attr-defined]
-                s.batch_max_size, within=s.batch_max_wait_s
-            )
+            fixed = (s.batch_max_size, s.batch_max_wait_s)
+            batches = VariableBatches(stream, lambda: fixed)
         async for events in batches:
             started = runtime.clock.now_ms()
             async with runtime.gate.batch():
@@ -126,11 +125,12 @@ def make_scoring_agent(
                 for e in events:
                     # Idempotent: the batcher acks again later, which is then a no-op.
                     e.ack()
-            if controller is not None and variable is not None:
+            behind = lag.after_batch(events)
+            if controller is not None:
                 before = controller.limits()
                 decision = controller.observe(
                     len(events), _end_to_end_ms(out), runtime.clock.now_ms() - started,
-                    variable.backlog(),
+                    max(behind, batches.backlog()),
                 )
                 if controller.limits() != before:
                     _show_limits(runtime, topic, controller)

@@ -51,6 +51,12 @@ class Metrics:
             "streamer_batch_wait_seconds", "Adaptive batching: current max wait for a batch",
             ["topic"], registry=r,
         )
+        self.consumer_lag = Gauge(
+            "streamer_consumer_lag",
+            "Records of an input partition not yet processed by this worker (end offset "
+            "as of the last fetch minus the next offset to process), after its last batch",
+            ["topic", "partition"], registry=r,
+        )
         self.redis_retries = Counter(
             "streamer_redis_retries", "Redis write retries", registry=r
         )

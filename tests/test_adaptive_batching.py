@@ -141,15 +141,16 @@ def test_high_load_from_a_backlog_drains_it_instead_of_collapsing() -> None:
     assert run.tail_p99(0.25) <= TARGET_MS
 
 
-def test_latency_over_the_target_backs_off_size_and_wait() -> None:
+def test_latency_over_the_target_drains_the_queue_then_backs_off_size_and_wait() -> None:
     """Slow scoring (2 ms per event) and a backlog: batches of 128 take a quarter second,
-    far over the target; the controller must cut until a batch fits the budget."""
+    far over the target. The shrinking queue is drained at full size (cutting would only
+    slow the drain); then the controller cuts until a batch fits the budget."""
     ctl = controller(initial_size=128)
     ctl._wait_s = ctl.max_wait_s  # start at the longest wait too
     run = simulate(ctl, rate_per_s=150, seconds=60, overhead_ms=5, per_event_ms=2.0,
                    backlog_at_start=1_500)
     size, wait_s = ctl.limits()
-    assert [s for s, _ in run.limits[:4]] == [128, 64, 32, 16]
+    assert min(s for s, _ in run.limits[:10]) >= 128  # 1 500 queued: drain, do not cut
     assert size <= 22  # 5 + 2 * size <= 50 ms, half the target
     assert wait_s < ctl.max_wait_s
     assert run.tail_p99() <= TARGET_MS
@@ -206,10 +207,28 @@ def test_over_the_target_with_a_queue_grows_while_the_batch_fits() -> None:
     assert ctl.limits()[0] == 68
 
 
-def test_over_the_target_with_a_queue_cuts_a_batch_that_does_not_fit() -> None:
+def test_over_the_target_with_a_growing_queue_grows_past_the_budget() -> None:
+    """Offered load above what batches within budget can serve: only throughput helps."""
     ctl = controller(initial_size=64)
     warm(ctl, 150.0, n=64, service_ms=80.0, backlog=500)  # 80 ms > half the target
-    assert ctl.limits()[0] == 32
+    assert ctl.limits()[0] == 68
+    warm(ctl, 150.0, n=68, service_ms=85.0, backlog=900)
+    assert ctl.limits()[0] == 72
+
+
+def test_over_the_target_with_a_shrinking_queue_holds_a_batch_over_budget() -> None:
+    ctl = controller(initial_size=64)
+    warm(ctl, 150.0, n=64, service_ms=80.0, backlog=900)
+    warm(ctl, 150.0, n=68, service_ms=85.0, backlog=500)  # draining at this size
+    assert ctl.limits()[0] == 68
+    assert ctl.last is not None and "draining" in ctl.last.reason
+
+
+def test_over_the_target_a_growing_queue_stops_growth_at_the_max_size() -> None:
+    ctl = controller(initial_size=510, max_size=512)
+    for backlog in (5_000, 6_000, 7_000):
+        warm(ctl, 500.0, n=ctl.limits()[0], service_ms=900.0, backlog=backlog)
+    assert ctl.limits()[0] == 512
 
 
 def test_comfortable_full_batches_grow_additively() -> None:
@@ -330,6 +349,7 @@ def test_a_worker_in_adaptive_mode_processes_a_mixed_stream_exactly(
         wait_committed(ns, workers=[worker])
         size_limit = metric_max(worker, "streamer_batch_size_limit")
         wait_limit = metric_max(worker, "streamer_batch_wait_seconds")
+        lags = metric_samples(worker, "streamer_consumer_lag")
     finally:
         worker.stop()
     outcome = measure(ns, messages)
@@ -339,14 +359,21 @@ def test_a_worker_in_adaptive_mode_processes_a_mixed_stream_exactly(
     assert outcome.scored + outcome.dead_lettered == outcome.sent, outcome
     assert size_limit is not None and 1 <= size_limit <= 256
     assert wait_limit is not None and 0 < wait_limit <= 0.025
+    # The backlog the controller sees, per input partition: nothing left once all is done.
+    assert len(lags) == 2 * ns.partitions and set(lags.values()) == {0.0}, lags
 
 
-def metric_max(worker: object, name: str) -> float | None:
-    """Largest sample of a labelled gauge on the worker's /metrics."""
+def metric_samples(worker: object, name: str) -> dict[str, float]:
+    """The samples of a labelled gauge on the worker's /metrics, by their label text."""
     import urllib.request
 
     port = worker.port  # type: ignore[attr-defined]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        values = [float(line.split()[-1]) for line in r.read().decode().splitlines()
-                  if line.startswith(name + "{")]
+        return {line.split("{", 1)[1].rsplit("}", 1)[0]: float(line.split()[-1])
+                for line in r.read().decode().splitlines() if line.startswith(name + "{")}
+
+
+def metric_max(worker: object, name: str) -> float | None:
+    """Largest sample of a labelled gauge on the worker's /metrics."""
+    values = metric_samples(worker, name).values()
     return max(values) if values else None

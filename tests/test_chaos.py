@@ -28,7 +28,7 @@ from harness import (
     wait_committed,
     wait_consumed,
 )
-from servers import free_ports, local_settings, unavailable
+from servers import free_ports, local_settings, running_redis, unavailable
 
 from streamer.produce.sender import Outgoing
 from streamer.stack import LocalKafka, LocalRedis, StackError
@@ -186,16 +186,8 @@ def test_a_worker_joining_mid_stream_rebalances_without_duplicates(
 def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
     (port,) = free_ports(1)
     settings = local_settings(tmp_path / "redis").model_copy(update={"redis_port": port})
-    server = LocalRedis(settings)
-    try:
-        server.start()
-    except StackError as exc:
-        server.stop()
-        unavailable(f"a private redis-server could not start: {exc}")
-    try:
+    with running_redis(settings) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_redis_stopped_for_30_s_mid_stream(
@@ -282,14 +274,17 @@ def _give_disk(admin: redis.Redis, data_dir: str) -> None:
                "a background save succeeds again")
 
 
+@pytest.mark.parametrize("batch_mode", ["adaptive", "fixed"])
 @pytest.mark.parametrize("fault", ["oom", "disk"])
 def test_redis_refusing_writes_stops_the_worker_with_the_reason_and_loses_nothing(
-    kafka_bootstrap: str, configurable_redis: str, tmp_path: Path, fault: str
+    kafka_bootstrap: str, configurable_redis: str, tmp_path: Path, fault: str, batch_mode: str
 ) -> None:
     """Out of memory, or no disk to persist to: Redis refuses every write. The worker must
     stop with the reason (not retry in silence) and commit nothing past Redis's last
-    write, so that after the operator's fix a restarted worker ends exact."""
-    ns = Namespace(kafka_bootstrap, configurable_redis, tmp_path)
+    write, so that after the operator's fix a restarted worker ends exact. Both batch
+    modes: the failed batch must stay unacked however the batches are formed."""
+    ns = Namespace(kafka_bootstrap, configurable_redis, tmp_path,
+                   extra_env={"STREAMER_BATCH_MODE": batch_mode})
     messages = stream(ns, seed=47 if fault == "oom" else 59)
     admin = redis.Redis.from_url(configurable_redis, decode_responses=True)
     data_dir = admin.config_get("dir")["dir"]
@@ -318,7 +313,7 @@ def test_redis_refusing_writes_stops_the_worker_with_the_reason_and_loses_nothin
         worker.stop()
         restarted.stop()
     what = ("Redis out of memory (maxmemory, noeviction)" if fault == "oom"
-            else "Redis cannot write its disk (failed save, MISCONF)")
+            else "Redis cannot write its disk (failed save, MISCONF)") + f", {batch_mode} batches"
     record(what, outcome, recovery,
            f"worker stops saying '{reason}'; fix + restart -> ready",
            note="no offsets committed past Redis's last write")

@@ -14,12 +14,16 @@ joins the batch, up to the size limit, so a backlog fills batches by itself.
   (``* decrease``) and the window restarts, so one bad spell counts once. Except when
   events queue behind full batches: then the queue, not the batch, is the problem, and
   cutting the size would lower throughput and grow the queue further (congestion
-  collapse), so the size keeps growing instead, as long as the batch fits its budget.
+  collapse), so the size keeps growing instead.
 * **Budget**: a batch may only grow while the service time predicted for the larger size
   fits ``service_share`` of the target. The prediction is a line ``a + b * size`` fitted
   to recent batches (exponentially forgotten); while their sizes barely differ, the mean
-  cost per event times the size (an over-estimate) stands in. A queued-up batch that
-  does not fit is cut.
+  cost per event times the size (an over-estimate) stands in. One exception: over the
+  target with a queue that is not shrinking (offered load above what this size can
+  serve) the size grows past the budget, up to ``max_size``: only throughput can
+  bring the latency back, and it is the backlog (the caller passes the consumer lag,
+  Kafka included), not the batch, that makes the latency. A queue that shrinks is
+  drained at the size reached; once it is gone, a batch over budget is cut as above.
 * **Wait**: the longest the first event of a batch waits for more, kept within
   ``[min_wait_s, cap]``, cap = ``wait_share`` of the target (at most ``max_wait_s``).
   It starts at ``min_wait_s``; a batch that did not fill cuts it (``* decrease``), and so
@@ -100,6 +104,7 @@ class AdaptiveBatcher:
         self._since_cut = 0  # latencies observed since the window last restarted
         # Exponentially weighted sums for the service-time line: w, n, n^2, s, n*s.
         self._fit = [0.0, 0.0, 0.0, 0.0, 0.0]
+        self._last_backlog = 0
         self.last: Decision | None = None
 
     @classmethod
@@ -146,17 +151,18 @@ class AdaptiveBatcher:
 
         size, wait = self._size, self._wait_s
         full = n >= size
+        shrinking = backlog < self._last_backlog
+        self._last_backlog = backlog
         p99 = self.p99_ms()
         reason = "hold"
         if p99 is not None and p99 > self.target_ms:
             if full and backlog * 2 >= size:
                 if self._fits(size + self.size_step):
                     size, reason = size + self.size_step, "over target, queueing: grow"
-                elif not self._fits(size):
-                    size, reason = self._cut(size), "over target, batch too slow: cut size"
-                    self._restart()
+                elif not shrinking and size < self.max_size:
+                    size, reason = size + self.size_step, "over target, falling behind: grow"
                 else:
-                    reason = "over target, queueing at the largest fitting size: hold"
+                    reason = "over target, draining the queue: hold"
             else:
                 size, wait = self._cut(size), wait * self.decrease
                 reason = "over target: cut size and wait"
