@@ -29,18 +29,34 @@ from streamer.alert.record import AlertRecord
 from streamer.alert.store import AlertStore
 from streamer.alert.webhook import WebhookSink
 from streamer.kafka import make_producer
+from streamer.latency.histograms import LatencyRecorder
 from streamer.settings import Settings
 
 log = logging.getLogger(__name__)
 _MAX_WEBHOOK_TASKS = 8
 
 
+def raise_if_cancelled() -> None:
+    """Raise the current task's pending cancellation, if something swallowed it.
+
+    On Python 3.11 ``asyncio.wait_for`` returns the result instead of raising when a
+    cancellation races with the inner operation finishing, and redis-py sends every
+    command through it (socket timeouts). A loop of Redis calls could then outlive its
+    cancellation for good; the request count (``Task.cancelling``) still shows it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def wait_event(event: asyncio.Event, timeout: float) -> None:
-    """Wait for ``event`` (then clear it) or ``timeout``, whichever comes first.
+    """Wait for ``event`` (then clear it) or ``timeout``, whichever comes first; first,
+    raise a cancellation that was swallowed since the last wait (see above).
 
     asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
     that races with the inner wait finishing, and a background loop would never stop.
     """
+    raise_if_cancelled()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             await event.wait()
@@ -51,8 +67,10 @@ class Dispatcher:
     def __init__(self, settings: Settings, store: AlertStore, *, worker_id: str,
                  metrics: AlertMetrics | None = None,
                  producer_factory: Callable[[], AIOKafkaProducer] | None = None,
-                 webhook: WebhookSink | None = None) -> None:
+                 webhook: WebhookSink | None = None,
+                 latency: LatencyRecorder | None = None) -> None:
         self.settings = settings
+        self.latency = latency
         self.store = store
         self.worker_id = worker_id
         self.metrics = metrics or AlertMetrics()
@@ -111,8 +129,13 @@ class Dispatcher:
             await self._reset_producer()
             return False
         self.metrics.delivered.labels("kafka").inc()
-        if rec.first_event_time is not None and rec.kind == "fired":
-            self.metrics.latency.observe(max(0.0, time.time() - rec.first_event_time.timestamp()))
+        if rec.first_event_produced_at is not None and rec.kind == "fired":
+            # The alert's 'appended' stamp: Kafka acknowledged it. Wall clock, as the first
+            # event's record timestamp comes from its producer.
+            seconds = time.time() - rec.first_event_produced_at.timestamp()
+            self.metrics.latency.observe(max(0.0, seconds))
+            if self.latency is not None:
+                self.latency.record_alert(seconds * 1000.0)
         return True
 
     async def _reset_producer(self) -> None:

@@ -18,11 +18,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from streamer.aggregate.store import TrendStore
-from streamer.alert.delivery import Dispatcher, wait_event
+from streamer.alert.delivery import Dispatcher, raise_if_cancelled, wait_event
 from streamer.alert.engine import AlertEngine, Evaluation
 from streamer.alert.metrics import AlertMetrics
 from streamer.alert.webhook import WebhookSink
 from streamer.kafka.security import client_options, start_client
+from streamer.latency.histograms import LatencyRecorder
 from streamer.schemas import ScoredEvent
 from streamer.settings import Settings
 
@@ -45,7 +46,8 @@ async def input_partitions(settings: Settings) -> set[str]:
 class AlertService:
     def __init__(self, settings: Settings, trends: TrendStore, *, clock_ms: Callable[[], float],
                  worker_id: str, registry: CollectorRegistry | None = None,
-                 producer_factory: Callable[[], AIOKafkaProducer] | None = None) -> None:
+                 producer_factory: Callable[[], AIOKafkaProducer] | None = None,
+                 latency: LatencyRecorder | None = None) -> None:
         self.settings = settings
         self.metrics = AlertMetrics(registry)
         self.engine = AlertEngine(settings, trends, clock_ms=clock_ms, worker_id=worker_id,
@@ -62,7 +64,7 @@ class AlertService:
             )
         self.dispatcher = Dispatcher(settings, self.engine.store, worker_id=worker_id,
                                      metrics=self.metrics, producer_factory=producer_factory,
-                                     webhook=webhook)
+                                     webhook=webhook, latency=latency)
         self._wake = asyncio.Event()
 
     async def after_batch(self, scored: Sequence[ScoredEvent]) -> None:
@@ -102,6 +104,7 @@ class AlertService:
                 self.metrics.errors.labels("evaluate").inc()
                 log.warning("alert evaluation failed (retrying): %s", exc)
             if behind:
+                raise_if_cancelled()
                 await asyncio.sleep(0)  # catching up: let the stream run between passes
                 continue
             await wait_event(self._wake, self.settings.alert_tick_s)
