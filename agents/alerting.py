@@ -50,7 +50,8 @@ def _register(app: faust.App, runtime: Runtime) -> AlertHook:
     if not s.alerts_enabled:
         return AlertHook(None)
     service = AlertService(s, runtime.store, clock_ms=runtime.clock.now_ms,
-                           worker_id=runtime.worker_id, registry=runtime.metrics.registry)
+                           worker_id=runtime.worker_id, registry=runtime.metrics.registry,
+                           latency=runtime.latency)
 
     @app.task
     async def alert_evaluator() -> None:

@@ -170,16 +170,25 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
             container.stop()
     else:
         settings: Settings = request.getfixturevalue("local_stack_settings")
-        server = LocalRedis(settings)
-        try:
-            url = server.start()
-        except StackError as exc:
-            server.stop()
-            unavailable(f"local redis-server could not start: {exc}")
-        try:
-            yield url
-        finally:
-            server.stop()
+        with running_redis(settings, "local redis-server") as server:
+            yield server.url
+
+
+@contextlib.contextmanager
+def running_redis(settings: Settings, what: str = "a private redis-server"
+                  ) -> Iterator[LocalRedis]:
+    """A LocalRedis from ``settings``, started, stopped afterwards; skips (fails in CI)
+    with ``what`` in the reason when it cannot start."""
+    server = LocalRedis(settings)
+    try:
+        server.start()
+    except StackError as exc:
+        server.stop()
+        unavailable(f"{what} could not start: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def kafka_tools(settings: Settings | None = None) -> LocalKafka:

@@ -17,12 +17,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from test_alert_support import alert_settings, make_events
 
 from streamer.aggregate import TrendStore
-from streamer.alert.delivery import Dispatcher
+from streamer.alert.delivery import Dispatcher, wait_event
 from streamer.alert.record import AlertRecord
 from streamer.alert.service import AlertService
 from streamer.alert.store import AlertStore
 from streamer.alert.webhook import ID_HEADER, SIGNATURE_HEADER, WebhookSink, verify_signature
 from streamer.kafka import ensure_topics
+from streamer.latency import LatencyRecorder
+from streamer.latency.report import alert_row
 from streamer.settings import Settings
 
 SECRET = "s3cret"
@@ -105,6 +107,29 @@ async def test_outbox_goes_to_the_alerts_topic_in_order_keyed_by_scope_key(
     assert {k for k, _ in got} == {b"ticker:XOM", b"ticker:CVX"}
     assert await store.pending_count("kafka") == 0
     assert await store.claim_status(records[0].alert_id) == "delivered"
+
+
+async def test_a_fired_alert_appended_to_kafka_records_its_alert_latency(
+    env: tuple[Settings, TrendStore],
+) -> None:
+    """Alert latency: the spike's first event (record timestamp) -> the alert's Kafka ack,
+    into the worker's HDR histograms (streamer latency, row 'alert'). Only fired alerts."""
+    settings, trends = env
+    store = store_of(settings, trends)
+    produced = datetime.now(UTC) - timedelta(seconds=7)
+    fired = record(0).model_copy(update={"first_event_produced_at": produced})
+    resolved = record(0, kind="resolved").model_copy(
+        update={"first_event_produced_at": produced})
+    await claim(store, [fired, resolved, record(1, key="CVX")], webhook=False)
+    latency = LatencyRecorder()
+    disp = Dispatcher(settings, store, worker_id="w1", latency=latency)
+    try:
+        assert await disp.deliver_once() == 3
+    finally:
+        await disp.close()
+    row = alert_row(latency.histograms)
+    assert row is not None and row.count == 1  # the CVX record has no produced time
+    assert 7_000 <= row.p50_ms < 37_000
 
 
 async def test_an_unacknowledged_alert_stays_in_the_outbox_and_is_resent(
@@ -249,6 +274,28 @@ async def _until(get: Callable[[], Awaitable[int]], value: int, timeout: float) 
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"still {await get()} after {timeout}s")
+
+
+async def test_a_waiting_loop_stops_even_when_a_library_swallowed_its_cancellation() -> None:
+    """Python 3.11's asyncio.wait_for (redis-py's socket timeouts) can return instead of
+    raising when a cancel races with the operation finishing. The alert loops then reach
+    their next wait, which must raise the still-pending cancellation."""
+    swallowed = asyncio.Event()
+
+    async def loop() -> None:
+        while True:
+            try:
+                await asyncio.sleep(5)  # stands in for the Redis call
+            except asyncio.CancelledError:
+                swallowed.set()  # what the 3.11 race does: carry on as if done
+            await wait_event(asyncio.Event(), 0.05)
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+    assert swallowed.is_set()
+    assert done and task.cancelled()
 
 
 async def test_the_stream_is_not_held_up_by_a_hanging_webhook(

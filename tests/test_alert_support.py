@@ -63,7 +63,8 @@ def make_events(seed: int, minutes: float, *, per_min: float = 30.0, share: floa
             tickers=[ticker], event_time=T0 + timedelta(seconds=secs),
             sentiment=Prediction(label=sentiment, probs=probs),
             topic=Prediction(label=label, probs={label: 1.0}), scorer="test",
-            origin=Origin(topic=topic, partition=p, offset=offsets[p]), stamps=Stamps(),
+            origin=Origin(topic=topic, partition=p, offset=offsets[p]),
+            stamps=Stamps(produced=(T0 + timedelta(seconds=secs + 0.25)).timestamp() * 1000),
         ))
         offsets[p] += 1
     return out

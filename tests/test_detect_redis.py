@@ -140,6 +140,13 @@ async def test_alerts_match_the_offline_detector_and_do_not_depend_on_batching(
     spike_start = events[0].event_time.replace(minute=20, second=0).timestamp()
     assert rec.first_event_time is not None
     assert rec.first_event_time.timestamp() >= spike_start - 60
+    # The first spike event's record timestamp rides along, for the alert latency.
+    first = min((e for e in events if e.sentiment.label == "negative"
+                 and e.event_time.timestamp() * 1000 == rec.first_event_time.timestamp() * 1000),
+                key=lambda e: e.id, default=None)
+    assert first is not None and first.stamps.produced is not None
+    assert rec.first_event_produced_at is not None
+    assert rec.first_event_produced_at.timestamp() * 1000 == pytest.approx(first.stamps.produced)
     assert rec.detection_delay_ms is not None and 0 < rec.detection_delay_ms < 60_000
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from streamer.cli.main import cli
 from streamer.latency import LatencyRecorder
-from streamer.latency.report import read_latency, stages_sum
+from streamer.latency.report import alert_row, read_latency, stage_rows, stages_sum
 from streamer.schemas import Stamps
 from streamer.settings import get_settings
 
@@ -122,3 +122,16 @@ def test_streamer_latency_png_without_data_fails_clearly(redis_url: str,
     assert out.exit_code != 0
     assert "no latency recorded yet" in out.output
     assert not (tmp_path / "charts").exists()
+
+
+def test_alert_latency_is_kept_apart_from_the_stages_and_replays_are_left_out() -> None:
+    rec = LatencyRecorder()
+    for ms in (1_500.0, 2_500.0, 4_000.0):
+        rec.record_alert(ms)
+    rec.record_alert(-5.0)  # clocks apart: not a latency
+    rec.record_alert(3 * 3_600_000.0)  # a replay of old data: not live
+    merged = LatencyRecorder.decode_merge([rec.encode()])
+    row = alert_row(merged)
+    assert row is not None and row.count == 3
+    assert row.max_ms == pytest.approx(4_000.0, rel=1e-3)
+    assert stage_rows(merged) == []  # no stage, no end to end: nothing else recorded

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from harness import REPO, Namespace
 from pydantic import SecretStr
-from servers import free_ports, unavailable
+from servers import free_ports, running_redis
 
 from streamer.aggregate import AggregateUnavailable, TrendStore
 from streamer.settings import Settings
-from streamer.stack import LocalRedis, StackError
 
 PASSWORD = "pw-7c1e0b9d-redis"
 
@@ -29,16 +28,8 @@ def protected_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settin
     settings = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("authredis"),
                         redis_port=port, redis_password=PASSWORD,
                         REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    server = LocalRedis(settings)
-    try:
-        server.start()
-    except StackError as exc:
-        server.stop()
-        unavailable(f"redis-server with a password could not start: {exc}")
-    try:
+    with running_redis(settings, "redis-server with a password"):
         yield settings
-    finally:
-        server.stop()
 
 
 async def _check(settings: Settings) -> None:

@@ -9,26 +9,18 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from servers import free_ports, unavailable
+from servers import free_ports, running_redis
 
 from streamer.aggregate import AggregateUnavailable, TrendStore
 from streamer.settings import Settings
-from streamer.stack import LocalRedis, StackError
+from streamer.stack import LocalRedis
 
 PASSWORD = "pw-4d2a91-acl"
 
 
 def _start(settings: Settings, what: str) -> Iterator[Settings]:
-    server = LocalRedis(settings)
-    try:
-        server.start()
-    except StackError as exc:
-        server.stop()
-        unavailable(f"redis-server with {what} could not start: {exc}")
-    try:
+    with running_redis(settings, f"redis-server with {what}"):
         yield settings
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -135,11 +135,14 @@ class AlertEngine:
         k = self.settings.alert_evidence_k
         evidence: list[Evidence] = []
         first_ms = st.first_event_ms
+        first_produced_ms: float | None = None
         if d.kind != "resolved":
             items = await self.events.evidence(d.scope, d.key, d.onset * 1000.0,
                                                d.window_end * 1000.0)
             if d.kind == "fired":
-                first_ms = min((i.event_ms for i in items), default=d.onset * 1000.0)
+                first = min(items, key=lambda i: (i.event_ms, i.event_id), default=None)
+                first_ms = d.onset * 1000.0 if first is None else first.event_ms
+                first_produced_ms = None if first is None else first.produced_ms
                 st.first_event_ms = first_ms  # carried to escalated/resolved records
             evidence = [
                 Evidence(event_id=i.event_id, event_time=_dt(i.event_ms), source=i.source,
@@ -167,6 +170,8 @@ class AlertEngine:
             z=round(d.z, 3),
             evidence=evidence,
             first_event_time=_dt(first_ms) if first_ms is not None else None,
+            first_event_produced_at=(_dt(first_produced_ms) if first_produced_ms is not None
+                                     else None),
             detected_event_time=_dt(detected_ms),
             detected_at=_dt(now_ms),
             detection_latency_ms=None if first_ms is None else round(now_ms - first_ms, 1),

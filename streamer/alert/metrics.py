@@ -33,7 +33,8 @@ class AlertMetrics:
                                registry=r)
         self.latency = Histogram(
             "streamer_alert_latency_seconds",
-            "Alert appended to the alerts topic minus the spike's first event time",
+            "Fired alert appended to the alerts topic (Kafka ack) minus the record "
+            "timestamp of the spike's first negative message",
             buckets=_LATENCY_BUCKETS_S, registry=r,
         )
         self.watermark_lag = Gauge(

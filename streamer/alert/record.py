@@ -65,6 +65,10 @@ class AlertRecord(WireModel):
     z: float
     evidence: list[Evidence] = Field(default_factory=list, max_length=50)
     first_event_time: UtcDatetime | None = None
+    first_event_produced_at: UtcDatetime | None = Field(
+        None, description="Fired alerts: the Kafka record timestamp of the spike's first "
+        "negative message (its producer's clock). Alert latency = the alert's append to the "
+        "alerts topic - this; the worker measures it (streamer latency, row 'alert').")
     detected_event_time: UtcDatetime
     detected_at: UtcDatetime
     detection_latency_ms: float | None = None

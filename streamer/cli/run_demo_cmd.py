@@ -32,7 +32,7 @@ from streamer.cli.alerts_cmd import render_alert
 from streamer.cli.common import console, fail, settings_with
 from streamer.cli.produce_cmd import demo_config, demo_options, demo_outgoing
 from streamer.cli.summary_cmd import accounts_table, latency_table, trends_table
-from streamer.latency.report import StageLatency, read_latency
+from streamer.latency.report import StageLatency, alert_row, read_histograms, read_latency
 from streamer.produce.demo import DemoGenerator, SpikeLabel
 from streamer.produce.sender import Outgoing, SendReport, send_all
 from streamer.settings import Settings
@@ -204,6 +204,12 @@ def _stream_and_report(settings: Settings, worker_id: str, rate: float, timeout:
         console.print("[yellow]alerts are disabled (STREAMER_ALERTS_ENABLED=false)[/]")
         return
     _report_alerts(asyncio.run(_run_alerts(settings, start_s, end_s, labels)), labels)
+    alert = asyncio.run(_alert_latency(settings, worker_id))
+    if alert is not None:
+        console.print(f"alert latency (spike's first message produced -> alert appended to "
+                      f"Kafka, wall clock): p50 {alert.p50_ms / 1000:.1f} s, max "
+                      f"{alert.max_ms / 1000:.1f} s over {alert.count} fired alert(s); it "
+                      "includes the detector's wait for the window to close in event time")
 
 
 def _matches(rec: AlertRecord, label: SpikeLabel) -> bool:
@@ -247,6 +253,16 @@ def _report_alerts(found: list[AlertRecord], labels: list[SpikeLabel]) -> None:
                       "after onset")
     console.print(f"[dim]{len(found)} alert record(s) in this run's window; "
                   "follow them live with `streamer alerts --follow`[/]")
+
+
+async def _alert_latency(settings: Settings, worker_id: str) -> StageLatency | None:
+    store = TrendStore.connect(settings)
+    try:
+        await asyncio.sleep(settings.latency_push_interval_s + 0.5)  # the next push
+        return alert_row(await read_histograms(store.redis, settings.redis_key_prefix,
+                                               worker_id))
+    finally:
+        await store.close()
 
 
 async def _window(settings: Settings, start_s: float, end_s: float, worker_id: str,

@@ -10,7 +10,13 @@ from rich.table import Table
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import TopicAccount, TrendRow, accounts, trends
 from streamer.cli.common import console, run, settings_with
-from streamer.latency.report import StageLatency, read_latency, stages_sum
+from streamer.latency.report import (
+    StageLatency,
+    alert_row,
+    read_histograms,
+    stage_rows,
+    stages_sum,
+)
 
 
 def accounts_table(rows: list[TopicAccount]) -> Table:
@@ -40,7 +46,7 @@ def trends_table(rows: list[TrendRow], scope: str, top: int) -> Table:
     return t
 
 
-def latency_table(rows: list[StageLatency]) -> Table:
+def latency_table(rows: list[StageLatency], alert: StageLatency | None = None) -> Table:
     t = Table(title="Latency per stage (ms; stamps on one wall clock anchored per process, "
               "monotonic within it; 'kafka' spans producer and worker clocks)")
     for col in ("stage", "events", "mean", "p50", "p90", "p99", "p99.9", "max",
@@ -54,19 +60,31 @@ def latency_table(rows: list[StageLatency]) -> Table:
         t.add_row(r.stage, str(r.count), *(f"{v:.2f}" for v in (
             r.mean_ms, r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms)),
             pct(r.share_mean), pct(r.share_p50), pct(r.share_p99))
+    notes = []
     total = stages_sum(rows)
     if total is not None:
-        t.caption = (f"the stages' means add up to {total:.1%} of the end-to-end mean; "
+        notes.append(f"the stages' means add up to {total:.1%} of the end-to-end mean; "
                      "percentiles of a sum are not sums, so the p50/p99 shares need not")
+    if alert is not None:
+        t.add_section()
+        t.add_row("alert", str(alert.count), *(f"{v:.2f}" for v in (
+            alert.mean_ms, alert.p50_ms, alert.p90_ms, alert.p99_ms, alert.p999_ms,
+            alert.max_ms)), "-", "-", "-")
+        notes.append("alert: per fired alert, the spike's first event (record timestamp) "
+                     "to the alert appended to the alerts topic (Kafka ack), wall clock; "
+                     "it includes the event-time window the detector must see close")
+    t.caption = "\n".join(notes) or None
     return t
 
 
-async def _collect() -> tuple[list[TopicAccount], list[TrendRow], list[StageLatency]]:
+async def _collect() -> tuple[list[TopicAccount], list[TrendRow], list[StageLatency],
+                            StageLatency | None]:
     settings = settings_with()
     store = TrendStore.connect(settings)
     try:
-        return (await accounts(store), await trends(store),
-                await read_latency(store.redis, settings.redis_key_prefix))
+        merged = await read_histograms(store.redis, settings.redis_key_prefix)
+        return (await accounts(store), await trends(store), stage_rows(merged),
+                alert_row(merged))
     finally:
         await store.close()
 
@@ -75,19 +93,20 @@ async def _collect() -> tuple[list[TopicAccount], list[TrendRow], list[StageLate
 @click.option("--top", type=int, default=10, show_default=True, help="Tickers to show.")
 def summary(top: int) -> None:
     """Print messages in/scored/dead-lettered, trends per topic and ticker, and latency."""
-    accs, rows, lat = run(_collect())
+    accs, rows, lat, alert = run(_collect())
     console.print(accounts_table(accs))
     console.print(trends_table(rows, "topic", 0))
     console.print(trends_table(rows, "ticker", top))
     if lat:
-        console.print(latency_table(lat))
+        console.print(latency_table(lat, alert))
 
 
-async def _latency(worker: str) -> list[StageLatency]:
+async def _latency(worker: str) -> tuple[list[StageLatency], StageLatency | None]:
     settings = settings_with()
     store = TrendStore.connect(settings)
     try:
-        return await read_latency(store.redis, settings.redis_key_prefix, worker)
+        merged = await read_histograms(store.redis, settings.redis_key_prefix, worker)
+        return stage_rows(merged), alert_row(merged)
     finally:
         await store.close()
 
@@ -100,8 +119,9 @@ async def _latency(worker: str) -> list[StageLatency]:
               help="Also write latency_percentiles.png and latency_shares.png into DIR.")
 def latency(worker: str, as_json: bool, png_dir: Path | None) -> None:
     """Latency per stage (p50/p90/p99/p99.9/max, mean) and each stage's share of end to
-    end, from the HDR histograms every worker writes to Redis; --png DIR draws them."""
-    rows = run(_latency(worker))
+    end, and the alert latency (spike's first event -> alert appended), from the HDR
+    histograms every worker writes to Redis; --png DIR draws the stages."""
+    rows, alert = run(_latency(worker))
     if not rows:
         msg = ("no latency recorded yet: is a worker running against this Redis "
                f"(prefix {settings_with().redis_key_prefix!r})?")
@@ -111,10 +131,10 @@ def latency(worker: str, as_json: bool, png_dir: Path | None) -> None:
             console.print(msg)
         return
     if as_json:
-        for r in rows:
+        for r in rows if alert is None else [*rows, alert]:
             click.echo(r.model_dump_json())
     else:
-        console.print(latency_table(rows))
+        console.print(latency_table(rows, alert))
     if png_dir is not None:
         from streamer.latency.charts import write_charts
 

@@ -75,6 +75,7 @@ class EvidenceItem:
     kind: str
     snippet: str
     negative_prob: float
+    produced_ms: float | None = None  # the Kafka record timestamp
 
 
 class EventTime:
@@ -121,6 +122,7 @@ class EventTime:
             member = orjson.dumps({
                 "id": ev.id, "t": ms, "src": ev.source, "k": ev.kind,
                 "s": ev.snippet, "p": ev.sentiment.probs.get("negative", 0.0),
+                "pt": ev.stamps.produced,
             })
             for scope, key in self._scope_keys(ev):
                 by_key[(scope, key)].append((ms, member))
@@ -193,8 +195,9 @@ class EventTime:
         out = []
         for member in raw:
             d = orjson.loads(member)
+            pt = d.get("pt")
             out.append(EvidenceItem(d["id"], float(d["t"]), d["src"], d["k"], d["s"],
-                                    float(d["p"])))
+                                    float(d["p"]), None if pt is None else float(pt)))
         return out
 
 

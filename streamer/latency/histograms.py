@@ -17,6 +17,9 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("aggregate", "inferred", "aggregated"),
 )
 END_TO_END = ("end_to_end", "produced", "aggregated")
+# Not a stage of any one event: the first event of a spike (its record timestamp) to
+# the alert's append to the alerts topic (Kafka's ack), per fired alert.
+ALERT = ("alert", "first spike event produced", "alert appended")
 # Microsecond resolution up to one hour, 3 significant digits.
 _LOW_US, _HIGH_US, _DIGITS = 1, 3_600_000_000, 3
 
@@ -30,7 +33,7 @@ class LatencyRecorder:
 
     def __init__(self) -> None:
         self.histograms: dict[str, HdrHistogram] = {
-            name: new_histogram() for name, _, _ in (*STAGES, END_TO_END)
+            name: new_histogram() for name, _, _ in (*STAGES, END_TO_END, ALERT)
         }
 
     def record(self, stamps: Iterable[Stamps]) -> None:
@@ -40,6 +43,13 @@ class LatencyRecorder:
                 if a is not None and b is not None:
                     us = max(_LOW_US, min(_HIGH_US, round((b - a) * 1000)))
                     self.histograms[name].record_value(us)
+
+    def record_alert(self, latency_ms: float) -> None:
+        """One fired alert: first event of the spike -> alert appended. Replays of old
+        data (more than the histogram's hour) are not live latency and are left out."""
+        us = round(latency_ms * 1000)
+        if 0 <= us <= _HIGH_US:
+            self.histograms[ALERT[0]].record_value(max(_LOW_US, us))
 
     def encode(self) -> dict[str, str]:
         return {name: h.encode().decode("ascii") for name, h in self.histograms.items()}

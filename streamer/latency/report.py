@@ -6,7 +6,7 @@ import redis.asyncio as aioredis
 from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, Field
 
-from streamer.latency.histograms import END_TO_END, STAGES, LatencyRecorder
+from streamer.latency.histograms import ALERT, END_TO_END, STAGES, LatencyRecorder
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
@@ -35,29 +35,45 @@ def stages_sum(rows: list[StageLatency]) -> float | None:
     return sum(x for x in shares if x is not None)
 
 
-async def read_latency(
+async def read_histograms(
     client: aioredis.Redis, prefix: str, worker: str = "*"
-) -> list[StageLatency]:
+) -> dict[str, HdrHistogram]:
     """Merged over every worker (``worker='*'``) or one worker's histograms."""
     payloads = []
     async for key in client.scan_iter(match=f"{prefix}:latency:{worker}", count=100):
         payloads.append(await client.hgetall(key))  # type: ignore[misc]
-    return stage_rows(LatencyRecorder.decode_merge(payloads))
+    return LatencyRecorder.decode_merge(payloads)
+
+
+async def read_latency(
+    client: aioredis.Redis, prefix: str, worker: str = "*"
+) -> list[StageLatency]:
+    """The stage rows (see ``stage_rows``) of ``read_histograms``."""
+    return stage_rows(await read_histograms(client, prefix, worker))
+
+
+def _row(name: str, h: HdrHistogram | None) -> StageLatency | None:
+    if h is None or h.get_total_count() == 0:
+        return None
+    p = [h.get_value_at_percentile(q) / 1000.0 for q in PERCENTILES]
+    return StageLatency(
+        stage=name, count=h.get_total_count(), mean_ms=h.get_mean_value() / 1000.0,
+        p50_ms=p[0], p90_ms=p[1], p99_ms=p[2], p999_ms=p[3], max_ms=h.get_max_value() / 1000.0,
+    )
+
+
+def alert_row(merged: dict[str, HdrHistogram]) -> StageLatency | None:
+    """Alert latency: first event of the spike -> alert appended, per fired alert."""
+    return _row(ALERT[0], merged.get(ALERT[0]))
 
 
 def stage_rows(merged: dict[str, HdrHistogram]) -> list[StageLatency]:
     """One row per stage (then end to end) with data, with shares of end to end."""
     rows = []
     for name in [s[0] for s in STAGES] + [END_TO_END[0]]:
-        h = merged.get(name)
-        if h is None or h.get_total_count() == 0:
-            continue
-        p = [h.get_value_at_percentile(q) / 1000.0 for q in PERCENTILES]
-        rows.append(StageLatency(
-            stage=name, count=h.get_total_count(), mean_ms=h.get_mean_value() / 1000.0,
-            p50_ms=p[0], p90_ms=p[1], p99_ms=p[2], p999_ms=p[3],
-            max_ms=h.get_max_value() / 1000.0,
-        ))
+        row = _row(name, merged.get(name))
+        if row is not None:
+            rows.append(row)
     e2e = next((r for r in rows if r.stage == END_TO_END[0]), None)
     if e2e is not None:
         for r in rows:
