@@ -10,11 +10,14 @@ joins the batch, up to the size limit, so a backlog fills batches by itself.
   batch queued behind it (falling behind at this size), the size grows by
   ``size_step``: bigger batches amortize the per-batch costs (executor hop, Redis
   script, Kafka sends), i.e. more throughput.
-* **Multiplicative decrease**: when the p99 exceeds the target, size and wait are cut
-  (``* decrease``) and the window restarts, so one bad spell counts once. Except when
-  events queue behind full batches: then the queue, not the batch, is the problem, and
-  cutting the size would lower throughput and grow the queue further (congestion
-  collapse), so the size keeps growing instead.
+* **Multiplicative decrease**: when the p99 exceeds the target after a full batch,
+  size and wait are cut (``* decrease``) and the window restarts, so one bad spell counts
+  once. Except when events queue behind full batches: then the queue, not the batch, is
+  the problem, and cutting the size would lower throughput and grow the queue further
+  (congestion collapse), so the size keeps growing instead. After a batch that did not
+  fill, only the wait is cut: the size limit did not bind, and a smaller one would only
+  split the same events into more batches, each paying the per-batch cost (Kafka
+  transaction, Redis script, executor hops: most of a small batch's time on 2 cores).
 * **Budget**: a batch may only grow while the service time predicted for the larger size
   fits ``service_share`` of the target. The prediction is a line ``a + b * size`` fitted
   to recent batches (exponentially forgotten); while their sizes barely differ, the mean
@@ -163,10 +166,13 @@ class AdaptiveBatcher:
                     size, reason = size + self.size_step, "over target, falling behind: grow"
                 else:
                     reason = "over target, draining the queue: hold"
-            else:
+            elif full:
                 size, wait = self._cut(size), wait * self.decrease
                 reason = "over target: cut size and wait"
                 self._restart()
+            # Not full: the size limit did not bind (the batch took what had arrived), so
+            # cutting it would only split the same events into more batches, each paying
+            # the per-batch cost. Only the wait is cut (below).
         elif (p99 is not None and p99 < self.headroom * self.target_ms
               and full and backlog >= size and self._fits(size + self.size_step)):
             size, reason = size + self.size_step, "under target, falling behind: grow"
