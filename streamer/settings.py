@@ -128,11 +128,11 @@ class Settings(BaseSettings):
         "(adaptive mode: the upper bound).",
     )
     batch_mode: Literal["fixed", "adaptive"] = Field(
-        "adaptive", description="fixed: batches of batch_max_size / batch_max_wait_s "
-        "(Faust take_events; 8.4x the naive pipeline's throughput in docs/BENCHMARKS.md); "
-        "adaptive: size and wait adapt per batch to meet latency_target_ms "
-        "(streamer/batch/adaptive.py; lower p99 at moderate load, but it does not yet keep "
-        "the throughput under overload).",
+        "adaptive", description="fixed: batches of up to batch_max_size events, the first "
+        "waiting up to batch_max_wait_s; adaptive: size and wait adapt per batch to meet "
+        "latency_target_ms, growing batches when the consumer lag grows "
+        "(streamer/batch/adaptive.py; in docs/BENCHMARKS.md it beats every fixed setting "
+        "at low and high load and sustains the most).",
     )
     latency_target_ms: float = Field(
         100.0, gt=0, description="Adaptive batching: p99 end-to-end latency target, Kafka "
@@ -179,6 +179,12 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         1.0, gt=0, le=30, description="Kafka offset commit interval. Each commit ends the "
         "partitions' transactions, which Kafka aborts after 60 s: keep it well below that.",
+    )
+    kafka_linger_ms: int = Field(
+        0, ge=0, le=1000, description="How long the project's producers (streamer produce, "
+        "the demo, the benchmark, the alert dispatcher) hold a record to batch it with "
+        "others; records sent while a request is in flight batch anyway, so 0 costs little "
+        "throughput and saves its full value in latency.",
     )
     kafka_session_timeout_s: float = Field(
         30.0, ge=6, le=300, description="Consumer-group session timeout: how long a dead "

@@ -22,10 +22,11 @@ joins the batch, up to the size limit, so a backlog fills batches by itself.
   fits ``service_share`` of the target. The prediction is a line ``a + b * size`` fitted
   to recent batches (exponentially forgotten); while their sizes barely differ, the mean
   cost per event times the size (an over-estimate) stands in. One exception: over the
-  target with a queue that is not shrinking (offered load above what this size can
-  serve) the size grows past the budget, up to ``max_size``: only throughput can
-  bring the latency back, and it is the backlog (the caller passes the consumer lag,
-  Kafka included), not the batch, that makes the latency. A queue that shrinks is
+  target with a queue that keeps growing (the mean backlog of the last four batches
+  exceeds that of the four before by a quarter of a batch: offered load above what this
+  size can serve) the size grows past the budget, up to ``max_size``: only throughput can bring
+  the latency back, and it is the backlog (the caller passes the consumer lag, Kafka
+  included), not the batch, that makes the latency. A queue that does not grow is
   drained at the size reached; once it is gone, a batch over budget is cut as above.
 * **Wait**: the longest the first event of a batch waits for more, kept within
   ``[min_wait_s, cap]``, cap = ``wait_share`` of the target (at most ``max_wait_s``).
@@ -53,6 +54,11 @@ if TYPE_CHECKING:
     from streamer.settings import Settings
 
 _FORGET = 0.95  # per batch: the service-time fit remembers roughly the last 20 batches
+# Falling behind: the mean backlog of the last _HALF batches exceeds that of the _HALF
+# before by more than _BEHIND of a batch. Halves, not neighbours: a Kafka fetch lands at
+# once, so the lag jumps and falls back from batch to batch without any growth.
+_HALF = 4
+_BEHIND = 0.25
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,7 @@ class AdaptiveBatcher:
         self._since_cut = 0  # latencies observed since the window last restarted
         # Exponentially weighted sums for the service-time line: w, n, n^2, s, n*s.
         self._fit = [0.0, 0.0, 0.0, 0.0, 0.0]
-        self._last_backlog = 0
+        self._backlogs: deque[int] = deque(maxlen=2 * _HALF)
         self.last: Decision | None = None
 
     @classmethod
@@ -154,15 +160,15 @@ class AdaptiveBatcher:
 
         size, wait = self._size, self._wait_s
         full = n >= size
-        shrinking = backlog < self._last_backlog
-        self._last_backlog = backlog
+        self._backlogs.append(backlog)
+        behind = self._falling_behind(size)
         p99 = self.p99_ms()
         reason = "hold"
         if p99 is not None and p99 > self.target_ms:
             if full and backlog * 2 >= size:
                 if self._fits(size + self.size_step):
                     size, reason = size + self.size_step, "over target, queueing: grow"
-                elif not shrinking and size < self.max_size:
+                elif behind and size < self.max_size:
                     size, reason = size + self.size_step, "over target, falling behind: grow"
                 else:
                     reason = "over target, draining the queue: hold"
@@ -199,6 +205,13 @@ class AdaptiveBatcher:
             if slope >= 0 and intercept >= 0:
                 return intercept + slope * size
         return mean_s / mean_n * size
+
+    def _falling_behind(self, size: int) -> bool:
+        b = self._backlogs
+        if len(b) < 2 * _HALF:
+            return False
+        older, newer = list(b)[:_HALF], list(b)[_HALF:]
+        return (sum(newer) - sum(older)) / _HALF > _BEHIND * size
 
     def _fits(self, size: int) -> bool:
         predicted = self.predict_service_ms(size)

@@ -14,7 +14,7 @@ def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         "bootstrap_servers": settings.kafka_bootstrap,
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": 5,
+        "linger_ms": settings.kafka_linger_ms,
         "compression_type": None,
         "max_request_size": max(1_048_576, settings.max_message_bytes * 2),
         **client_options(settings),
