@@ -17,7 +17,7 @@ joins the batch, up to the size limit, so a backlog fills batches by itself.
   (congestion collapse), so the size keeps growing instead. After a batch that did not
   fill, only the wait is cut: the size limit did not bind, and a smaller one would only
   split the same events into more batches, each paying the per-batch cost (Kafka
-  transaction, Redis script, executor hops: most of a small batch's time on 2 cores).
+  transaction, Redis script, executor hops).
 * **Budget**: a batch may only grow while the service time predicted for the larger size
   fits ``service_share`` of the target. The prediction is a line ``a + b * size`` fitted
   to recent batches (exponentially forgotten); while their sizes barely differ, the mean
