@@ -17,12 +17,14 @@ import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypeVar
 
 import pytest
 
 from streamer.settings import Settings
 from streamer.stack import LocalKafka, LocalRedis, StackError
+
+_Server = TypeVar("_Server", LocalKafka, LocalRedis)
 
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 # Overridable so CI can test against the broker version it ships with.
@@ -111,16 +113,8 @@ def kafka_server(request: pytest.FixtureRequest) -> Iterator[KafkaServer]:
         yield from _docker_kafka()
     else:
         settings: Settings = request.getfixturevalue("local_stack_settings")
-        kafka = LocalKafka(settings)
-        try:
-            bootstrap = kafka.start()
-        except StackError as exc:
-            kafka.stop()
-            unavailable(f"local Kafka could not start: {exc}")
-        try:
-            yield KafkaServer(bootstrap, source, kafka)
-        finally:
-            kafka.stop()
+        with running(LocalKafka(settings), "local Kafka") as kafka:
+            yield KafkaServer(kafka.bootstrap, source, kafka)
 
 
 def _docker_kafka() -> Iterator[KafkaServer]:
@@ -170,16 +164,14 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
             container.stop()
     else:
         settings: Settings = request.getfixturevalue("local_stack_settings")
-        with running_redis(settings, "local redis-server") as server:
+        with running(LocalRedis(settings), "local redis-server") as server:
             yield server.url
 
 
 @contextlib.contextmanager
-def running_redis(settings: Settings, what: str = "a private redis-server"
-                  ) -> Iterator[LocalRedis]:
-    """A LocalRedis from ``settings``, started, stopped afterwards; skips (fails in CI)
-    with ``what`` in the reason when it cannot start."""
-    server = LocalRedis(settings)
+def running(server: _Server, what: str) -> Iterator[_Server]:
+    """``server`` (a LocalKafka or LocalRedis) started, and stopped afterwards; skips
+    (fails in CI) with ``what`` in the reason when it cannot start."""
     try:
         server.start()
     except StackError as exc:

@@ -28,10 +28,10 @@ from harness import (
     wait_committed,
     wait_consumed,
 )
-from servers import free_ports, local_settings, running_redis, unavailable
+from servers import free_ports, local_settings, running
 
 from streamer.produce.sender import Outgoing
-from streamer.stack import LocalKafka, LocalRedis, StackError
+from streamer.stack import LocalKafka, LocalRedis
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
@@ -186,7 +186,7 @@ def test_a_worker_joining_mid_stream_rebalances_without_duplicates(
 def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
     (port,) = free_ports(1)
     settings = local_settings(tmp_path / "redis").model_copy(update={"redis_port": port})
-    with running_redis(settings) as server:
+    with running(LocalRedis(settings), "a private redis-server") as server:
         yield server
 
 
@@ -323,32 +323,27 @@ def test_redis_refusing_writes_stops_the_worker_with_the_reason_and_loses_nothin
 # --- Kafka fault: a private broker, restarted under the worker and the producer --------
 
 def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path) -> None:
-    kafka = LocalKafka(local_settings(tmp_path / "kafka"))
-    try:
-        bootstrap = kafka.start()
-    except StackError as exc:
-        kafka.stop()
-        unavailable(f"a private Kafka broker could not start: {exc}")
-    ns = Namespace(bootstrap, redis_url, tmp_path)
-    messages = stream(ns, seed=53)
-    worker = WorkerProcess(ns, "w").start()
-    try:
-        worker.wait_ready()
-        producer = BackgroundProducer(ns, messages, RATE).start()
-        wait_consumed(ns, len(messages) // 4, workers=[worker])
-        kafka.stop()
-        kafka.start()
-        back_at = time.monotonic()
-        before = consumed_total(ns)
-        wait_until(lambda: consumed_total(ns) > before, 180, "consumption resumes",
-                   workers=(worker,))
-        recovery = time.monotonic() - back_at
-        producer.join()
-        outcome = finish(ns, messages, [worker])
-        n_restarts = restarts(worker)
-    finally:
-        worker.stop()
-        kafka.stop()
+    with running(LocalKafka(local_settings(tmp_path / "kafka")),
+                 "a private Kafka broker") as kafka:
+        ns = Namespace(kafka.bootstrap, redis_url, tmp_path)
+        messages = stream(ns, seed=53)
+        worker = WorkerProcess(ns, "w").start()
+        try:
+            worker.wait_ready()
+            producer = BackgroundProducer(ns, messages, RATE).start()
+            wait_consumed(ns, len(messages) // 4, workers=[worker])
+            kafka.stop()
+            kafka.start()
+            back_at = time.monotonic()
+            before = consumed_total(ns)
+            wait_until(lambda: consumed_total(ns) > before, 180, "consumption resumes",
+                       workers=(worker,))
+            recovery = time.monotonic() - back_at
+            producer.join()
+            outcome = finish(ns, messages, [worker])
+            n_restarts = restarts(worker)
+        finally:
+            worker.stop()
     record("Kafka broker restarted mid-stream", outcome, recovery,
            "broker up -> aggregates advancing",
            note=f"worker process restarts by its supervisor: {n_restarts}")

@@ -19,12 +19,12 @@ import pytest
 from harness import REPO, Namespace, WorkerProcess, is_valid, mixed_stream, produce, read_topic
 from harness import wait_consumed as wait_all_consumed
 from pydantic import SecretStr
-from servers import free_ports, unavailable
+from servers import free_ports, running
 
 from streamer.kafka.security import KafkaSecurityError, preflight
 from streamer.produce.sender import Outgoing, send_all
 from streamer.settings import Settings
-from streamer.stack import LocalKafka, StackError
+from streamer.stack import LocalKafka
 
 PASSWORD = "kpw-5e0c7a1b-scram"
 WRONG = "kpw-wrong-0000"
@@ -53,12 +53,6 @@ def sasl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka
         kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-256",
         kafka_sasl_username="alice", kafka_sasl_password_file=secret, kafka_ssl_cafile=ca,
     )
-    broker = LocalKafka(settings)
-    try:
-        broker.start()
-    except StackError as exc:
-        broker.stop()
-        unavailable(f"a SASL_SSL local Kafka could not start: {exc}")
     env = {
         "STREAMER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
         "STREAMER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
@@ -66,10 +60,8 @@ def sasl_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka
         "STREAMER_KAFKA_SASL_PASSWORD": PASSWORD,
         "STREAMER_KAFKA_SSL_CAFILE": str(ca),
     }
-    try:
+    with running(LocalKafka(settings), "a SASL_SSL local Kafka"):
         yield SecureKafka(bootstrap, settings, env)
-    finally:
-        broker.stop()
 
 
 def _cli(args: list[str], env: dict[str, str], timeout: float = 90.0

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from harness import REPO, Namespace
 from pydantic import SecretStr
-from servers import free_ports, running_redis
+from servers import free_ports, running
 
 from streamer.aggregate import AggregateUnavailable, TrendStore
 from streamer.settings import Settings
+from streamer.stack import LocalRedis
 
 PASSWORD = "pw-7c1e0b9d-redis"
 
@@ -28,7 +29,7 @@ def protected_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settin
     settings = Settings(_env_file=None, data_dir=tmp_path_factory.mktemp("authredis"),
                         redis_port=port, redis_password=PASSWORD,
                         REDIS_URL=f"redis://127.0.0.1:{port}/0")
-    with running_redis(settings, "redis-server with a password"):
+    with running(LocalRedis(settings), "redis-server with a password"):
         yield settings
 
 

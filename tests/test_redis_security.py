@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from servers import free_ports, running_redis
+from servers import free_ports, running
 
 from streamer.aggregate import AggregateUnavailable, TrendStore
 from streamer.settings import Settings
@@ -19,7 +19,7 @@ PASSWORD = "pw-4d2a91-acl"
 
 
 def _start(settings: Settings, what: str) -> Iterator[Settings]:
-    with running_redis(settings, f"redis-server with {what}"):
+    with running(LocalRedis(settings), f"redis-server with {what}"):
         yield settings
 
 
