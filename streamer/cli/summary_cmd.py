@@ -56,10 +56,13 @@ def latency_table(rows: list[StageLatency], alert: StageLatency | None = None) -
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{x:.0%}"
 
-    for r in rows:
+    def add(r: StageLatency) -> None:
         t.add_row(r.stage, str(r.count), *(f"{v:.2f}" for v in (
             r.mean_ms, r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms)),
             pct(r.share_mean), pct(r.share_p50), pct(r.share_p99))
+
+    for r in rows:
+        add(r)
     notes = []
     total = stages_sum(rows)
     if total is not None:
@@ -67,9 +70,7 @@ def latency_table(rows: list[StageLatency], alert: StageLatency | None = None) -
                      "percentiles of a sum are not sums, so the p50/p99 shares need not")
     if alert is not None:
         t.add_section()
-        t.add_row("alert", str(alert.count), *(f"{v:.2f}" for v in (
-            alert.mean_ms, alert.p50_ms, alert.p90_ms, alert.p99_ms, alert.p999_ms,
-            alert.max_ms)), "-", "-", "-")
+        add(alert)  # no shares: not a part of any event's end to end
         notes.append("alert: per fired alert, the spike's first event (record timestamp) "
                      "to the alert appended to the alerts topic (Kafka ack), wall clock; "
                      "it includes the event-time window the detector must see close")
