@@ -13,6 +13,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     grad_clip: float = 1.0
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1,
+        description="Cross-entropy label smoothing: the 50%-agreement PhraseBank labels are noisy.",
+    )
     seed: int = 13
     threads: int = Field(2, ge=1, description="torch CPU threads.")
     sort_window: int = Field(50, ge=1, description="Batches per length-sorted window.")

@@ -105,13 +105,16 @@ def masked_cross_entropy(
     head: torch.Tensor,
     label: torch.Tensor,
     head_names: Sequence[str],
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Mean over the batch of each row's cross-entropy on its own head only."""
     total = torch.zeros((), dtype=torch.float32)
     for k, name in enumerate(head_names):
         sel = head == k
         if bool(sel.any()):
-            total = total + F.cross_entropy(logits[name][sel], label[sel], reduction="sum")
+            total = total + F.cross_entropy(
+                logits[name][sel], label[sel], reduction="sum", label_smoothing=label_smoothing
+            )
     return total / max(int(head.numel()), 1)
 
 
@@ -171,7 +174,7 @@ def fit(
         def loss_fn(
             logits: dict[str, torch.Tensor], rows: np.ndarray, h: torch.Tensor, y: torch.Tensor
         ) -> torch.Tensor:
-            return masked_cross_entropy(logits, h, y, names)
+            return masked_cross_entropy(logits, h, y, names, cfg.label_smoothing)
 
     heads_t = torch.from_numpy(data.head)
     labels_t = torch.from_numpy(data.label)

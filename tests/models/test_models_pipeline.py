@@ -184,6 +184,24 @@ def test_rerun_skips_finished_steps(tiny_bundle: Path, data_dir: Path) -> None:
     load_bundle(tiny_bundle)
 
 
+def test_a_cls_pooled_build_exports_verifies_and_serves(data_dir: Path, tmp_path: Path) -> None:
+    from streamer.models.heads import load_model
+
+    out = tmp_path / "cls"
+    cfg = profile_config("tiny", data_dir, out, threads=2, command="pytest tiny cls",
+                         pooling="cls")
+    # One variant per model keeps it short; verify still compares each with PyTorch.
+    cfg = cfg.model_copy(update={"teacher_precisions": ["fp32"], "student_precisions": ["int8"]})
+    build_bundle(cfg, Reporter(enabled=False))
+    manifest = load_bundle(out).manifest
+    assert manifest.pooling == "cls"
+    model, meta = load_model(out / "_work" / "models" / "student2")
+    assert meta.pooling == "cls" and model.pooling == "cls"
+    got = OnnxScorer(out, variant="student2-int8").score(CHAT, ["chat"] * len(CHAT))
+    assert got.sentiment.shape == (len(CHAT), 3)
+    np.testing.assert_allclose(got.sentiment.sum(axis=1), 1.0, atol=1e-5)
+
+
 def test_runtime_path_does_not_import_torch() -> None:
     code = (
         "import sys\n"

@@ -182,6 +182,41 @@ def test_kd_loss_and_masked_ce() -> None:
     assert float(kd_loss(logits, other, head, label, ["sentiment", "topic"], cfg)) > float(kd)
 
 
+def test_label_smoothing_applies_per_head() -> None:
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    from streamer.models.train import masked_cross_entropy
+
+    g = torch.Generator().manual_seed(1)
+    logits = {"sentiment": torch.randn(4, 3, generator=g), "topic": torch.randn(4, 8, generator=g)}
+    head = torch.tensor([0, 1, 0, 1])
+    label = torch.tensor([1, 5, 2, 0])
+    got = masked_cross_entropy(logits, head, label, ["sentiment", "topic"], label_smoothing=0.1)
+    s = head == 0
+    expected = (
+        F.cross_entropy(logits["sentiment"][s], label[s], reduction="sum", label_smoothing=0.1)
+        + F.cross_entropy(logits["topic"][~s], label[~s], reduction="sum", label_smoothing=0.1)
+    ) / 4
+    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    assert float(got) != pytest.approx(
+        float(masked_cross_entropy(logits, head, label, ["sentiment", "topic"])), rel=1e-3
+    )
+
+
+def test_profiles_choose_pooling_and_smoothing_unless_overridden(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from streamer.models.build import profile_config
+
+    full = profile_config("full", data_dir, tmp_path / "full")
+    assert full.pooling == "cls"
+    assert full.teacher_train.label_smoothing == 0.1
+    assert full.student_train.label_smoothing == 0.0  # students learn the teacher's soft labels
+    assert profile_config("quick", data_dir, tmp_path / "q").pooling == "mean"
+    assert profile_config("full", data_dir, tmp_path / "f", pooling="mean").pooling == "mean"
+
+
 ALL_EPS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
