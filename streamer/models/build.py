@@ -126,7 +126,7 @@ def profile_config(
     """The settings behind ``--profile``; ``layers``/``epochs``/``pooling`` override the profile's.
 
     The full profile pools the [CLS] token: with its teacher recipe (3 epochs, lr 8e-5, same
-    split and seed) CLS reached 87.7 sentiment accuracy against mean pooling's 86.1.
+    split) CLS reached 87.7 and 87.5 sentiment accuracy (seeds 13, 14), mean pooling 86.1.
     """
     resolved = resolve_base(base)
     specs = default_specs(data_dir)
@@ -143,10 +143,7 @@ def profile_config(
     if profile == "full":
         cfg = BuildConfig(
             **common,
-            # Label smoothing for the teacher only: the students learn from its soft labels.
-            teacher_train=TrainConfig(
-                epochs=epochs or 3, lr=8e-5, label_smoothing=0.1, seed=seed, threads=threads
-            ),
+            teacher_train=TrainConfig(epochs=epochs or 3, lr=8e-5, seed=seed, threads=threads),
             student_layers=layers or [3, 2],
             student_train=TrainConfig(epochs=epochs or 3, lr=1e-4, seed=seed, threads=threads),
         )
