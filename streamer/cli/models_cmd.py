@@ -55,9 +55,9 @@ def models() -> None:
 @click.option("--epochs", type=float, default=None, help="Override the profile's epochs.")
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
-@click.option("--pooling", type=click.Choice(["mean", "cls"]), default=None,
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True,
               help="Sentence vector: mean over tokens (MiniLM's training) or the [CLS] token "
-              "[default: cls for full, mean for quick and tiny].")
+              "(more accurate teacher, but its INT8 export fails verification: BENCHMARKS).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build(
     data_dir: Path | None,
@@ -68,7 +68,7 @@ def build(
     epochs: float | None,
     seed: int,
     threads: int,
-    pooling: str | None,
+    pooling: str,
     quiet: bool,
 ) -> None:
     """Train, distil, export, optimise, quantize, verify and describe a bundle.

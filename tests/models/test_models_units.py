@@ -204,13 +204,12 @@ def test_label_smoothing_applies_per_head() -> None:
     )
 
 
-def test_profiles_choose_pooling_unless_overridden(data_dir: Path, tmp_path: Path) -> None:
+def test_profiles_pool_the_mean_unless_told_otherwise(data_dir: Path, tmp_path: Path) -> None:
     from streamer.models.build import profile_config
 
-    full = profile_config("full", data_dir, tmp_path / "full")
-    assert full.pooling == "cls"
+    assert profile_config("full", data_dir, tmp_path / "full").pooling == "mean"
     assert profile_config("quick", data_dir, tmp_path / "q").pooling == "mean"
-    assert profile_config("full", data_dir, tmp_path / "f", pooling="mean").pooling == "mean"
+    assert profile_config("full", data_dir, tmp_path / "f", pooling="cls").pooling == "cls"
 
 
 ALL_EPS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
