@@ -11,10 +11,12 @@ processed) and asks ``limits()`` before every batch. Three differences, on purpo
 * when the wait ends with events already queued in the stream's channel, they are
   drained into the batch (up to its size, for at most one more wait) instead of
   starting a new batch with a new wait: a backlog becomes full batches at once;
-* a batch is acked only when the consumer comes back for the next one: a consumer that
-  stops mid-batch (crash, shutdown) leaves its events unacked, and acks are not turned
-  back on afterwards, so neither they nor anything the stream pulls later is committed,
-  and a restart sees them again.
+* the consumer acks each batch itself (``await batches.ack(batch)``) once its writes are
+  done, which may be after it has asked for the next batch: it can score batch N+1
+  while batch N's writes are in flight. A consumer that stops before acking (crash,
+  shutdown) leaves those events unacked, and acks are not turned back on afterwards, so
+  neither they nor anything the stream pulls later is committed, and a restart sees them
+  again.
 
 Nothing here blocks the event loop: every wait is an ``await``.
 """
@@ -42,6 +44,11 @@ class VariableBatches:
     def backlog(self) -> int:
         """Events received by the stream and waiting for a batch (0 when unknown)."""
         return self._queued() + int(self._parked)
+
+    async def ack(self, batch: list[EventT]) -> None:
+        """Mark a batch done: its offsets may be committed (and the sensors hear of it)."""
+        for event in batch:
+            await self.stream.ack(event)
 
     def _queued(self) -> int:
         try:
@@ -118,11 +125,9 @@ class VariableBatches:
                 batch = buffer[:max_size]
                 buffer_consuming = loop.create_future()
                 yield batch
-                # The consumer came back: the batch is done. Ack it (a no-op for events
-                # it acked itself, but it also tells the sensors), then let events in.
+                # The consumer came back for more: let events in. It acks the batch
+                # itself, when its writes are done.
                 del buffer[:len(batch)]
-                for event in batch:
-                    await stream.ack(event)
                 if not buffer_consuming.done():
                     buffer_consuming.set_result(None)
                 buffer_full.clear()

@@ -1,9 +1,16 @@
 """The scoring agent: micro-batches of one input topic through the batch processor.
 
-Per batch, under the commit gate: process (decode, score, Redis) -> publish scored
-records and dead letters -> wait for the broker -> hand the batch to the alert detector
--> ack. Offsets therefore never get
-committed past what Redis and Kafka have acknowledged.
+Two stages per batch, overlapped across batches:
+
+1. **score** (no side effect outside the process): decode, tokenize, infer, off-loop;
+2. **write**, under the commit gate, in batch order: Redis aggregates -> scored records
+   and dead letters to Kafka -> wait for the broker -> the alert detector -> ack.
+
+Batch N+1 is scored while batch N's writes are in flight (at most one batch writing at
+a time), so the CPU infers while the network waits. Offsets still never get committed
+past what Redis and Kafka have acknowledged: a batch is acked only at the end of its
+own write stage, and a batch that fails there stops the worker unacked, with the next
+one (scored, never written) unacked behind it.
 
 Batches come from ``agents.batching.VariableBatches``, with fixed limits
 (``batch_mode=fixed``) or limits an ``AdaptiveBatcher`` revises after every batch from
@@ -100,31 +107,32 @@ def make_scoring_agent(
         else:
             fixed = (s.batch_max_size, s.batch_max_wait_s)
             batches = VariableBatches(stream, lambda: fixed)
-        async for events in batches:
-            started = runtime.clock.now_ms()
+
+        async def stop(exc: Exception) -> None:
+            if isinstance(exc, AggregateUnavailable):
+                # Stop without acking: nothing past Redis's last write is committed,
+                # and a restart resumes from there.
+                log.critical("stopping the worker: %s", exc)
+                if not exc.transient:
+                    runtime.needs_operator = str(exc)
+            else:
+                # Never leave a live process with a dead agent: stop it unacked, and
+                # the supervisor's restart replays the batch from the committed offsets.
+                log.critical("stopping the worker after an unexpected error in a batch: "
+                             "%r", exc, exc_info=True)
+            await app.crash(exc)
+
+        async def write(events: list[EventT], out: BatchOutput, started: float) -> bool:
+            """Stage 2 of one batch; False when it failed and the worker is stopping."""
             async with runtime.gate.batch():
                 try:
-                    out = await runtime.processor.process(_records(runtime, events))
+                    await runtime.processor.aggregate(out)
                     await publish(runtime, pub, out)
                     await alerts.after_batch(out)  # one Redis round trip; never raises
-                except AggregateUnavailable as exc:
-                    # Stop without acking: nothing past Redis's last write is committed,
-                    # and a restart resumes from there.
-                    log.critical("stopping the worker: %s", exc)
-                    if not exc.transient:
-                        runtime.needs_operator = str(exc)
-                    await app.crash(exc)
-                    return
                 except Exception as exc:
-                    # Never leave a live process with a dead agent: stop it unacked, and
-                    # the supervisor's restart replays the batch from the committed offsets.
-                    log.critical("stopping the worker after an unexpected error in a batch: "
-                                 "%r", exc, exc_info=True)
-                    await app.crash(exc)
-                    return
-                for e in events:
-                    # Idempotent: the batcher acks again later, which is then a no-op.
-                    e.ack()
+                    await stop(exc)
+                    return False
+                await batches.ack(events)
             behind = lag.after_batch(events)
             if controller is not None:
                 before = controller.limits()
@@ -138,6 +146,26 @@ def make_scoring_agent(
                               topic, decision.size, decision.wait_s * 1000,
                               "-" if decision.p99_ms is None else f"{decision.p99_ms:.1f}",
                               decision.reason)
+            return True
+
+        writing: asyncio.Task[bool] | None = None
+        try:
+            async for events in batches:
+                started = runtime.clock.now_ms()
+                try:
+                    out = await runtime.processor.score(_records(runtime, events))
+                except Exception as exc:
+                    await stop(exc)
+                    return
+                # Writes stay in batch order: this batch's wait for the previous one's
+                # counts in its aggregate stage.
+                if writing is not None and not await writing:
+                    return
+                writing = asyncio.create_task(write(events, out, started))
+        finally:
+            if writing is not None and not writing.done():
+                # Let the last batch's writes finish (and ack) rather than replay them.
+                await asyncio.wait([writing])
 
     return score
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import urllib.request
@@ -75,6 +76,22 @@ def test_every_valid_message_is_scored_exactly_once(mixed_run: Run) -> None:
     ids = Counter(ev["id"] for ev in scored)
     assert set(ids) == mixed_run.valid_ids
     assert max(ids.values()) == 1
+
+
+def test_the_next_batch_is_scored_while_the_previous_one_is_written(mixed_run: Run) -> None:
+    ns = mixed_run.ns
+    scored = read_topic(ns, ns.settings().topic_scored, len(mixed_run.valid_ids))
+    spans: dict[str, dict[float, float]] = {}  # topic -> batch start -> Redis ack
+    for ev in scored:
+        st = ev["stamps"]
+        spans.setdefault(ev["origin"]["topic"], {})[st["batched"]] = st["aggregated"]
+    overlapped = 0
+    for batches in spans.values():
+        starts = sorted(batches)
+        assert len(starts) > 10
+        # One agent per topic: its next batch began before its last one reached Redis.
+        overlapped += sum(nxt < batches[prev] for prev, nxt in itertools.pairwise(starts))
+    assert overlapped > 0
 
 
 def test_every_bad_message_is_dead_lettered_with_a_reason(mixed_run: Run) -> None:

@@ -3,6 +3,9 @@
 The Faust agent hands over raw records and gets back what to publish; this module
 decodes, normalizes, scores (in an executor, off the event loop) and applies the
 aggregates to Redis exactly once per input offset.
+
+Two phases, so that a caller can overlap them across batches: ``score`` has no side
+effect outside the process (decode, tokenize, infer), ``aggregate`` writes to Redis.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class BatchOutput:
     scored: list[ScoredEvent] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0  # records whose aggregates were already applied (a replay)
+    records: int = 0  # input records of the batch
+    # (topic, partition, offset) of each dead letter: Redis counts them as done too.
+    dead_origin: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 def _prediction(labels: tuple[str, ...], row: np.ndarray) -> Prediction:
@@ -78,18 +84,17 @@ class BatchProcessor:
     def kind_of(self, topic: str) -> Kind:
         return self._kinds[topic]
 
-    async def process(self, records: Sequence[RawRecord]) -> BatchOutput:
-        now = self.clock.now_ms
-        batched = now()
-        out = BatchOutput()
+    async def score(self, records: Sequence[RawRecord]) -> BatchOutput:
+        """Decode and score; dead-letter what fails. Nothing leaves the process yet."""
+        batched = self.clock.now_ms()
+        out = BatchOutput(records=len(records))
         events: list[Event] = []
-        dead_origin: list[tuple[str, int, int]] = []
         for rec in records:
             self.metrics.consumed.labels(rec.topic).inc()
             result = self._decode(rec)
             if isinstance(result, DecodeFailure):
                 out.dead.append(self._dead_letter(result, rec))
-                dead_origin.append((rec.topic, rec.partition, rec.offset))
+                out.dead_origin.append((rec.topic, rec.partition, rec.offset))
                 continue
             result.stamps = Stamps(
                 produced=float(rec.timestamp_ms) if rec.timestamp_ms is not None else None,
@@ -105,17 +110,21 @@ class BatchProcessor:
                 # poisonous text is dead-lettered and the rest go through.
                 out.scored, failed = await self._score_individually(events, records)
                 out.dead.extend(failed)
-                dead_origin.extend((d.topic, d.partition, d.offset) for d in failed)
+                out.dead_origin.extend((d.topic, d.partition, d.offset) for d in failed)
             else:
                 out.scored = self._build_scored(events, scores)
-        await self._aggregate(out, dead_origin)
-        aggregated = now()
+        return out
+
+    async def aggregate(self, out: BatchOutput) -> BatchOutput:
+        """Apply a scored batch to Redis (once per offset), stamp and count it."""
+        await self._aggregate(out)
+        aggregated = self.clock.now_ms()
         for ev in out.scored:
             ev.stamps.aggregated = aggregated
             self.metrics.scored.labels(ev.origin.topic).inc()
         for d in out.dead:
             self.metrics.dead.labels(d.topic, d.reason).inc()
-        self.metrics.batch_size.observe(len(records))
+        self.metrics.batch_size.observe(out.records)
         self.latency.record(ev.stamps for ev in out.scored)
         return out
 
@@ -180,8 +189,9 @@ class BatchProcessor:
             ))
         return out
 
-    async def _aggregate(self, out: BatchOutput, dead: list[tuple[str, int, int]]) -> None:
+    async def _aggregate(self, out: BatchOutput) -> None:
         width = self.settings.bucket_seconds
+        dead = out.dead_origin
         for (topic, partition), delta in build_deltas(out.scored, dead, width).items():
             skipped = 0
             result = await self.store.apply(delta)
