@@ -2,9 +2,12 @@
 verification -> evaluation -> manifest and model card.
 
 Resumable: each step writes its outputs, then a marker ``_work/done/<step>.json`` holding
-the build's fingerprint and the step's result. A rerun with the same settings skips every
-step whose marker is there; a changed setting (seed, epochs, data file...) changes the
-fingerprint and redoes everything. A finished bundle carries ``BUILD_COMPLETE``.
+a fingerprint of the settings it depends on and the step's result. A rerun skips every
+step whose marker matches. Training steps (split, tokenizer, teacher, soft labels,
+students) fingerprint only what changes the trained weights (data, base, seed, epochs...);
+the later steps fingerprint every setting, so changing, say, the INT8 scheme or a
+tolerance re-exports and re-verifies without retraining. A finished bundle carries
+``BUILD_COMPLETE``.
 
 torch and the training modules are imported inside the steps: importing this module (the
 CLI does) stays cheap and works without the ``train`` extra.
@@ -54,6 +57,12 @@ WORK = "_work"
 COMPLETE = "BUILD_COMPLETE"
 T = TypeVar("T")
 
+# The settings that change what the training steps produce (see the module docstring).
+TRAINING_SETTINGS = frozenset({
+    "data", "base", "seed", "val_fraction", "max_rows_per_dataset", "max_length", "pooling",
+    "teacher", "teacher_train", "student_layers", "student_train", "distill",
+})
+
 
 class BuildError(RuntimeError):
     pass
@@ -83,6 +92,12 @@ class BuildConfig(BaseModel):
     student_precisions: list[Precision] = Field(
         default_factory=lambda: list[Precision](["int8", "fp16"])
     )
+    int8_per_channel: bool = Field(
+        True,
+        description="INT8 weight scales per output channel rather than per tensor: same size "
+        "and speed, and it kept the CLS-pooled teacher within tolerance (max probability "
+        "difference 0.29 against 0.60 per tensor).",
+    )
     verify_rows: int = 128
     tolerances: dict[Precision, Tolerance] = Field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
     speed_single: int = 200
@@ -93,9 +108,12 @@ class BuildConfig(BaseModel):
     command: str = "streamer.models.build.build_bundle"
     notes: list[str] = Field(default_factory=list, description="Extra lines for the card.")
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, training_only: bool = False) -> str:
+        """Hash of the settings; ``training_only``: of :data:`TRAINING_SETTINGS` alone."""
         descriptive = {"out", "command", "keep_work", "name", "notes"}
         data = self.model_dump(mode="json", exclude=descriptive)
+        if training_only:
+            data = {k: v for k, v in data.items() if k in TRAINING_SETTINGS}
         for spec in self.data:  # a changed data file means a different build
             st = spec.path.stat()
             data.setdefault("_files", []).append([str(spec.path), st.st_size, st.st_mtime_ns])
@@ -222,6 +240,7 @@ class Builder:
         self.out = cfg.out
         self.work = cfg.out / WORK
         self.fp = cfg.fingerprint()
+        self.training_fp = cfg.fingerprint(training_only=True)
         self.steps_s: dict[str, float] = {}
         self._models: dict[str, tuple[MultiTaskModel, ModelMeta]] = {}
         self._split: SplitData | None = None
@@ -230,12 +249,16 @@ class Builder:
     def _marker(self, name: str) -> Path:
         return self.work / "done" / f"{name}.json"
 
-    def step(self, name: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` unless its marker says it is done; return its (JSON-able) result."""
+    def step(self, name: str, fn: Callable[[], T], training: bool = False) -> T:
+        """Run ``fn`` unless its marker says it is done; return its (JSON-able) result.
+
+        ``training``: the step depends on the training settings only.
+        """
         marker = self._marker(name)
+        fp = self.training_fp if training else self.fp
         if marker.is_file():
             saved = json.loads(marker.read_text("utf-8"))
-            if saved.get("fingerprint") == self.fp:
+            if saved.get("fingerprint") == fp:
                 self.reporter.log(f"[dim]skip {name}: done in an earlier run[/]")
                 self.steps_s[name] = float(saved.get("seconds", 0.0))
                 return saved.get("result")
@@ -248,7 +271,7 @@ class Builder:
         payload = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
         _atomic_write(
             marker,
-            json.dumps({"fingerprint": self.fp, "seconds": seconds, "result": payload}, indent=2),
+            json.dumps({"fingerprint": fp, "seconds": seconds, "result": payload}, indent=2),
         )
         return result
 
@@ -393,7 +416,10 @@ class Builder:
 
         result: dict[str, Any] = {}
         if "int8" in self.precisions(name):
-            quantize_int8(self.work / "onnx" / f"{name}-fp32.onnx", self.out / f"{name}-int8.onnx")
+            quantize_int8(
+                self.work / "onnx" / f"{name}-fp32.onnx", self.out / f"{name}-int8.onnx",
+                per_channel=self.cfg.int8_per_channel,
+            )
             result["int8"] = f"{name}-int8.onnx"
         if "fp16" in self.precisions(name):
             heads, hidden = self._dims(name)
@@ -547,14 +573,16 @@ class Builder:
         torch.set_num_threads(cfg.teacher_train.threads)
         start = time.perf_counter()
         self.out.mkdir(parents=True, exist_ok=True)
-        self.step("split", self.do_split)
-        pad_id = int(self.step("tokenizer", self.do_tokenizer)["pad_token_id"])
+        self.step("split", self.do_split, training=True)
+        pad_id = int(self.step("tokenizer", self.do_tokenizer, training=True)["pad_token_id"])
         if cfg.teacher:
-            self.step("train-teacher", self.do_teacher)
-            self.step("teacher-logits", self.do_teacher_logits)
+            self.step("train-teacher", self.do_teacher, training=True)
+            self.step("teacher-logits", self.do_teacher_logits, training=True)
         for n in cfg.student_layers:
             label = "distill" if cfg.teacher else "train"
-            self.step(f"{label}-student{n}", lambda n=n: self.do_student(n))  # type: ignore[misc]
+            self.step(
+                f"{label}-student{n}", lambda n=n: self.do_student(n), training=True  # type: ignore[misc]
+            )
         verify: dict[str, dict[str, Any]] = {}
         for name in self.model_names():
             self.step(f"export-{name}", lambda name=name: self.do_export(name))  # type: ignore[misc]
@@ -598,6 +626,9 @@ class Builder:
                 f"students distilled from the teacher: KL at T={cfg.distill.temperature}, "
                 f"alpha={cfg.distill.alpha} (all heads: {cfg.distill.all_heads}) + CE"
             )
+        if "int8" in cfg.teacher_precisions + cfg.student_precisions:
+            scales = "per output channel" if cfg.int8_per_channel else "per tensor"
+            notes.append(f"INT8: ONNX Runtime dynamic quantization, weight scales {scales}")
         if cfg.max_rows_per_dataset:
             notes.append(f"training rows capped at {cfg.max_rows_per_dataset} per dataset")
         return notes

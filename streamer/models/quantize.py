@@ -13,8 +13,13 @@ from pathlib import Path
 from streamer.models.optimize import OptimizeReport, optimize_bert
 
 
-def quantize_int8(src: Path, dst: Path, per_channel: bool = False) -> None:
-    """INT8 weights for CPU from an (optimised) FP32 model."""
+def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> None:
+    """INT8 weights for CPU from an (optimised) FP32 model.
+
+    ``per_channel``: one scale per output channel of each weight matrix. A single scale per
+    tensor let a few outlier columns of the CLS-pooled teacher crush the rest (probabilities
+    off by 0.60 against PyTorch); per channel it was 0.29, at the same size and speed.
+    """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

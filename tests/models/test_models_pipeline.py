@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,22 @@ def test_rerun_skips_finished_steps(tiny_bundle: Path, data_dir: Path) -> None:
     assert "step evaluate-student2-int8" in log
     assert (tiny_bundle / COMPLETE).is_file()
     load_bundle(tiny_bundle)
+
+
+def test_a_changed_export_setting_keeps_the_trained_models(
+    tiny_bundle: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(tiny_bundle, out)  # a real copy: the rebuild rewrites files in place
+    cfg = profile_config("tiny", data_dir, out, threads=2, command="pytest tiny")
+    cfg = cfg.model_copy(update={"int8_per_channel": False})
+    buf = io.StringIO()
+    build_bundle(cfg, Reporter(console=Console(file=buf, width=200)))
+    log = buf.getvalue()
+    assert "skip train-teacher" in log and "skip distill-student2" in log
+    assert "step quantize-teacher" in log and "step verify-student2" in log
+    manifest = load_bundle(out).manifest
+    assert any("weight scales per tensor" in n for n in manifest.build.notes)
 
 
 def test_a_cls_pooled_build_exports_verifies_and_serves(data_dir: Path, tmp_path: Path) -> None:

@@ -212,6 +212,17 @@ def test_profiles_pool_the_mean_unless_told_otherwise(data_dir: Path, tmp_path: 
     assert profile_config("full", data_dir, tmp_path / "f", pooling="cls").pooling == "cls"
 
 
+def test_the_training_fingerprint_ignores_export_settings(data_dir: Path, tmp_path: Path) -> None:
+    from streamer.models.build import profile_config
+
+    cfg = profile_config("full", data_dir, tmp_path / "full")
+    export_change = cfg.model_copy(update={"int8_per_channel": False, "verify_rows": 64})
+    assert export_change.fingerprint(training_only=True) == cfg.fingerprint(training_only=True)
+    assert export_change.fingerprint() != cfg.fingerprint()
+    reseeded = cfg.model_copy(update={"seed": 14})
+    assert reseeded.fingerprint(training_only=True) != cfg.fingerprint(training_only=True)
+
+
 ALL_EPS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
