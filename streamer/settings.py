@@ -170,7 +170,9 @@ class Settings(BaseSettings):
         "predicted service time fits this share of the target.",
     )
     infer_threads: int = Field(
-        1, ge=1, description="Worker threads for tokenization+inference (off the event loop)."
+        2, ge=1, description="Worker threads for tokenization+inference (off the event "
+        "loop). Two let the news and the chat agent score at once: on 2 cores, 31% more "
+        "saturated throughput than one (docs/BENCHMARKS.md).",
     )
     score_queue_depth: int = Field(
         2, ge=0, description="Batches that may wait for a scoring thread; beyond that the "
@@ -246,7 +248,7 @@ class Settings(BaseSettings):
     )
     ort_intra_op_threads: int = Field(
         1, ge=1, description="ONNX Runtime intra-op threads per inference thread; keep "
-        "infer_threads * this <= cores minus one for the Kafka and Redis clients.",
+        "infer_threads * this at about the number of cores.",
     )
     ort_tensorrt: bool = Field(
         True, description="On a GPU, run ONNX variants with ONNX Runtime's TensorRT provider "

@@ -2,8 +2,10 @@
 
 Per call: tokenize with the bundle's ``tokenizer.json`` (truncating each text to its
 source's length from the manifest), sort rows by token length, run one session call per
-length bucket (16/32/64/128...) padded to the bucket rather than to the batch's longest
-row, and put the probabilities back in input order. No torch on this path.
+length bucket (16/32/64/128...), each padded to its own longest row rather than to the
+batch's longest, and put the probabilities back in input order. Only TensorRT, which
+builds an engine per input shape, pads up to the bucket boundary, so that shapes stay
+few. No torch on this path.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class OnnxScorer:
     ``variant='auto'`` takes the manifest's CUDA default (FP16) when onnxruntime has CUDA,
     else its CPU default (an INT8 student). ``max_group`` bounds one session call's rows.
     ``bucketing=False`` pads each slice of the input to its longest row instead (the
-    benchmark's baseline).
+    benchmark's baseline). ``pad_to_bucket``: pad each group up to its bucket boundary
+    (default: only under TensorRT; elsewhere any shape costs nothing extra, padding does).
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class OnnxScorer:
         bucketing: bool = True,
         tensorrt: bool = True,
         trt_cache: Path | None = None,
+        pad_to_bucket: bool | None = None,
     ) -> None:
         # Cheap checks on everything first; the sha of the chosen variant once it is known.
         bundle = load_bundle(bundle_dir, verify=())
@@ -100,6 +104,8 @@ class OnnxScorer:
         self._buckets = (*(b for b in buckets if b < max_len), max_len)
         self._max_group = max_group
         self._bucketing = bucketing
+        self._pad_to_bucket = (self.provider == "tensorrt" if pad_to_bucket is None
+                               else pad_to_bucket)
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._sentiment = manifest.head("sentiment")
         self._topic = manifest.head("topic")
@@ -133,8 +139,10 @@ class OnnxScorer:
         padded = 0
         groups = (bucketed_batches(ids, self._buckets, self._max_group) if self._bucketing
                   else plain_batches(ids, self._max_group))
-        for rows, length in groups:
-            input_ids, mask = pad_batch([ids[i] for i in rows], length, self._tokenizers.pad_id)
+        for rows, bucket in groups:
+            group = [ids[i] for i in rows]
+            length = bucket if self._pad_to_bucket else max(len(r) for r in group)
+            input_ids, mask = pad_batch(group, length, self._tokenizers.pad_id)
             padded += input_ids.size
             feed = {"input_ids": input_ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:

@@ -21,6 +21,7 @@ from streamer.models.build import COMPLETE, build_bundle, profile_config
 from streamer.models.bundle import load_bundle
 from streamer.models.card import CARD_JSON, CARD_MD, ModelCard
 from streamer.models.progress import Reporter
+from streamer.models.tokenize import SourceTokenizers
 from streamer.score.base import Scorer
 from streamer.score.onnx_scorer import OnnxScorer
 
@@ -155,16 +156,42 @@ def test_onnx_scorer_matches_pytorch(tiny_bundle: Path) -> None:
         )
 
 
-def test_truncation_per_source_and_bucket_padding(tiny_bundle: Path) -> None:
+LONG_TEXT = "shares of the company rose sharply in early trading " * 40
+SHORT_CHAT = ["$A up", "$B down", "$C flat"]
+
+
+def test_truncation_per_source(tiny_bundle: Path) -> None:
     scorer = OnnxScorer(tiny_bundle, variant="student2-int8")
-    long_text = "shares of the company rose sharply in early trading " * 40
-    as_chat = scorer.score([long_text], ["chat"])
-    as_news = scorer.score([long_text], ["news"])
+    as_chat = scorer.score([LONG_TEXT], ["chat"])
+    as_news = scorer.score([LONG_TEXT], ["news"])
     assert as_chat.extra["tokens"] == 32 and as_news.extra["tokens"] == 48
-    # One long news item among short chat lines: the chat rows pad to 16, not to 48.
-    batch = scorer.score(["$A up", "$B down", "$C flat", long_text],
-                         ["chat", "chat", "chat", "news"])
-    assert batch.extra["padded_tokens"] == 3 * 16 + 48
+
+
+def test_rows_are_grouped_by_length_and_padded_to_their_groups_longest(tiny_bundle: Path
+                                                                       ) -> None:
+    scorer = OnnxScorer(tiny_bundle, variant="student2-int8")
+    manifest = load_bundle(tiny_bundle, verify=()).manifest
+    tokenizers = SourceTokenizers(tiny_bundle / "tokenizer.json", manifest.max_length)
+    longest_chat = max(len(ids) for ids in tokenizers.encode(SHORT_CHAT, ["chat"] * 3))
+    assert longest_chat < 16
+    # One long news item among short chat lines: the chat rows pad to their own longest
+    # row, neither to the news item's 48 nor (on CPU) up to the 16 bucket.
+    batch = scorer.score([*SHORT_CHAT, LONG_TEXT], ["chat", "chat", "chat", "news"])
+    assert batch.extra["padded_tokens"] == 3 * longest_chat + 48
+    bucketed = OnnxScorer(tiny_bundle, variant="student2-int8", pad_to_bucket=True)
+    again = bucketed.score([*SHORT_CHAT, LONG_TEXT], ["chat", "chat", "chat", "news"])
+    assert again.extra["padded_tokens"] == 3 * 16 + 48
+
+
+def test_padding_length_does_not_change_the_scores(tiny_bundle: Path) -> None:
+    # FP32: masked positions are exact no-ops. (INT8 differs by about 0.01: dynamic
+    # quantization takes its activation scale over the padded tensor.)
+    texts, sources = [*SHORT_CHAT, LONG_TEXT], ["chat", "chat", "chat", "news"]
+    tight = OnnxScorer(tiny_bundle, variant="teacher-fp32").score(texts, sources)
+    padded = OnnxScorer(tiny_bundle, variant="teacher-fp32", pad_to_bucket=True).score(
+        texts, sources)
+    np.testing.assert_allclose(tight.sentiment, padded.sentiment, atol=1e-4)
+    np.testing.assert_allclose(tight.topic, padded.topic, atol=1e-4)
 
 
 def test_rerun_skips_finished_steps(tiny_bundle: Path, data_dir: Path) -> None:
