@@ -9,8 +9,9 @@ processed) and asks ``limits()`` before every batch. Three differences, on purpo
 * the wait runs from the first event of the batch (not from the previous batch), and
   an idle stream waits for that event without waking up every ``within`` seconds;
 * when the wait ends with events already queued in the stream's channel, they are
-  drained into the batch (up to its size, for at most one more wait) instead of
-  starting a new batch with a new wait: a backlog becomes full batches at once;
+  drained into the batch (up to its size, for at most ``drain_s``, however short the
+  wait) instead of starting a new batch with a new wait: a backlog becomes full batches
+  at once, so the wait can be near zero without splitting a backlog into small batches;
 * the consumer acks each batch itself (``await batches.ack(batch)``) once its writes are
   done, which may be after it has asked for the next batch: it can score batch N+1
   while batch N's writes are in flight. A consumer that stops before acking (crash,
@@ -36,9 +37,10 @@ Limits = Callable[[], tuple[int, float]]
 
 
 class VariableBatches:
-    def __init__(self, stream: Any, limits: Limits) -> None:
+    def __init__(self, stream: Any, limits: Limits, drain_s: float) -> None:
         self.stream = stream
         self.limits = limits
+        self.drain_s = drain_s
         self._parked = False  # an event waits in the processor for the batch to finish
 
     def backlog(self) -> int:
@@ -116,7 +118,7 @@ class VariableBatches:
                 if len(buffer) < max_size and remaining > 0:
                     await stream.wait_for_stopped(buffer_full, timeout=remaining)
                 # Already queued: into this batch rather than the next one's wait.
-                drain_until = loop.time() + wait_s
+                drain_until = loop.time() + self.drain_s
                 while (len(buffer) < max_size and self._queued() > 0
                        and loop.time() < drain_until and not stream.should_stop):
                     await asyncio.sleep(0)

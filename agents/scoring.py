@@ -102,11 +102,11 @@ def make_scoring_agent(
         topic = _topic_of(stream)
         if s.batch_mode == "adaptive":
             controller = AdaptiveBatcher.from_settings(s)
-            batches = VariableBatches(stream, controller.limits)
+            batches = VariableBatches(stream, controller.limits, s.batch_max_wait_s)
             _show_limits(runtime, topic, controller)
         else:
             fixed = (s.batch_max_size, s.batch_max_wait_s)
-            batches = VariableBatches(stream, lambda: fixed)
+            batches = VariableBatches(stream, lambda: fixed, s.batch_max_wait_s)
 
         async def stop(exc: Exception) -> None:
             if isinstance(exc, AggregateUnavailable):

@@ -125,7 +125,8 @@ class Settings(BaseSettings):
     )
     batch_max_wait_s: float = Field(
         0.05, gt=0, description="Max seconds the first event of a batch waits for more "
-        "(adaptive mode: the upper bound).",
+        "(adaptive mode: the upper bound); also the longest a batch takes in events that are "
+        "already queued.",
     )
     batch_mode: Literal["fixed", "adaptive"] = Field(
         "adaptive", description="fixed: batches of up to batch_max_size events, the first "
@@ -142,8 +143,9 @@ class Settings(BaseSettings):
         1, ge=1, description="Adaptive batching: least batch size limit."
     )
     batch_min_wait_s: float = Field(
-        0.002, gt=0, description="Adaptive batching: least wait for a batch to fill (the wait "
-        "shrinks to it while batches do not fill).",
+        0.0002, gt=0, description="Adaptive batching: least wait for a batch to fill (the "
+        "wait shrinks to it while batches do not fill). Events already queued join a batch "
+        "whatever the wait (for up to batch_max_wait_s), so a short one costs no throughput.",
     )
     adaptive_window: int = Field(
         512, ge=16, description="Adaptive batching: recent events whose latencies give the p99."

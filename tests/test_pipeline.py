@@ -10,6 +10,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -116,10 +117,15 @@ def test_accounting_balances_per_topic(mixed_run: Run) -> None:
     assert all(a.balanced for a in accs)
 
 
-def test_the_workers_prometheus_metrics_count_what_it_did(mixed_run: Run) -> None:
-    url = f"http://127.0.0.1:{mixed_run.worker.port}/metrics"
+def metrics(run: Run) -> dict[str, Any]:
+    """The worker's Prometheus metric families by name."""
+    url = f"http://127.0.0.1:{run.worker.port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as r:
-        families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+        return {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+
+
+def test_the_workers_prometheus_metrics_count_what_it_did(mixed_run: Run) -> None:
+    families = metrics(mixed_run)
 
     def total(name: str) -> float:
         return sum(s.value for s in families[name].samples if s.name.endswith("_total"))
@@ -131,6 +137,14 @@ def test_the_workers_prometheus_metrics_count_what_it_did(mixed_run: Run) -> Non
     assert rss.value > 0
     (live,) = families["streamer_scorer_info"].samples
     assert live.value == 1 and live.labels["scorer"]
+
+
+def test_a_backlog_is_scored_in_batches_not_one_by_one(mixed_run: Run) -> None:
+    # The messages were produced in one burst: what is already queued joins the batch,
+    # however short the batch wait.
+    sums = {s.name: s.value for s in metrics(mixed_run)["streamer_batch_size"].samples}
+    mean = sums["streamer_batch_size_sum"] / sums["streamer_batch_size_count"]
+    assert mean >= 8, f"mean batch {mean:.1f}"
 
 
 def test_redis_aggregates_equal_counts_from_the_scored_records(mixed_run: Run) -> None:
