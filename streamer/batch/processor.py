@@ -46,8 +46,6 @@ class BatchOutput:
     dead: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0  # records whose aggregates were already applied (a replay)
     records: int = 0  # input records of the batch
-    # (topic, partition, offset) of each dead letter: Redis counts them as done too.
-    dead_origin: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 def _prediction(labels: tuple[str, ...], row: np.ndarray) -> Prediction:
@@ -94,7 +92,6 @@ class BatchProcessor:
             result = self._decode(rec)
             if isinstance(result, DecodeFailure):
                 out.dead.append(self._dead_letter(result, rec))
-                out.dead_origin.append((rec.topic, rec.partition, rec.offset))
                 continue
             result.stamps = Stamps(
                 produced=float(rec.timestamp_ms) if rec.timestamp_ms is not None else None,
@@ -110,7 +107,6 @@ class BatchProcessor:
                 # poisonous text is dead-lettered and the rest go through.
                 out.scored, failed = await self._score_individually(events, records)
                 out.dead.extend(failed)
-                out.dead_origin.extend((d.topic, d.partition, d.offset) for d in failed)
             else:
                 out.scored = self._build_scored(events, scores)
         return out
@@ -191,7 +187,8 @@ class BatchProcessor:
 
     async def _aggregate(self, out: BatchOutput) -> None:
         width = self.settings.bucket_seconds
-        dead = out.dead_origin
+        # Dead letters count as done in Redis too (their offsets advance the watermark).
+        dead = [(d.topic, d.partition, d.offset) for d in out.dead]
         for (topic, partition), delta in build_deltas(out.scored, dead, width).items():
             skipped = 0
             result = await self.store.apply(delta)
