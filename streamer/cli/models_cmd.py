@@ -57,7 +57,7 @@ def models() -> None:
 @click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
 @click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True,
               help="Sentence vector: mean over tokens (MiniLM's training) or the [CLS] token "
-              "(more accurate teacher, but its INT8 export fails verification: BENCHMARKS).")
+              "(a more accurate teacher, but less accurate 2- and 3-layer students: BENCHMARKS).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build(
     data_dir: Path | None,
