@@ -159,13 +159,17 @@ def make_scoring_agent(
                     return
                 # Writes stay in batch order: this batch's wait for the previous one's
                 # counts in its aggregate stage.
-                if writing is not None and not await writing:
+                previous, writing = writing, None  # awaited here: its error raises here
+                if previous is not None and not await previous:
                     return
                 writing = asyncio.create_task(write(events, out, started))
         finally:
-            if writing is not None and not writing.done():
-                # Let the last batch's writes finish (and ack) rather than replay them.
+            if writing is not None:
+                # Let the last batch's writes finish (and ack) rather than replay them;
+                # nothing awaits this task after us, so its error is logged here or lost.
                 await asyncio.wait([writing])
+                if not writing.cancelled() and (failed := writing.exception()) is not None:
+                    log.critical("the last batch's write stage failed: %r", failed, exc_info=failed)
 
     return score
 

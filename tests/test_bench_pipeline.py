@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from streamer.bench import pipeline as pb
+from streamer.bench.kafka_hop import kafka_hop
 from streamer.bench.pipeline_run import BenchError, subtract, variant
 from streamer.latency.histograms import new_histogram
 from streamer.latency.report import StageLatency, stage_rows
 from streamer.models.card import machine_info
+from streamer.settings import Settings
 
 
 def series(backlogs: list[int], every: float = 0.5) -> list[pb.Sample]:
@@ -218,3 +220,19 @@ def test_without_a_running_stack_it_says_to_start_one(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "streamer stack up" in proc.stdout and "did not answer" in proc.stdout
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_sets_the_kafka_hop_alone_beside_the_targets(bench: pb.PipelineBench) -> None:
+    bench.kafka_hop = StageLatency(stage="kafka hop", count=300, mean_ms=2.1, p50_ms=2.0,
+                                   p90_ms=2.6, p99_ms=5.5, p999_ms=7.0, max_ms=8.0)
+    md = pb.markdown(bench)
+    assert "| the Kafka hop alone at 15.0 msg/s (no pipeline), p50 / p99 | 2.0 / 5.5 ms |" in md
+
+
+async def test_the_kafka_hop_counts_every_record_sent(kafka_bootstrap: str) -> None:
+    settings = Settings(_env_file=None, kafka_bootstrap=kafka_bootstrap)
+    hop = await kafka_hop(settings, [b"x%d" % i for i in range(40)], rate=200.0)
+    assert hop is not None
+    assert hop.count == 40
+    # from the intended send time: never negative, and well under the 30 s it may wait
+    assert 0 < hop.p50_ms <= hop.p99_ms <= hop.max_ms < 30_000

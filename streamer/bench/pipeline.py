@@ -161,6 +161,9 @@ class PipelineBench(BaseModel):
     low_rate: float | None = None
     high_rate: float | None = None
     targets: Targets | None = None
+    kafka_hop: StageLatency | None = Field(
+        None, description="The Kafka hop alone at the low load (sender -> broker -> a plain "
+        "consumer, from the intended send time): the floor under every pipeline's latency.")
     wall_s: float = 0.0
     notes: list[str] = Field(default_factory=list)
 
@@ -320,6 +323,10 @@ def target_lines(b: PipelineBench) -> list[str]:
             f"{_ms(c.adaptive_p99_ms)} vs {_ms(c.best_fixed_p99_ms)} ms ({c.best_fixed or '-'})"
             f" = {_n(c.ratio, '.2f')} | matches (<= {1 + MATCH_TOLERANCE:.2f}) or beats | "
             f"**{c.verdict}** |")
+    if (h := b.kafka_hop) is not None:
+        lines.append(f"| the Kafka hop alone at {_n(t.low_rate, '.1f')} msg/s (no pipeline), "
+                     f"p50 / p99 | {_ms(h.p50_ms)} / {_ms(h.p99_ms)} ms | (information: the "
+                     f"floor under both pipelines) | - |")
     if t.adaptive_capacity_vs_best_fixed is not None:
         lines.append(f"| adaptive capacity / best fixed capacity | "
                      f"{t.adaptive_capacity_vs_best_fixed:.2f} | (information) | - |")

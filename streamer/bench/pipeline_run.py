@@ -41,6 +41,7 @@ from hdrh.histogram import HdrHistogram
 
 from streamer.aggregate import AggregateUnavailable, TrendStore
 from streamer.aggregate.summary import accounts
+from streamer.bench.kafka_hop import kafka_hop
 from streamer.bench.pipeline import (
     Phase,
     PipelineBench,
@@ -575,6 +576,17 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
         if v.name == "adaptive":
             high = next((r.offered_rate for r in runner.runs
                          if r.variant == v.name and r.load == "high"), None)
+    hop = None
+    if low:
+        status(f"the Kafka hop alone at {low:,.1f} msg/s")
+        n = max(1, round(low * plan.duration_s))
+        try:
+            hop = await kafka_hop(base, [m.value for m in messages.make(base, n, low)], low)
+        except Exception as exc:  # information only: the pipelines' figures stand without it
+            notes.append(f"the Kafka hop alone was not measured: {exc!r}")
+        if hop is not None:
+            say(f"the Kafka hop alone at {low:,.1f} msg/s: p50 {hop.p50_ms:,.1f} ms, "
+                f"p99 {hop.p99_ms:,.1f} ms")
     for r in results:
         if r.capacity is not None and not r.limit_found:
             notes.append(f"{r.name}: every ramp step was sustainable (--max-steps "
@@ -589,8 +601,8 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
     bench = PipelineBench(
         command=command, date=today(), machine=machine_info(), cpu=_cpu_model(), plan=plan,
         naive_model=naive_model, ours_scorer=ours_scorer(base), variants=results,
-        runs=runner.runs, low_rate=low, high_rate=high, wall_s=round(time.monotonic() - t0, 1),
-        notes=notes,
+        runs=runner.runs, low_rate=low, high_rate=high, kafka_hop=hop,
+        wall_s=round(time.monotonic() - t0, 1), notes=notes,
     )
     bench.targets = targets(bench.runs, bench.variants, low)
     return bench

@@ -52,7 +52,8 @@ async def read_latency(
     return stage_rows(await read_histograms(client, prefix, worker))
 
 
-def _row(name: str, h: HdrHistogram | None) -> StageLatency | None:
+def histogram_row(name: str, h: HdrHistogram | None) -> StageLatency | None:
+    """Percentiles of one histogram of microseconds, in ms; None when it is empty."""
     if h is None or h.get_total_count() == 0:
         return None
     p = [h.get_value_at_percentile(q) / 1000.0 for q in PERCENTILES]
@@ -64,14 +65,14 @@ def _row(name: str, h: HdrHistogram | None) -> StageLatency | None:
 
 def alert_row(merged: dict[str, HdrHistogram]) -> StageLatency | None:
     """Alert latency: first event of the spike -> alert appended, per fired alert."""
-    return _row(ALERT[0], merged.get(ALERT[0]))
+    return histogram_row(ALERT[0], merged.get(ALERT[0]))
 
 
 def stage_rows(merged: dict[str, HdrHistogram]) -> list[StageLatency]:
     """One row per stage (then end to end) with data, with shares of end to end."""
     rows = []
     for name in [s[0] for s in STAGES] + [END_TO_END[0]]:
-        row = _row(name, merged.get(name))
+        row = histogram_row(name, merged.get(name))
         if row is not None:
             rows.append(row)
     e2e = next((r for r in rows if r.stage == END_TO_END[0]), None)

@@ -1,0 +1,67 @@
+"""The Kafka hop alone: what every pipeline on this broker pays before its own code runs.
+
+An open-loop producer (the benchmark's own sender, same settings) and a plain aiokafka
+consumer in one process, on a fresh topic. Latency is the consumer's receive time minus
+the record's timestamp, which is its intended send time: the same origin and wall clock
+as the pipelines' end-to-end figures, so the report can set them side by side. A
+pipeline's end-to-end latency includes this hop, so it cannot go below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streamer.kafka.admin import ensure_topics
+from streamer.kafka.security import client_options, start_client
+from streamer.latency.histograms import new_histogram
+from streamer.latency.report import StageLatency, histogram_row
+from streamer.produce.sender import Outgoing, send_all
+from streamer.settings import Settings
+
+
+async def kafka_hop(settings: Settings, payloads: list[bytes], rate: float,
+                    timeout_s: float = 30.0) -> StageLatency | None:
+    """Send ``payloads`` at ``rate`` msg/s; the hop's percentiles (None: nothing arrived)."""
+    topic = f"bench-hop-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings, [topic], partitions=1)
+    hist = new_histogram()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, **client_options(settings))
+    await start_client(settings, consumer)
+    try:
+        # Assignment first, so the first records do not wait for the consumer to join.
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+
+        async def receive() -> None:
+            seen = 0
+            while seen < len(payloads):
+                batch = await consumer.getmany(timeout_ms=200)
+                now_ms = time.time() * 1000.0
+                for records in batch.values():
+                    for r in records:
+                        hist.record_value(max(1, round((now_ms - r.timestamp) * 1000)))
+                        seen += 1
+
+        receiving = asyncio.create_task(receive())
+        await send_all(settings, [Outgoing(topic, None, p) for p in payloads], rate=rate,
+                       progress=False)
+        await asyncio.wait_for(receiving, timeout_s)
+    finally:
+        await consumer.stop()
+        with contextlib.suppress(Exception):
+            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                        **client_options(settings))
+            await start_client(settings, admin)
+            try:
+                await admin.delete_topics([topic])
+            finally:
+                await admin.close()
+    return histogram_row("kafka hop", hist)
