@@ -220,3 +220,33 @@ async def test_a_worker_restarting_mid_stream_continues_from_the_shared_state(
         await store.close()
     assert cursor is not None
     assert [a.alert_id for a in first + second] == offline_ids(settings, events, cursor)
+
+
+async def _script_exists_calls(store: TrendStore) -> int:
+    stats = await store.redis.info("commandstats")
+    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+
+
+async def test_recording_a_batch_takes_one_round_trip(trends: TrendStore) -> None:
+    eng = engine(trends)
+    events = make_events(2, 2)
+    await eng.observe(events[:5])  # the first call may load the script
+    before = await _script_exists_calls(trends)
+    for i in range(5, 30, 5):
+        await eng.observe(events[i:i + 5])
+    # no SCRIPT EXISTS before each pipeline (redis-py's Script-on-a-pipeline behaviour)
+    assert await _script_exists_calls(trends) == before
+
+
+async def test_recording_survives_redis_losing_its_scripts(trends: TrendStore) -> None:
+    clock = FakeClock()
+    eng = engine(trends, clock=clock, partitions=1)
+    events = [e for e in make_events(3, 2, partitions=1)]
+    await eng.observe(events[:10])
+    await trends.redis.script_flush()
+    await eng.observe(events[10:])
+    clock.ms += trends._s.alert_idle_partition_s * 1000 + 1
+    newest = max(e.event_time.timestamp() * 1000 for e in events)
+    lateness = trends._s.alert_allowed_lateness_s * 1000
+    # the progress the flushed script was to record got recorded
+    assert await eng.events.watermark_ms(clock()) == pytest.approx(newest - lateness)

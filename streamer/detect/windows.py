@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from streamer.aggregate.keys import Keyspace, parse_field
 from streamer.aggregate.store import TrendStore
@@ -140,9 +141,16 @@ class EventTime:
         args: list[Any] = [int(now_ms), len(newest)]
         for tag, ms in newest.items():
             args += [tag, int(ms)]
-        # On a pipeline the script call only queues (EVALSHA, loaded on first use).
-        await self._progress(keys=[self.progress_key, self.seen_key], args=args, client=pipe)
-        await pipe.execute()
+        keys = [self.progress_key, self.seen_key]
+        # EVALSHA queued by hand: a Script object on a pipeline makes every execute() ask
+        # SCRIPT EXISTS first, a second round trip per batch.
+        pipe.evalsha(self._progress.sha, len(keys), *keys, *args)
+        try:
+            await pipe.execute()
+        except NoScriptError:
+            # Redis lost its script cache (a restart, SCRIPT FLUSH). The pipeline's other
+            # commands ran and are idempotent; the Script call loads it and runs it once.
+            await self._progress(keys=keys, args=args)
 
     def _scope_keys(self, ev: ScoredEvent) -> list[ScopeKey]:
         out: list[ScopeKey] = []
