@@ -15,9 +15,8 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from streamer.kafka.admin import ensure_topics
+from streamer.kafka.admin import delete_topics, ensure_topics
 from streamer.kafka.security import client_options, start_client
 from streamer.latency.histograms import new_histogram
 from streamer.latency.report import StageLatency, histogram_row
@@ -27,7 +26,10 @@ from streamer.settings import Settings
 
 async def kafka_hop(settings: Settings, payloads: list[bytes], rate: float,
                     timeout_s: float = 30.0) -> StageLatency | None:
-    """Send ``payloads`` at ``rate`` msg/s; the hop's percentiles (None: nothing arrived)."""
+    """Send ``payloads`` at ``rate`` msg/s; the hop's percentiles (None: no payloads).
+
+    Raises TimeoutError when the consumer is not assigned, or not everything arrives,
+    within ``timeout_s``."""
     topic = f"bench-hop-{uuid.uuid4().hex[:8]}"
     await ensure_topics(settings, [topic], partitions=1)
     hist = new_histogram()
@@ -37,7 +39,10 @@ async def kafka_hop(settings: Settings, payloads: list[bytes], rate: float,
     await start_client(settings, consumer)
     try:
         # Assignment first, so the first records do not wait for the consumer to join.
+        deadline = time.monotonic() + timeout_s
         while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no partition of {topic} assigned in {timeout_s:g} s")
             await asyncio.sleep(0.05)
 
         async def receive() -> None:
@@ -57,11 +62,5 @@ async def kafka_hop(settings: Settings, payloads: list[bytes], rate: float,
     finally:
         await consumer.stop()
         with contextlib.suppress(Exception):
-            admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                                        **client_options(settings))
-            await start_client(settings, admin)
-            try:
-                await admin.delete_topics([topic])
-            finally:
-                await admin.close()
+            await delete_topics(settings, [topic])
     return histogram_row("kafka hop", hist)

@@ -333,10 +333,7 @@ class Session:
 
     async def _cleanup(self) -> None:
         """Best effort: the namespace's topics and Redis keys go (nothing else is touched)."""
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        from streamer.kafka.admin import project_topics
-        from streamer.kafka.security import client_options, start_client
+        from streamer.kafka.admin import delete_topics, project_topics
 
         with contextlib.suppress(Exception):
             r = self._redis()
@@ -345,16 +342,7 @@ class Session:
             for i in range(0, len(keys), 500):
                 await r.unlink(*keys[i:i + 500])
         with contextlib.suppress(Exception):
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.base.kafka_bootstrap,
-                                        **client_options(self.base))
-            await start_client(self.base, admin)
-            try:
-                existing = set(await admin.list_topics())
-                gone = [t for t in project_topics(self.settings) if t in existing]
-                if gone:
-                    await admin.delete_topics(gone)
-            finally:
-                await admin.close()
+            await delete_topics(self.base, project_topics(self.settings))
 
     async def restart(self) -> None:
         await self.stop()

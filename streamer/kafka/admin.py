@@ -1,4 +1,5 @@
-"""Create the project's topics up front, with the configured partition count."""
+"""Create the project's topics up front, with the configured partition count; delete
+topics a run made for itself (benchmark namespaces)."""
 
 from __future__ import annotations
 
@@ -46,5 +47,20 @@ async def ensure_topics(
             )
         log.info("created topics %s with %d partitions", missing, n)
         return missing
+    finally:
+        await admin.close()
+
+
+async def delete_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    """Delete those of ``topics`` that exist; returns the names deleted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                **client_options(settings))
+    await start_client(settings, admin)
+    try:
+        existing = set(await admin.list_topics())
+        gone = [t for t in topics if t in existing]
+        if gone:
+            await admin.delete_topics(gone)
+        return gone
     finally:
         await admin.close()
