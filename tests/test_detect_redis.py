@@ -241,7 +241,7 @@ async def test_recording_a_batch_takes_one_round_trip(trends: TrendStore) -> Non
 async def test_recording_survives_redis_losing_its_scripts(trends: TrendStore) -> None:
     clock = FakeClock()
     eng = engine(trends, clock=clock, partitions=1)
-    events = [e for e in make_events(3, 2, partitions=1)]
+    events = make_events(3, 2, partitions=1)
     await eng.observe(events[:10])
     await trends.redis.script_flush()
     await eng.observe(events[10:])
