@@ -140,8 +140,7 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from faust import Worker
-
+    from agents.worker import Worker
     from streamer.kafka import ensure_topics
     from streamer.models.quick import default_bundle_path
 

@@ -33,10 +33,9 @@ async def _check_redis(settings: Settings) -> None:
 def worker(web_port: int | None, scorer: str | None, worker_id: str | None, loglevel: str) -> None:
     """Consume news and chat, score them, write scored events and Redis trends."""
     # Heavy imports here, not at module level: `streamer --help` stays fast.
-    from faust import Worker
-
     from agents.app import create_app
     from agents.runtime import Runtime
+    from agents.worker import Worker
     from streamer.kafka import KafkaSecurityError, ensure_topics
     from streamer.score.select import load_scorer
 

@@ -1,0 +1,37 @@
+"""The worker process logs at the level it was started with, not DEBUG underneath."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import faust
+import pytest
+
+from agents.worker import Worker
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    yield root
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
+def test_library_debug_records_are_not_built_at_warning(
+    root_logger: logging.Logger, tmp_path: Path
+) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        app = faust.App("log-level-test", broker="kafka://127.0.0.1:1", datadir=str(tmp_path))
+        Worker(app, loglevel="warning", loop=loop)._setup_logging()
+        # Faust's own Worker leaves the root logger at DEBUG after its set-up, so every
+        # aiokafka debug call would build a record for the handlers to drop.
+        assert not logging.getLogger("aiokafka.consumer.fetcher").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("agents").isEnabledFor(logging.WARNING)
+    finally:
+        loop.close()
