@@ -190,6 +190,10 @@ class Settings(BaseSettings):
         "others; records sent while a request is in flight batch anyway, so 0 costs little "
         "throughput and saves its full value in latency.",
     )
+    bench_generator: Literal["auto", "aiokafka"] = Field(
+        "auto", description="`streamer bench`'s load generator: auto = librdkafka "
+        "(confluent-kafka) when installed and the broker is PLAINTEXT, else aiokafka.",
+    )
     kafka_session_timeout_s: float = Field(
         30.0, ge=6, le=300, description="Consumer-group session timeout: how long a dead "
         "worker keeps its partitions before the group hands them to the others.",

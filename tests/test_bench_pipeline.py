@@ -145,9 +145,26 @@ def bench() -> pb.PipelineBench:
                          machine=machine_info(), cpu="Test CPU", plan=pb.Plan(variants=[
                              v.name for v in variants]),
                          naive_model="the bundle's teacher", ours_scorer="scorer onnx",
+                         load_generator="librdkafka 9.9.9 (test)",
                          variants=variants, runs=runs, low_rate=15, high_rate=247.5)
     b.targets = pb.targets(b.runs, b.variants, b.low_rate)
     return b
+
+
+def test_refinement_bisects_between_the_best_step_and_the_lowest_failure_above_it() -> None:
+    runs = [ramp("a", "ours", 100, True), ramp("a", "ours", 115, True),
+            ramp("a", "ours", 132.25, False), ramp("a", "ours", 200, False),
+            ramp("b", "ours", 120, True)]
+    assert pb.refine_rate(runs, "a") == pytest.approx((115 * 132.25) ** 0.5)
+    # a refined step that holds becomes the capacity, and the next bisects above it
+    runs.append(ramp("a", "ours", 123.3, True))
+    assert pb.capacity(runs, "a").offered_rate == 123.3  # type: ignore[union-attr]
+    assert pb.refine_rate(runs, "a") == pytest.approx((123.3 * 132.25) ** 0.5)
+
+
+def test_no_refinement_without_a_failure_above_the_best_step() -> None:
+    assert pb.refine_rate([ramp("a", "ours", 100, True)], "a") is None
+    assert pb.refine_rate([ramp("a", "ours", 100, False)], "a") is None
 
 
 def test_targets_compare_capacities_p99_and_adaptive_against_the_best_fixed(
@@ -180,6 +197,7 @@ def test_the_report_and_the_docs_section(bench: pb.PipelineBench, tmp_path: Path
     assert "| naive | low | 15.0 | 14.8 | yes | 75.0 | 150 | 300 | 360 | 450 |" in md
     assert "| adaptive | high |" in md and "12.0 (40%)" in md  # per-stage p99 and share
     assert "| fixed-8x5ms | ramp | 200.0 |" in md and "**beats**" in md
+    assert f"Load generator: {bench.load_generator}, open loop" in md
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text("# Benchmarks\n\nIntro.\n\n## 2026-11-23 — older\n\nOld figures.\n")
     pb.update_doc(doc, pb.docs_section(bench, tmp_path / "out"))

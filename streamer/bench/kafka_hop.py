@@ -1,6 +1,6 @@
 """The Kafka hop alone: what every pipeline on this broker pays before its own code runs.
 
-An open-loop producer (the benchmark's own sender, same settings) and a plain aiokafka
+An open-loop producer (the benchmark's own load generator, same settings) and a plain aiokafka
 consumer in one process, on a fresh topic. Latency is the consumer's receive time minus
 the record's timestamp, which is its intended send time: the same origin and wall clock
 as the pipelines' end-to-end figures, so the report can set them side by side. A
@@ -16,11 +16,12 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 
+from streamer.bench.load import send_load
 from streamer.kafka.admin import delete_topics, ensure_topics
 from streamer.kafka.security import client_options, start_client
 from streamer.latency.histograms import new_histogram
 from streamer.latency.report import StageLatency, histogram_row
-from streamer.produce.sender import Outgoing, send_all
+from streamer.produce.sender import Outgoing
 from streamer.settings import Settings
 
 
@@ -56,8 +57,7 @@ async def kafka_hop(settings: Settings, payloads: list[bytes], rate: float,
                         seen += 1
 
         receiving = asyncio.create_task(receive())
-        await send_all(settings, [Outgoing(topic, None, p) for p in payloads], rate=rate,
-                       progress=False)
+        await send_load(settings, [Outgoing(topic, None, p) for p in payloads], rate=rate)
         await asyncio.wait_for(receiving, timeout_s)
     finally:
         await consumer.stop()

@@ -132,6 +132,8 @@ class Plan(BaseModel):
     ramp_start: float = Field(0.7, gt=0, description="First ramp step, x the probe rate.")
     ramp_factor: float = Field(1.15, gt=1, description="Geometric step of the ramp.")
     max_steps: int = Field(8, ge=1)
+    refine_steps: int = Field(2, ge=0, description="Bisection steps after the ramp, between "
+                              "its highest sustainable step and the lowest unsustainable one.")
     low_fraction: float = Field(0.5, gt=0, description="Low load, x the naive capacity.")
     high_fraction: float = Field(0.75, gt=0, description="High load, x ours' capacity.")
     loads: list[float] = Field(default_factory=list, description="Extra fixed loads, msg/s.")
@@ -156,6 +158,7 @@ class PipelineBench(BaseModel):
     plan: Plan
     naive_model: str
     ours_scorer: str
+    load_generator: str = Field("aiokafka", description="The producer that sent the load.")
     variants: list[VariantResult]
     runs: list[Run]
     low_rate: float | None = None
@@ -225,6 +228,18 @@ def capacity(runs: Sequence[Run], variant: str) -> Run | None:
     ok = [r for r in runs if r.variant == variant and r.phase == "ramp" and r.sustainable
           and r.offered_rate is not None]
     return max(ok, key=lambda r: r.offered_rate or 0.0) if ok else None
+
+
+def refine_rate(runs: Sequence[Run], variant: str) -> float | None:
+    """The geometric midpoint between ``variant``'s highest sustainable ramp step and the
+    lowest unsustainable one above it; None without such a bracket."""
+    best = capacity(runs, variant)
+    if best is None or best.offered_rate is None:
+        return None
+    lo = best.offered_rate
+    above = [r.offered_rate for r in runs if r.variant == variant and r.phase == "ramp"
+             and not r.sustainable and r.offered_rate is not None and r.offered_rate > lo]
+    return (lo * min(above)) ** 0.5 if above else None
 
 
 def latency_run(runs: Sequence[Run], variant: str, load: str) -> Run | None:
@@ -403,8 +418,10 @@ def header_lines(b: PipelineBench) -> list[str]:
         f"Naive pipeline: Faust agent, one message per call, {b.naive_model}, torch threads "
         f"{b.plan.naive_threads}, one Redis HINCRBY per message, at_least_once  ",
         f"This project's pipeline: `streamer worker` ({b.ours_scorer}), one worker per variant  ",
+        f"Load generator: {b.load_generator}, open loop, latency from the intended send time  ",
         f"Ramp: probe, then steps x{b.plan.ramp_factor:g} from {b.plan.ramp_start:g} x the probe "
-        f"rate, {b.plan.step_s:g} s each; latency runs {b.plan.duration_s:g} s; low load = "
+        f"rate, {b.plan.step_s:g} s each, then {b.plan.refine_steps} bisection step(s) below "
+        f"the first that failed; latency runs {b.plan.duration_s:g} s; low load = "
         f"{b.plan.low_fraction:.0%} of the naive capacity ({_n(b.low_rate, '.1f')} msg/s), high = "
         f"{b.plan.high_fraction:.0%} of ours' ({_n(b.high_rate, '.1f')} msg/s); wall "
         f"{b.wall_s / 60:.1f} min  ",

@@ -42,6 +42,7 @@ from hdrh.histogram import HdrHistogram
 from streamer.aggregate import AggregateUnavailable, TrendStore
 from streamer.aggregate.summary import accounts
 from streamer.bench.kafka_hop import kafka_hop
+from streamer.bench.load import generator, send_load
 from streamer.bench.pipeline import (
     Phase,
     PipelineBench,
@@ -52,12 +53,13 @@ from streamer.bench.pipeline import (
     capacity,
     drain_rate,
     judge,
+    refine_rate,
     targets,
     today,
 )
 from streamer.latency.histograms import LatencyRecorder, new_histogram
 from streamer.latency.report import stage_rows
-from streamer.produce.sender import Outgoing, send_all
+from streamer.produce.sender import Outgoing
 from streamer.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -376,8 +378,7 @@ class Session:
         c0 = await self.completed()
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        sender = asyncio.create_task(send_all(self.settings, outgoing, rate=rate,
-                                              progress=False))
+        sender = asyncio.create_task(send_load(self.settings, outgoing, rate=rate))
         samples: list[Sample] = []
         every = plan.sample_s if rate else min(plan.sample_s, 0.25)
         tag = f"[{self.v.name}] {phase}{' ' + load if load else ''} "
@@ -489,6 +490,21 @@ class Runner:
             else:
                 down = True
                 rate /= p.ramp_factor ** 2
+        await self._refine(s, messages)
+
+    async def _refine(self, s: Session, messages: Messages) -> None:
+        """Bisect (geometrically) between the highest sustainable ramp step and the lowest
+        unsustainable one above it: a x1.15 ramp alone knows the capacity to 15%."""
+        for _ in range(self.plan.refine_steps):
+            rate = refine_rate(self.runs, s.v.name)
+            if rate is None:
+                return
+            r = await s.hold(messages, rate=rate, n=max(1, round(rate * self.plan.step_s)),
+                             phase="ramp")
+            self.runs.append(r)
+            self.say(f"[{s.v.name}] refine {rate:,.1f} msg/s: completed "
+                     f"{r.completed_rate:,.1f} msg/s -> "
+                     f"{'sustainable' if r.sustainable else 'NOT sustainable'}")
 
     async def latency(self, s: Session, messages: Messages, load: str, rate: float) -> None:
         r = await s.hold(messages, rate=rate, n=max(1, round(rate * self.plan.duration_s)),
@@ -588,7 +604,8 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
                          f"{r.name} {r.restarts}" for r in results if r.restarts) + ")")
     bench = PipelineBench(
         command=command, date=today(), machine=machine_info(), cpu=_cpu_model(), plan=plan,
-        naive_model=naive_model, ours_scorer=ours_scorer(base), variants=results,
+        naive_model=naive_model, ours_scorer=ours_scorer(base), load_generator=generator(base),
+        variants=results,
         runs=runner.runs, low_rate=low, high_rate=high, kafka_hop=hop,
         wall_s=round(time.monotonic() - t0, 1), notes=notes,
     )

@@ -90,6 +90,9 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
               "fixed-64x50ms; --quick: naive,adaptive,fixed-32x20ms].")
 @click.option("--max-steps", type=int, default=None, help="Most ramp steps per variant "
               "[default: 8; --quick 4].")
+@click.option("--refine-steps", type=int, default=2, show_default=True, help="Bisection "
+              "steps after the ramp, between its highest sustainable step and the lowest "
+              "unsustainable one.")
 @click.option("--probe-s", type=float, default=None,
               help="Target length of the saturation probe [default: 10; --quick 4].")
 @click.option("--latency-target-ms", type=float, default=100.0, show_default=True,
@@ -103,7 +106,8 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
 @click.option("--no-docs", is_flag=True, help="Leave docs/BENCHMARKS.md alone.")
 def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
                    step_s: float | None = None, loads: str = "", variants: str | None = None,
-                   max_steps: int | None = None, probe_s: float | None = None,
+                   max_steps: int | None = None, refine_steps: int = 2,
+                   probe_s: float | None = None,
                    latency_target_ms: float = 100.0, naive_bundle: Path | None = None,
                    quick: bool = False, docs_file: Path | None = None,
                    no_docs: bool = False) -> None:
@@ -134,6 +138,7 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
         duration_s=duration_s or (10.0 if quick else 30.0),
         probe_s=probe_s or (4.0 if quick else 10.0),
         max_steps=max_steps or (4 if quick else 8),
+        refine_steps=refine_steps,
         ramp_factor=1.25 if quick else 1.15,
         loads=number_list(loads, float, "--loads") if loads else [],
         latency_target_ms=latency_target_ms,
