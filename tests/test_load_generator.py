@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from streamer.kafka.admin import delete_topics, ensure_topics
-from streamer.produce.rdkafka_sender import SendFailed, available, send_paced
+from streamer.produce.rdkafka_sender import SendFailed, available, send_paced, version
 from streamer.produce.sender import Outgoing
 from streamer.settings import Settings
 
@@ -33,8 +33,14 @@ async def _read(bootstrap: str, topic: str, n: int) -> list[tuple[bytes | None, 
     return got
 
 
-def test_it_runs_against_the_local_plaintext_broker(kafka_bootstrap: str) -> None:
+def test_it_runs_against_the_local_plaintext_broker_and_names_its_versions(
+    kafka_bootstrap: str,
+) -> None:
+    import confluent_kafka
+
     assert available(_settings(kafka_bootstrap))
+    assert version() == (f"librdkafka {confluent_kafka.libversion()[0]} "
+                         f"(confluent-kafka {confluent_kafka.__version__})")
 
 
 async def test_every_record_arrives_stamped_with_its_intended_send_time(

@@ -49,7 +49,7 @@ def available(settings: Settings) -> bool:
 def version() -> str:
     import confluent_kafka as ck
 
-    return f"librdkafka {ck.libversion()[0]} (confluent-kafka {ck.version()[0]})"
+    return f"librdkafka {ck.libversion()[0]} (confluent-kafka {ck.__version__})"
 
 
 async def send_paced(settings: Settings, messages: Iterable[Outgoing], *,
