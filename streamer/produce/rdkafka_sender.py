@@ -1,17 +1,18 @@
 """The benchmark's load generator on librdkafka (the ``confluent-kafka`` package).
 
 The generator shares the machine with the pipeline it measures. aiokafka's producer
-spends 330-450 us of Python per record (a request per record at linger 0, each through
-its sender task and futures): at 550 msg/s on 2 cores, a sixth of a core taken from the
-worker and the broker. librdkafka does the same work in C on its own threads, in about
-a third of that. Same contract as ``send_all``: open loop, each record stamped with its
-intended send time, acks=all, and every record acknowledged before it returns.
+took 375-430 us of CPU per record at 450 msg/s on its own, 510-670 us beside a loaded
+worker (a request per record at linger 0, each through its sender task and futures):
+a quarter of a core of the 2 at 550 msg/s, taken from the worker and the broker.
+librdkafka does the same work in C on its own threads: 165 and 343-346 us. Same
+contract as ``send_all``: open loop, each record stamped with its intended send time,
+acks=all, and every record acknowledged before it returns.
 
-Not idempotent, and no retries instead: librdkafka holds an idempotent producer's first
-records for about 500 ms while it gets a producer id, which would show up as latency at
-the start of every benchmark step. Without retries a record is never written twice,
-and one the broker refuses fails the run. The connection and the topics' metadata are
-fetched before the schedule starts, so the first record leaves on time.
+No idempotence, and so no retries: librdkafka holds an idempotent producer's first
+records about 500 ms while it gets a producer id, which showed as latency at the start
+of every benchmark step. Without retries no record is written twice, and one the broker
+refuses fails the run. The connection and the topics' metadata are fetched before the
+schedule starts, so the first record leaves on time.
 
 Upstream producers are not part of the system under test, so the benchmark uses this one
 where it can (``available``) and says which one ran.
