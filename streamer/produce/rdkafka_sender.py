@@ -26,6 +26,7 @@ import importlib.util
 from collections.abc import Iterable
 from typing import Any
 
+from streamer.kafka.producer import max_request_bytes
 from streamer.produce.pacing import paced
 from streamer.produce.sender import Outgoing, SendReport
 from streamer.settings import Settings
@@ -68,7 +69,7 @@ async def send_paced(settings: Settings, messages: Iterable[Outgoing], *,
         # Keys land on the partitions the Java and aiokafka clients would pick.
         "partitioner": "murmur2_random",
         "compression.type": "none",
-        "message.max.bytes": max(1_048_576, settings.max_message_bytes * 2),
+        "message.max.bytes": max_request_bytes(settings),
         "delivery.timeout.ms": _DELIVERY_TIMEOUT_MS,
     })
     failures: list[str] = []
