@@ -8,7 +8,7 @@ import pytest
 
 from streamer.bench import pipeline as pb
 from streamer.bench.kafka_hop import kafka_hop
-from streamer.bench.pipeline_run import BenchError, subtract, variant
+from streamer.bench.pipeline_run import BenchError, group_cpu_s, subtract, variant
 from streamer.latency.histograms import new_histogram
 from streamer.latency.report import StageLatency, stage_rows
 from streamer.models.card import machine_info
@@ -211,6 +211,45 @@ def test_the_report_and_the_docs_section(bench: pb.PipelineBench, tmp_path: Path
     assert second.count(pb.DOC_START) == 1 and "2026-11-25" in second
     assert "2026-11-24 — end-to-end" not in second and "Old figures." in second
     assert "\n\n\n" not in second
+
+
+def test_the_report_shows_the_turns_and_what_the_waiting_workers_used(
+    bench: pb.PipelineBench,
+) -> None:
+    for i, r in enumerate(bench.runs):
+        r.at_s, r.others_cpu_pct = 30.0 * i, float(i % 5)
+    md = pb.markdown(bench)
+    assert "the variants take turns, one step each" in md
+    # 17 steps: the median step's waiting workers used 2% of a core, the busiest 4%
+    assert "the waiting workers used 2.0% of a core (median step; max 4.0%)" in md
+    assert "| 3.5 | fixed-8x5ms | ramp | 200.0 |" in md  # step 7 began 210 s in
+
+
+def test_the_waiting_workers_cpu_is_unknown_rather_than_zero_when_not_measured(
+    bench: pb.PipelineBench,
+) -> None:
+    assert "the waiting workers' CPU was not measured" in pb.markdown(bench)
+
+
+def test_a_process_group_s_cpu_includes_its_children() -> None:
+    import subprocess
+    import sys
+    import time
+
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    # the shell only waits: the CPU is its child's, in the same process group
+    proc = subprocess.Popen(["sh", "-c", f'"{sys.executable}" -c "{spin}"; sleep 30'],
+                            start_new_session=True)
+    try:
+        before = group_cpu_s(proc.pid)
+        assert before is not None
+        deadline = time.monotonic() + 20
+        while (group_cpu_s(proc.pid) or 0.0) - before < 0.3:
+            assert time.monotonic() < deadline, "the child's CPU never showed"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_results_round_trip_and_plots_are_written(bench: pb.PipelineBench, tmp_path: Path

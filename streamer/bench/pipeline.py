@@ -73,6 +73,10 @@ class Run(BaseModel):
     e2e: StageLatency | None = None
     stages: list[StageLatency] = Field(default_factory=list)
     namespace: str = ""
+    at_s: float | None = Field(None, description="When the step began, seconds into the run.")
+    others_cpu_pct: float | None = Field(
+        None, description="CPU the other variants' idle workers used during the step, % of "
+        "one core (they all run from start to end; None: not measurable here).")
 
     @property
     def sustainable(self) -> bool:
@@ -396,15 +400,18 @@ def stage_lines(b: PipelineBench) -> list[str]:
 
 
 def ramp_lines(b: PipelineBench) -> list[str]:
-    lines = ["| variant | step | offered msg/s | sent | completed msg/s | backlog slope msg/s | "
-             "drained s | sustainable | p99 ms |", "|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    lines = ["| at min | variant | step | offered msg/s | sent | completed msg/s | backlog slope "
+             "msg/s | drained s | sustainable | p99 ms |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for r in b.runs:
         if r.phase == "latency":
             continue
         v = r.verdict
         drained = v.drained_s if v else None
+        at = None if r.at_s is None else r.at_s / 60
         lines.append(
-            f"| {r.variant} | {r.phase} | {_n(r.offered_rate, ',.1f')} | {r.sent:,} | "
+            f"| {_n(at, '.1f')} | {r.variant} | {r.phase} | {_n(r.offered_rate, ',.1f')} | "
+            f"{r.sent:,} | "
             f"{_n(r.completed_rate, ',.1f')} | {_n(v.slope if v else None, '+.2f')} | "
             f"{_n(drained, '.1f')} | {'-' if v is None else ('yes' if v.sustainable else 'no')} "
             f"| {_ms(r.p99_ms)} |")
@@ -425,7 +432,19 @@ def header_lines(b: PipelineBench) -> list[str]:
         f"{b.plan.low_fraction:.0%} of the naive capacity ({_n(b.low_rate, '.1f')} msg/s), high = "
         f"{b.plan.high_fraction:.0%} of ours' ({_n(b.high_rate, '.1f')} msg/s); wall "
         f"{b.wall_s / 60:.1f} min  ",
+        f"Turns: every variant's worker runs from start to end and the variants take turns, one "
+        f"step each (round robin: capacities first, then the fixed loads), so their steps "
+        f"share the same minutes of the machine; {idle_cpu(b)}  ",
     ]
+
+
+def idle_cpu(b: PipelineBench) -> str:
+    """How much the waiting workers took from the one being measured."""
+    pct = sorted(r.others_cpu_pct for r in b.runs if r.others_cpu_pct is not None)
+    if not pct:
+        return "the waiting workers' CPU was not measured"
+    return (f"the waiting workers used {pct[len(pct) // 2]:.1f}% of a core (median step; "
+            f"max {pct[-1]:.1f}%) while another was measured")
 
 
 def markdown(b: PipelineBench) -> str:

@@ -1,18 +1,24 @@
 """Run ``streamer bench pipeline``: worker processes, the paced producer, lag sampling.
 
 Per variant, one worker process in its own namespace (topics, consumer group, Redis
-prefix: runs never mix), kept warm across that variant's steps:
+prefix: runs never mix), started once and kept warm to the end. The variants take
+turns, one step at a time (round robin), so that each variant's steps spread over the
+same minutes: on a shared machine the CPU the broker and the OS get drifts over minutes,
+and variants measured one after the other were comparing minutes as much as settings.
 
-1. a saturation probe (bursts sent as fast as possible; the drain rate is the estimate),
-2. a ramp of offered loads, geometric steps from ``ramp_start`` x the probe rate, each
-   held ``step_s``; it ends at the first step that is not sustainable (when the very
-   first one is not, it steps down instead),
-3. latency runs at the fixed loads: low = ``low_fraction`` x the naive capacity (the
-   target comparison), high = ``high_fraction`` x ours' (adaptive) capacity, extras.
+1. Capacities, every variant in turn: a saturation probe (bursts sent as fast as
+   possible; the drain rate is the estimate), then a ramp of offered loads, geometric
+   steps from ``ramp_start`` x the probe rate, each held ``step_s``; it ends at the first
+   step that is not sustainable (when the very first one is not, it steps down instead),
+   then bisection steps below that one.
+2. Latency at fixed loads, every variant in turn: low = ``low_fraction`` x the naive
+   capacity (the target comparison), high = ``high_fraction`` x ours' (adaptive)
+   capacity, then the extra loads.
 
 Latency per step comes from the worker's HDR histograms in Redis: a snapshot before and
 after the step, subtracted. A step that leaves a backlog which does not drain in time
-gets the worker restarted in a fresh namespace, so the next step starts empty.
+gets the worker restarted in a fresh namespace, so the next step starts empty. The
+waiting workers' CPU during each step is recorded (``Run.others_cpu_pct``).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -438,6 +444,28 @@ class Session:
         return run
 
 
+def group_cpu_s(pgid: int) -> float | None:
+    """CPU seconds (user + system) of the live processes in a process group; None where
+    /proc is not there to tell."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for pid in entries:
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone in the meantime
+        if int(fields[2]) == pgid:  # after "pid (comm)": state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 @dataclass
 class Runner:
     base: Settings
@@ -447,6 +475,33 @@ class Runner:
     say: Say
     status: Say
     runs: list[Run] = field(default_factory=list)
+    sessions: list[Session] = field(default_factory=list)
+    # FIFO: a variant that finishes a step queues behind the others, so they take turns
+    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    t0: float = field(default_factory=time.monotonic)
+
+    def _others_cpu_s(self, s: Session) -> float | None:
+        pids = [o.proc.pid for o in self.sessions
+                if o is not s and o.proc is not None and o.proc.poll() is None]
+        spent = [group_cpu_s(pid) for pid in pids]
+        return None if any(c is None for c in spent) else sum(c or 0.0 for c in spent)
+
+    async def step(self, s: Session, messages: Messages, *, rate: float | None, n: int,
+                   phase: Phase, load: str = "", expect_rate: float | None = None,
+                   drain_timeout: float | None = None) -> Run:
+        """One step of ``s``, in its turn."""
+        async with self.turn:
+            at = time.monotonic()
+            cpu0 = await asyncio.to_thread(self._others_cpu_s, s)
+            r = await s.hold(messages, rate=rate, n=n, phase=phase, load=load,
+                             expect_rate=expect_rate, drain_timeout=drain_timeout)
+            cpu1 = await asyncio.to_thread(self._others_cpu_s, s)
+            took = time.monotonic() - at
+            r.at_s = round(at - self.t0, 1)
+            if cpu0 is not None and cpu1 is not None and took > 0:
+                r.others_cpu_pct = round(max(0.0, cpu1 - cpu0) / took * 100, 1)
+        self.runs.append(r)
+        return r
 
     async def probe(self, s: Session, messages: Messages) -> float:
         """Bursts as fast as possible: a first small one (warm-up, and a first estimate for
@@ -454,9 +509,8 @@ class Runner:
         controller needs a long enough backlog to reach its steady batch size."""
         n, rate = 50, None
         for i in range(3):
-            r = await s.hold(messages, rate=None, n=n, phase="probe", expect_rate=rate,
-                             drain_timeout=max(60.0, 8 * self.plan.probe_s))
-            self.runs.append(r)
+            r = await self.step(s, messages, rate=None, n=n, phase="probe", expect_rate=rate,
+                                drain_timeout=max(60.0, 8 * self.plan.probe_s))
             rate = r.completed_rate or rate
             took = n / rate if rate else 0.0
             if rate is None or (i > 0 and took >= self.plan.probe_s / 2):
@@ -473,8 +527,8 @@ class Runner:
         best: Run | None = None
         down = False
         for _ in range(p.max_steps):
-            r = await s.hold(messages, rate=rate, n=max(1, round(rate * p.step_s)), phase="ramp")
-            self.runs.append(r)
+            r = await self.step(s, messages, rate=rate, n=max(1, round(rate * p.step_s)),
+                                phase="ramp")
             v = r.verdict
             self.say(f"[{s.v.name}] ramp {rate:,.1f} msg/s: completed {r.completed_rate:,.1f} "
                      f"msg/s, p99 {r.p99_ms or 0:,.0f} ms -> "
@@ -499,53 +553,60 @@ class Runner:
             rate = refine_rate(self.runs, s.v.name)
             if rate is None:
                 return
-            r = await s.hold(messages, rate=rate, n=max(1, round(rate * self.plan.step_s)),
-                             phase="ramp")
-            self.runs.append(r)
+            r = await self.step(s, messages, rate=rate,
+                                n=max(1, round(rate * self.plan.step_s)), phase="ramp")
             self.say(f"[{s.v.name}] refine {rate:,.1f} msg/s: completed "
                      f"{r.completed_rate:,.1f} msg/s -> "
                      f"{'sustainable' if r.sustainable else 'NOT sustainable'}")
 
     async def latency(self, s: Session, messages: Messages, load: str, rate: float) -> None:
-        r = await s.hold(messages, rate=rate, n=max(1, round(rate * self.plan.duration_s)),
-                         phase="latency", load=load)
-        self.runs.append(r)
+        r = await self.step(s, messages, rate=rate,
+                            n=max(1, round(rate * self.plan.duration_s)), phase="latency",
+                            load=load)
         e = r.e2e
         self.say(f"[{s.v.name}] {load} load {rate:,.1f} msg/s: p50 {e.p50_ms if e else 0:,.1f} "
                  f"ms, p99 {e.p99_ms if e else 0:,.1f} ms, completed {r.completed_rate:,.1f} "
                  f"msg/s{'' if r.sustainable else ' (NOT sustainable)'}")
 
-    async def variant(self, v: Variant, result: VariantResult, messages: Messages,
-                      low: float | None, high: float | None) -> None:
-        s = Session(self.base, v, self.plan, self.out / "logs", self.naive_path, self.status)
-        self.say(f"[{v.name}] starting the worker ({v.label})")
-        try:
+    async def measure_capacity(self, s: Session, result: VariantResult,
+                               messages: Messages) -> None:
+        """Start the worker (in its turn: loading a model is CPU work), probe, ramp."""
+        v = s.v
+        async with self.turn:
+            self.say(f"[{v.name}] starting the worker ({v.label})")
             await s.start()
-            result.probe_rate = round(await self.probe(s, messages), 2)
-            await self.ramp(s, messages, result.probe_rate)
-            best = capacity(self.runs, v.name)
-            if best is not None:
-                result.capacity, result.capacity_completed = best.offered_rate, best.completed_rate
-                result.limit_found = any(
-                    r.variant == v.name and r.phase == "ramp" and not r.sustainable
-                    and (r.offered_rate or 0.0) > (best.offered_rate or 0.0) for r in self.runs)
-                if not result.limit_found:
-                    self.say(f"[{v.name}] every ramp step was sustainable: its capacity, "
-                             f"{best.offered_rate:,.1f} msg/s, is a lower bound")
-            if v.kind == "naive":
-                low = self.plan.low_fraction * (result.capacity or result.probe_rate)
-            if low:
-                await self.latency(s, messages, "low", low)
-            if v.kind == "ours":
-                if v.name == "adaptive" or high is None:
-                    high = self.plan.high_fraction * (result.capacity or result.probe_rate)
-                await self.latency(s, messages, "high", high)
-            for extra in self.plan.loads:
-                if extra <= (result.capacity or result.probe_rate):
-                    await self.latency(s, messages, "extra", extra)
-        finally:
-            result.restarts = max(0, s.restarts)
-            await s.stop()
+        result.probe_rate = round(await self.probe(s, messages), 2)
+        await self.ramp(s, messages, result.probe_rate)
+        best = capacity(self.runs, v.name)
+        if best is not None:
+            result.capacity, result.capacity_completed = best.offered_rate, best.completed_rate
+            result.limit_found = any(
+                r.variant == v.name and r.phase == "ramp" and not r.sustainable
+                and (r.offered_rate or 0.0) > (best.offered_rate or 0.0) for r in self.runs)
+            if not result.limit_found:
+                self.say(f"[{v.name}] every ramp step was sustainable: its capacity, "
+                         f"{best.offered_rate:,.1f} msg/s, is a lower bound")
+
+    async def measure_latency(self, s: Session, result: VariantResult, messages: Messages,
+                              low: float, high: float) -> None:
+        """The low load for every variant, the high one for ours, then the extra loads."""
+        await self.latency(s, messages, "low", low)
+        if s.v.kind == "ours":
+            await self.latency(s, messages, "high", high)
+        for extra in self.plan.loads:
+            if extra <= (result.capacity or result.probe_rate or 0.0):
+                await self.latency(s, messages, "extra", extra)
+
+
+async def side_by_side(coros: Iterable[Coroutine[object, object, None]]) -> None:
+    """Run the variants' coroutines together; the first failure stops the others and is
+    raised as itself (a BenchError keeps its message for the person at the terminal)."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for c in coros:
+                tg.create_task(c)
+    except ExceptionGroup as eg:
+        raise eg.exceptions[0] from None
 
 
 async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: str,
@@ -562,24 +623,27 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
         raise BenchError("--variants must include naive and adaptive (the targets compare them)")
     await check_stack(base)
     bundle, naive_model, notes = naive_bundle(base, naive_path)
-    # naive first (the low load is a share of its capacity), then adaptive (the high load
-    # is a share of its capacity), then the fixed settings at the same loads
+    # naive first, then adaptive: the order of their first turns
     variants.sort(key=lambda v: (v.name != "naive", v.name != "adaptive"))
     runner = Runner(base, plan, out, bundle, say, status)
     results = [VariantResult(name=v.name, kind=v.kind, label=v.label, env=v.env)
                for v in variants]
+    runner.sessions = [Session(base, v, plan, out / "logs", bundle, status) for v in variants]
+    pairs = list(zip(runner.sessions, results, strict=True))
     messages = Messages(plan.seed)
-    t0 = time.monotonic()
-    low: float | None = None
-    high: float | None = None
-    for v, res in zip(variants, results, strict=True):
-        await runner.variant(v, res, messages, low, high)
-        if v.kind == "naive":
-            low = next((r.offered_rate for r in runner.runs
-                        if r.variant == v.name and r.load == "low"), None)
-        if v.name == "adaptive":
-            high = next((r.offered_rate for r in runner.runs
-                         if r.variant == v.name and r.load == "high"), None)
+    t0 = runner.t0 = time.monotonic()
+    try:
+        await side_by_side(runner.measure_capacity(s, res, messages) for s, res in pairs)
+        # the low load is a share of the naive capacity, the high one of adaptive's
+        naive, mine = results[0], results[1]
+        low = round(plan.low_fraction * (naive.capacity or naive.probe_rate or 0.0), 2)
+        high = round(plan.high_fraction * (mine.capacity or mine.probe_rate or 0.0), 2)
+        await side_by_side(runner.measure_latency(s, res, messages, low, high)
+                           for s, res in pairs)
+    finally:
+        for s, res in pairs:
+            res.restarts = max(0, s.restarts)
+            await s.stop()
     hop = None
     if low:
         status(f"the Kafka hop alone at {low:,.1f} msg/s")

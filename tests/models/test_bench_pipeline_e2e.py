@@ -44,6 +44,15 @@ def test_the_pipeline_benchmark_runs_end_to_end(
         assert 0 < r["e2e"]["p50_ms"] <= r["e2e"]["p99_ms"] <= r["e2e"]["max_ms"] < 120_000
         if r["kind"] == "ours":
             assert {s["stage"] for s in r["stages"]} >= {"kafka", "batch_wait", "aggregate"}
+    # the variants took turns: their capacity steps interleave, and every capacity step came
+    # before the first fixed-load step; the waiting workers' CPU was measured for each step
+    at = {name: [r["at_s"] for r in runs if r["variant"] == name and r["phase"] != "latency"]
+          for name in ("adaptive", "fixed-8x5ms")}
+    assert min(at["fixed-8x5ms"]) < max(at["adaptive"]), at
+    assert min(at["adaptive"]) < max(at["fixed-8x5ms"]), at
+    first_latency = min(r["at_s"] for r in runs if r["phase"] == "latency")
+    assert all(r["at_s"] < first_latency for r in runs if r["phase"] != "latency")
+    assert all(r["others_cpu_pct"] is not None and r["others_cpu_pct"] >= 0 for r in runs)
     phases = {(r["variant"], r["phase"], r["load"]) for r in runs}
     assert ("naive", "latency", "low") in phases
     for name in ("adaptive", "fixed-8x5ms"):
