@@ -223,6 +223,7 @@ def test_the_report_shows_the_turns_and_what_the_waiting_workers_used(
     # 17 steps: the median step's waiting workers used 2% of a core, the busiest 4%
     assert "the waiting workers used 2.0% of a core (median step; max 4.0%)" in md
     assert "| 3.5 | fixed-8x5ms | ramp | 200.0 |" in md  # step 7 began 210 s in
+    assert "Warm-up: the Kafka hop alone at 500 msg/s for 30 s before the first step" in md
 
 
 def test_the_waiting_workers_cpu_is_unknown_rather_than_zero_when_not_measured(

@@ -138,6 +138,11 @@ class Plan(BaseModel):
     max_steps: int = Field(8, ge=1)
     refine_steps: int = Field(2, ge=0, description="Bisection steps after the ramp, between "
                               "its highest sustainable step and the lowest unsustainable one.")
+    warmup_s: float = Field(30.0, ge=0, description="The broker's warm-up before the first "
+                            "step: the Kafka hop alone at warmup_rate (0: none). A JVM "
+                            "compiles its hot paths in its first minutes, at up to 3x the CPU "
+                            "per record, and would charge that to the first variant.")
+    warmup_rate: float = Field(500.0, gt=0, description="msg/s of the warm-up.")
     low_fraction: float = Field(0.5, gt=0, description="Low load, x the naive capacity.")
     high_fraction: float = Field(0.75, gt=0, description="High load, x ours' capacity.")
     loads: list[float] = Field(default_factory=list, description="Extra fixed loads, msg/s.")
@@ -432,10 +437,18 @@ def header_lines(b: PipelineBench) -> list[str]:
         f"{b.plan.low_fraction:.0%} of the naive capacity ({_n(b.low_rate, '.1f')} msg/s), high = "
         f"{b.plan.high_fraction:.0%} of ours' ({_n(b.high_rate, '.1f')} msg/s); wall "
         f"{b.wall_s / 60:.1f} min  ",
+        f"Warm-up: {_warmup(b.plan)}  ",
         f"Turns: every variant's worker runs from start to end and the variants take turns, one "
         f"step each (round robin: capacities first, then the fixed loads), so their steps "
         f"share the same minutes of the machine; {idle_cpu(b)}  ",
     ]
+
+
+def _warmup(p: Plan) -> str:
+    if p.warmup_s <= 0:
+        return "none (the broker may still be compiling during the first steps)"
+    return (f"the Kafka hop alone at {p.warmup_rate:,.0f} msg/s for {p.warmup_s:g} s before "
+            "the first step, so that the broker's JIT warm-up is not charged to a variant")
 
 
 def idle_cpu(b: PipelineBench) -> str:

@@ -631,6 +631,15 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
     runner.sessions = [Session(base, v, plan, out / "logs", bundle, status) for v in variants]
     pairs = list(zip(runner.sessions, results, strict=True))
     messages = Messages(plan.seed)
+    if plan.warmup_s > 0:
+        status(f"warming the broker up: {plan.warmup_rate:,.0f} msg/s for {plan.warmup_s:g} s")
+        n = max(1, round(plan.warmup_rate * plan.warmup_s))
+        try:
+            await kafka_hop(base, [m.value for m in messages.make(base, n, plan.warmup_rate)],
+                            plan.warmup_rate, timeout_s=max(30.0, plan.warmup_s))
+        except Exception as exc:
+            raise BenchError(f"the broker's warm-up failed ({exc!r}): check Kafka at "
+                             f"{base.kafka_bootstrap}, or skip it with --warmup-s 0") from exc
     t0 = runner.t0 = time.monotonic()
     try:
         await side_by_side(runner.measure_capacity(s, res, messages) for s, res in pairs)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from streamer.cli.common import console, fail, number_list, settings_with
 
@@ -95,6 +96,8 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
               "unsustainable one.")
 @click.option("--probe-s", type=float, default=None,
               help="Target length of the saturation probe [default: 10; --quick 4].")
+@click.option("--warmup-s", type=float, default=None, help="The broker's warm-up before the "
+              "first step (the Kafka hop alone; 0: none) [default: 30; --quick 5].")
 @click.option("--latency-target-ms", type=float, default=100.0, show_default=True,
               help="STREAMER_LATENCY_TARGET_MS of the adaptive variant.")
 @click.option("--naive-bundle", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -107,7 +110,7 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
 def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
                    step_s: float | None = None, loads: str = "", variants: str | None = None,
                    max_steps: int | None = None, refine_steps: int = 2,
-                   probe_s: float | None = None,
+                   probe_s: float | None = None, warmup_s: float | None = None,
                    latency_target_ms: float = 100.0, naive_bundle: Path | None = None,
                    quick: bool = False, docs_file: Path | None = None,
                    no_docs: bool = False) -> None:
@@ -139,6 +142,7 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
         probe_s=probe_s or (4.0 if quick else 10.0),
         max_steps=max_steps or (4 if quick else 8),
         refine_steps=refine_steps,
+        warmup_s=warmup_s if warmup_s is not None else (5.0 if quick else 30.0),
         ramp_factor=1.25 if quick else 1.15,
         loads=number_list(loads, float, "--loads") if loads else [],
         latency_target_ms=latency_target_ms,
@@ -148,11 +152,12 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
     command = shlex.join(["streamer", *sys.argv[1:]])
     line = Table.grid()
     with Live(line, console=console, transient=True, refresh_per_second=4) as live:
+        # plain text: "[adaptive] ..." is a variant's name, not rich markup
         def status(msg: str) -> None:
-            live.update(f"[dim]{msg}[/]")
+            live.update(Text(msg, style="dim"))
 
         def say(msg: str) -> None:
-            live.console.print(msg, highlight=False)
+            live.console.print(msg, highlight=False, markup=False)
 
         try:
             result = run(run_pipeline_bench(s, plan, out, command=command,

@@ -30,6 +30,8 @@ def test_the_pipeline_benchmark_runs_end_to_end(
            "--out", str(out), "--docs", str(doc)]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    # the steps interleave, so each progress line names its variant
+    assert "[adaptive] ramp" in proc.stdout and "[naive] ramp" in proc.stdout
 
     res = json.loads((out / "results.json").read_text())
     assert [v["name"] for v in res["variants"]] == ["naive", "adaptive", "fixed-8x5ms"]
