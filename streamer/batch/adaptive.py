@@ -22,12 +22,16 @@ joins the batch, up to the size limit, so a backlog fills batches by itself.
   fits ``service_share`` of the target. The prediction is a line ``a + b * size`` fitted
   to recent batches (exponentially forgotten); while their sizes barely differ, the mean
   cost per event times the size (an over-estimate) stands in. One exception: over the
-  target with a queue that keeps growing (the mean backlog of the last four batches
-  exceeds that of the four before by a quarter of a batch: offered load above what this
-  size can serve) the size grows past the budget, up to ``max_size``: only throughput can bring
-  the latency back, and it is the backlog (the caller passes the consumer lag, Kafka
-  included), not the batch, that makes the latency. A queue that does not grow is
-  drained at the size reached; once it is gone, a batch over budget is cut as above.
+  target with a standing queue (it never emptied below half a batch over the last eight
+  batches) that will not be gone within the target at the pace it shrank over them, or
+  that grows (offered load above what this size can serve), the size grows past the
+  budget, up to ``max_size``: only throughput can bring the latency back, and it is the
+  backlog (the caller passes the consumer lag, Kafka included), not the batch, that makes
+  the latency. Near capacity a size within budget may serve barely more than the offered
+  load, so a backlog left by a stall (a rebalance, a pause) would drain for minutes, every
+  event in it over the target. A queue that shrinks fast enough, or that empties between
+  fetches (a fetch lands at once, so the lag jumps and falls back), is drained at the size
+  reached; once it is gone, a batch over budget is cut as above.
 * **Wait**: the longest the first event of a batch waits for more, kept within
   ``[min_wait_s, cap]``, cap = ``wait_share`` of the target (at most ``max_wait_s``).
   It starts at ``min_wait_s``; a batch that did not fill cuts it (``* decrease``), and so
@@ -56,7 +60,8 @@ if TYPE_CHECKING:
 _FORGET = 0.95  # per batch: the service-time fit remembers roughly the last 20 batches
 # Falling behind: the mean backlog of the last _HALF batches exceeds that of the _HALF
 # before by more than _BEHIND of a batch. Halves, not neighbours: a Kafka fetch lands at
-# once, so the lag jumps and falls back from batch to batch without any growth.
+# once, so the lag jumps and falls back from batch to batch without any growth. The same
+# halves give the pace at which a standing queue shrinks.
 _HALF = 4
 _BEHIND = 0.25
 
@@ -161,15 +166,17 @@ class AdaptiveBatcher:
         size, wait = self._size, self._wait_s
         full = n >= size
         self._backlogs.append(backlog)
-        behind = self._falling_behind(size)
         p99 = self.p99_ms()
         reason = "hold"
         if p99 is not None and p99 > self.target_ms:
             if full and backlog * 2 >= size:
                 if self._fits(size + self.size_step):
                     size, reason = size + self.size_step, "over target, queueing: grow"
-                elif behind and size < self.max_size:
+                elif self._falling_behind(size) and size < self.max_size:
                     size, reason = size + self.size_step, "over target, falling behind: grow"
+                elif self._stuck(size, backlog) and size < self.max_size:
+                    size, reason = (size + self.size_step,
+                                    "over target, queue draining too slowly: grow")
                 else:
                     reason = "over target, draining the queue: hold"
             elif full:
@@ -212,6 +219,18 @@ class AdaptiveBatcher:
             return False
         older, newer = list(b)[:_HALF], list(b)[_HALF:]
         return (sum(newer) - sum(older)) / _HALF > _BEHIND * size
+
+    def _stuck(self, size: int, backlog: int) -> bool:
+        """A standing queue (never below half a batch over the last ``2 * _HALF`` batches)
+        that, at the pace it shrank over them, takes longer than the target to empty."""
+        b = list(self._backlogs)
+        if len(b) < 2 * _HALF or min(b) * 2 < size:
+            return False
+        shrink = (sum(b[:_HALF]) - sum(b[_HALF:])) / _HALF / _HALF  # events per batch
+        if shrink <= 0:
+            return True
+        per_batch_ms = self.predict_service_ms(size) or 0.0
+        return backlog / shrink * per_batch_ms > self.target_ms
 
     def _fits(self, size: int) -> bool:
         predicted = self.predict_service_ms(size)
