@@ -34,6 +34,9 @@ from faust.types import EventT
 log = logging.getLogger(__name__)
 
 Limits = Callable[[], tuple[int, float]]
+# The event loop's epoll rounds a timeout up to whole milliseconds: a 0.2 ms wait would
+# hold every batch for 1 ms (measured: batch_wait p50 1.3 ms at the adaptive least wait).
+_TIMER_RESOLUTION_S = 0.001
 
 
 class VariableBatches:
@@ -115,8 +118,12 @@ class VariableBatches:
                     if await stream.wait_for_stopped(first_in):
                         break
                 remaining = first_at + wait_s - loop.time()
-                if len(buffer) < max_size and remaining > 0:
+                if len(buffer) < max_size and remaining >= _TIMER_RESOLUTION_S:
                     await stream.wait_for_stopped(buffer_full, timeout=remaining)
+                elif len(buffer) < max_size and remaining > 0:
+                    # A shorter timed wait would last a whole millisecond: one pass of the
+                    # loop lets in what has already arrived (the drain below takes the rest).
+                    await asyncio.sleep(0)
                 # Already queued: into this batch rather than the next one's wait.
                 drain_until = loop.time() + self.drain_s
                 while (len(buffer) < max_size and self._queued() > 0

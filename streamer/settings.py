@@ -181,8 +181,11 @@ class Settings(BaseSettings):
         "agents wait (backpressure) instead of queueing without bound.",
     )
     commit_interval_s: float = Field(
-        1.0, gt=0, le=30, description="Kafka offset commit interval. Each commit ends the "
-        "partitions' transactions, which Kafka aborts after 60 s: keep it well below that.",
+        3.0, gt=0, le=30, description="Kafka offset commit interval. Each commit ends the "
+        "partitions' transactions, which Kafka aborts after 60 s: keep it well below that. "
+        "Batches wait while a commit runs, so a short one shows in the latency tail (at 25 "
+        "msg/s, p99 8.5-9.5 ms at 3 s against 9.5-12.8 ms at 1 s); a long one delays what "
+        "read_committed consumers of the scored topic see by up to this much.",
     )
     kafka_linger_ms: int = Field(
         0, ge=0, le=1000, description="How long the project's producers (streamer produce, "
