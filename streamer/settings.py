@@ -132,8 +132,8 @@ class Settings(BaseSettings):
         "adaptive", description="fixed: batches of up to batch_max_size events, the first "
         "waiting up to batch_max_wait_s; adaptive: size and wait adapt per batch to meet "
         "latency_target_ms, growing batches when the consumer lag grows "
-        "(streamer/batch/adaptive.py; in docs/BENCHMARKS.md it beats every fixed setting "
-        "at low and high load and sustains the most).",
+        "(streamer/batch/adaptive.py; docs/BENCHMARKS.md compares it with fixed settings: "
+        "it has the lowest p99 at low load, but not always at high load).",
     )
     latency_target_ms: float = Field(
         100.0, gt=0, description="Adaptive batching: p99 end-to-end latency target, Kafka "
