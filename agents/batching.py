@@ -118,12 +118,13 @@ class VariableBatches:
                     if await stream.wait_for_stopped(first_in):
                         break
                 remaining = first_at + wait_s - loop.time()
-                if len(buffer) < max_size and remaining >= _TIMER_RESOLUTION_S:
-                    await stream.wait_for_stopped(buffer_full, timeout=remaining)
-                elif len(buffer) < max_size and remaining > 0:
-                    # A shorter timed wait would last a whole millisecond: one pass of the
-                    # loop lets in what has already arrived (the drain below takes the rest).
-                    await asyncio.sleep(0)
+                if len(buffer) < max_size and remaining > 0:
+                    if remaining >= _TIMER_RESOLUTION_S:
+                        await stream.wait_for_stopped(buffer_full, timeout=remaining)
+                    else:
+                        # A shorter timed wait would last a whole millisecond: one pass of
+                        # the loop lets in what has arrived (the drain below takes the rest).
+                        await asyncio.sleep(0)
                 # Already queued: into this batch rather than the next one's wait.
                 drain_until = loop.time() + self.drain_s
                 while (len(buffer) < max_size and self._queued() > 0

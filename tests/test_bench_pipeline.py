@@ -242,10 +242,10 @@ def test_a_process_group_s_cpu_includes_its_children() -> None:
     proc = subprocess.Popen(["sh", "-c", f'"{sys.executable}" -c "{spin}"; sleep 30'],
                             start_new_session=True)
     try:
-        before = group_cpu_s(proc.pid)
+        before = group_cpu_s({proc.pid})
         assert before is not None
         deadline = time.monotonic() + 20
-        while (group_cpu_s(proc.pid) or 0.0) - before < 0.3:
+        while (group_cpu_s({proc.pid}) or 0.0) - before < 0.3:
             assert time.monotonic() < deadline, "the child's CPU never showed"
             time.sleep(0.05)
     finally:

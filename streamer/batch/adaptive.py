@@ -213,20 +213,25 @@ class AdaptiveBatcher:
                 return intercept + slope * size
         return mean_s / mean_n * size
 
-    def _falling_behind(self, size: int) -> bool:
-        b = self._backlogs
+    def _growth(self) -> float | None:
+        """Mean backlog of the last ``_HALF`` batches minus that of the ``_HALF`` before;
+        None until there are that many."""
+        b = list(self._backlogs)
         if len(b) < 2 * _HALF:
-            return False
-        older, newer = list(b)[:_HALF], list(b)[_HALF:]
-        return (sum(newer) - sum(older)) / _HALF > _BEHIND * size
+            return None
+        return (sum(b[_HALF:]) - sum(b[:_HALF])) / _HALF
+
+    def _falling_behind(self, size: int) -> bool:
+        growth = self._growth()
+        return growth is not None and growth > _BEHIND * size
 
     def _stuck(self, size: int, backlog: int) -> bool:
         """A standing queue (never below half a batch over the last ``2 * _HALF`` batches)
         that, at the pace it shrank over them, takes longer than the target to empty."""
-        b = list(self._backlogs)
-        if len(b) < 2 * _HALF or min(b) * 2 < size:
+        growth = self._growth()
+        if growth is None or min(self._backlogs) * 2 < size:
             return False
-        shrink = (sum(b[:_HALF]) - sum(b[_HALF:])) / _HALF / _HALF  # events per batch
+        shrink = -growth / _HALF  # events per batch: the halves' centres are _HALF apart
         if shrink <= 0:
             return True
         per_batch_ms = self.predict_service_ms(size) or 0.0

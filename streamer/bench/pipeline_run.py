@@ -444,9 +444,9 @@ class Session:
         return run
 
 
-def group_cpu_s(pgid: int) -> float | None:
-    """CPU seconds (user + system) of the live processes in a process group; None where
-    /proc is not there to tell."""
+def group_cpu_s(pgids: set[int]) -> float | None:
+    """CPU seconds (user + system) of the live processes in these process groups, from one
+    pass over /proc; None where /proc is not there to tell."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     try:
@@ -461,7 +461,7 @@ def group_cpu_s(pgid: int) -> float | None:
                 fields = fh.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue  # gone in the meantime
-        if int(fields[2]) == pgid:  # after "pid (comm)": state, ppid, pgrp, ...
+        if int(fields[2]) in pgids:  # after "pid (comm)": state, ppid, pgrp, ...
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
 
@@ -481,10 +481,9 @@ class Runner:
     t0: float = field(default_factory=time.monotonic)
 
     def _others_cpu_s(self, s: Session) -> float | None:
-        pids = [o.proc.pid for o in self.sessions
-                if o is not s and o.proc is not None and o.proc.poll() is None]
-        spent = [group_cpu_s(pid) for pid in pids]
-        return None if any(c is None for c in spent) else sum(c or 0.0 for c in spent)
+        # each worker leads its own process group (start_new_session)
+        return group_cpu_s({o.proc.pid for o in self.sessions
+                            if o is not s and o.proc is not None and o.proc.poll() is None})
 
     async def step(self, s: Session, messages: Messages, *, rate: float | None, n: int,
                    phase: Phase, load: str = "", expect_rate: float | None = None,
@@ -640,7 +639,7 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
         except Exception as exc:
             raise BenchError(f"the broker's warm-up failed ({exc!r}): check Kafka at "
                              f"{base.kafka_bootstrap}, or skip it with --warmup-s 0") from exc
-    t0 = runner.t0 = time.monotonic()
+    runner.t0 = time.monotonic()
     try:
         await side_by_side(runner.measure_capacity(s, res, messages) for s, res in pairs)
         # the low load is a share of the naive capacity, the high one of adaptive's
@@ -680,7 +679,7 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
         naive_model=naive_model, ours_scorer=ours_scorer(base), load_generator=generator(base),
         variants=results,
         runs=runner.runs, low_rate=low, high_rate=high, kafka_hop=hop,
-        wall_s=round(time.monotonic() - t0, 1), notes=notes,
+        wall_s=round(time.monotonic() - runner.t0, 1), notes=notes,
     )
     bench.targets = targets(bench.runs, bench.variants, low)
     return bench
