@@ -12,7 +12,7 @@ from faust.types import TP, Message
 from agents.alerting import register_alerting
 from agents.runtime import Runtime
 from agents.scoring import make_scoring_agent
-from agents.transactions import install_abort_on_rewind
+from agents.transactions import install_abort_on_rewind, stamp_transactional_commits
 from agents.views import register_views
 from streamer.kafka.security import faust_credentials
 
@@ -48,6 +48,7 @@ def create_app(runtime: Runtime) -> faust.App:
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=s.commit_interval_s,
+        broker_commit_livelock_soft_timeout=s.commit_stall_timeout_s,
         broker_session_timeout=s.kafka_session_timeout_s,
         broker_heartbeat_interval=s.kafka_heartbeat_interval_s,
         producer_acks=-1,
@@ -71,11 +72,13 @@ def create_app(runtime: Runtime) -> faust.App:
     @app.task
     async def install_commit_gate() -> None:
         # The consumer exists once the app runs; commits from here on wait for batches,
-        # and rebalances abort what a rewound partition's transaction already holds.
+        # rebalances abort what a rewound partition's transaction already holds, and the
+        # livelock detector hears of transactional commits.
         consumer: Any = app.consumer
         consumer.force_commit = runtime.gate.wrap(consumer.force_commit)
         if app.in_transaction:
             install_abort_on_rewind(app, runtime.gate)
+            stamp_transactional_commits(app)
         runtime.warm = True
 
     @app.timer(interval=s.latency_push_interval_s)

@@ -1,4 +1,6 @@
-"""Abort a kept partition's open transaction when a rebalance rewinds it.
+"""Two fixes to faust-streaming's exactly-once commit path.
+
+**Abort a kept partition's open transaction when a rebalance rewinds it.**
 
 On every rebalance faust-streaming (0.15) forgets each partition's acked but
 uncommitted offsets and seeks every partition the worker keeps back to its committed
@@ -10,12 +12,20 @@ only copy: it holds exactly the records of messages past the committed offset.
 The whole transaction hand-over runs under the commit gate, so no batch is sending and
 no periodic commit is beginning a transaction while producers are aborted, stopped and
 begun: without it a batch could send into a producer that had just left its transaction.
+
+**Tell the livelock detector about transactional commits.** Faust records a partition's
+last commit time only on its non-transactional path, so under exactly-once its detector
+logs "Has not committed ... at all since worker start" at ERROR, for every partition
+with unread records, every few seconds once ``broker_commit_livelock_soft_timeout`` has
+passed, while the offsets are in fact committed (faust-streaming/faust#517). A real stall
+(no commit for that long) is still reported.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import faust
@@ -50,3 +60,19 @@ def install_abort_on_rewind(app: faust.App, gate: CommitGate) -> None:
             await restart(assigned, revoked, newly_assigned)
 
     manager.on_rebalance = on_rebalance
+
+
+def stamp_transactional_commits(app: faust.App) -> None:
+    """Record each transactional commit's time where the livelock detector reads it."""
+    manager: Any = app.consumer.transactions
+    commit = manager.commit
+
+    async def stamped(offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        did_commit: bool = await commit(offsets, start_new_transaction=start_new_transaction)
+        # The detector compares against time.monotonic() in the consumer thread.
+        stamps = getattr(getattr(app.consumer, "_thread", None), "tp_last_committed_at", None)
+        if did_commit and stamps is not None:
+            stamps.update(dict.fromkeys(offsets, time.monotonic()))
+        return did_commit
+
+    manager.commit = stamped

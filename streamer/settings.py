@@ -187,6 +187,11 @@ class Settings(BaseSettings):
         "msg/s, p99 8.5-9.5 ms at 3 s against 9.5-12.8 ms at 1 s); a long one delays what "
         "read_committed consumers of the scored topic see by up to this much.",
     )
+    commit_stall_timeout_s: float = Field(
+        300.0, gt=0, description="A partition whose offsets have not been committed for "
+        "this long while its stream has events to take is logged as stalled (Faust's "
+        "livelock detector, broker_commit_livelock_soft_timeout).",
+    )
     kafka_linger_ms: int = Field(
         0, ge=0, le=1000, description="How long the project's producers (streamer produce, "
         "the demo, the benchmark, the alert dispatcher) hold a record to batch it with "
