@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -122,6 +123,8 @@ def make_scoring_agent(
                              "%r", exc, exc_info=True)
             await app.crash(exc)
 
+        observed_at: float | None = None  # when the controller last heard of a batch
+
         async def write(events: list[EventT], out: BatchOutput, started: float) -> bool:
             """Stage 2 of one batch; False when it failed and the worker is stopping."""
             async with runtime.gate.batch():
@@ -135,11 +138,14 @@ def make_scoring_agent(
                 await batches.ack(events)
             behind = lag.after_batch(events)
             if controller is not None:
-                before = controller.limits()
+                nonlocal observed_at
+                now, before = time.monotonic(), controller.limits()
                 decision = controller.observe(
                     len(events), _end_to_end_ms(out), runtime.clock.now_ms() - started,
                     max(behind, batches.backlog()),
+                    None if observed_at is None else now - observed_at,
                 )
+                observed_at = now
                 if controller.limits() != before:
                     _show_limits(runtime, topic, controller)
                     log.debug("batch limits %s: size %d, wait %.1f ms (p99 %s ms, %s)",

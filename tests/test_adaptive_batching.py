@@ -333,12 +333,55 @@ def test_the_wait_stays_below_its_share_of_the_target() -> None:
     assert controller(max_wait_s=0.01).max_wait_s == pytest.approx(0.01)
 
 
+def feed(ctl: AdaptiveBatcher, rate_per_s: float, n: int, batches: int = 40) -> None:
+    """Batches of ``n`` events, each ``n / rate`` seconds after the one before."""
+    for _ in range(batches):
+        ctl.observe(n, [10.0] * n, 5.0, 0, n / rate_per_s)
+
+
+def test_a_fast_stream_waits_for_fill_events_to_arrive() -> None:
+    ctl = controller(initial_size=64, fill_events=8)
+    feed(ctl, 740.0, n=6)
+    assert ctl.arrival_rate() == pytest.approx(740.0)
+    assert ctl.limits()[1] == pytest.approx(8 / 740.0)  # 10.8 ms, under the 25 ms cap
+
+
+def test_a_slow_stream_is_not_held_back() -> None:
+    ctl = controller(initial_size=64, fill_events=8)
+    feed(ctl, 34.6, n=1)  # 8 events would take 231 ms: more than the cap
+    assert ctl.limits()[1] == pytest.approx(0.002)
+
+
+def test_the_fill_wait_counts_no_more_events_than_the_size_limit() -> None:
+    ctl = controller(initial_size=4, max_size=4, fill_events=8)
+    feed(ctl, 1000.0, n=4)
+    assert ctl.limits() == (4, pytest.approx(0.004))
+
+
+def test_the_fill_wait_follows_the_rate_down() -> None:
+    ctl = controller(initial_size=64, fill_events=8)
+    feed(ctl, 1000.0, n=8)
+    assert ctl.limits()[1] == pytest.approx(0.008)
+    feed(ctl, 20.0, n=1, batches=200)
+    assert ctl.limits()[1] == pytest.approx(0.002)
+
+
+def test_without_times_or_with_fill_events_0_there_is_no_fill_wait() -> None:
+    untimed = controller(initial_size=64, fill_events=8)
+    warm(untimed, 10.0, n=6, backlog=0)
+    assert untimed.arrival_rate() is None and untimed.limits()[1] == pytest.approx(0.002)
+    off = controller(initial_size=64, fill_events=0)
+    feed(off, 740.0, n=6)
+    assert off.limits()[1] == pytest.approx(0.002)
+
+
 def test_limits_come_from_the_settings() -> None:
     s = Settings(_env_file=None, latency_target_ms=40, batch_min_size=2, batch_max_size=300,
                  batch_min_wait_s=0.001, batch_max_wait_s=0.2)
     ctl = AdaptiveBatcher.from_settings(s)
     assert ctl.target_ms == 40 and ctl.min_size == 2 and ctl.max_size == 300
     assert ctl.min_wait_s == 0.001 and ctl.max_wait_s == pytest.approx(0.01)
+    assert ctl.fill_events == Settings(_env_file=None).adaptive_fill_events
     assert Settings(_env_file=None).batch_mode == "adaptive"
 
 
@@ -350,6 +393,7 @@ observation = st.tuples(
              max_size=40),
     st.floats(allow_nan=True, allow_infinity=True),
     st.integers(min_value=-5, max_value=1_000_000),
+    st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
 )
 
 
@@ -358,14 +402,15 @@ observation = st.tuples(
     min_size=st.integers(1, 64), max_size=st.integers(1, 1024),
     min_wait=st.floats(1e-4, 0.1), max_wait=st.floats(1e-4, 1.0),
     target=st.floats(1.0, 10_000.0), decrease=st.floats(0.05, 0.95),
-    initial=st.integers(-10, 5_000),
+    initial=st.integers(-10, 5_000), fill=st.integers(0, 2_000),
     observations=st.lists(observation, max_size=60),
 )
 def test_limits_always_stay_in_bounds(min_size: int, max_size: int, min_wait: float,
                                       max_wait: float, target: float, decrease: float,
-                                      initial: int, observations: list) -> None:
+                                      initial: int, fill: int, observations: list) -> None:
     ctl = AdaptiveBatcher(target, min_size, max_size, min_wait, max_wait,
-                          initial_size=initial, decrease=decrease, min_samples=4)
+                          initial_size=initial, decrease=decrease, min_samples=4,
+                          fill_events=fill)
     lo, hi = min(min_size, max_size), max_size
     wait_hi = max(ctl.min_wait_s, min(max_wait, 0.25 * target / 1000))
 
@@ -376,8 +421,8 @@ def test_limits_always_stay_in_bounds(min_size: int, max_size: int, min_wait: fl
         assert math.isfinite(wait_s)
 
     check()
-    for n, lats, service, backlog in observations:
-        ctl.observe(n, lats, service, backlog)
+    for n, lats, service, backlog, elapsed in observations:
+        ctl.observe(n, lats, service, backlog, elapsed)
         check()
 
 

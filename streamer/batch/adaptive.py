@@ -42,6 +42,17 @@ joins the batch, up to the size limit, so a backlog fills batches by itself.
   tests/test_adaptive_batching.py shows the shortest wait winning at every load: at low
   load a lone message is not held back.
 
+* **Fill wait**: the exception, from the arrival rate rather than the latencies. When
+  ``fill_events`` events arrive within the wait cap (the caller reports the time between
+  batches, so the controller knows the rate), the first event of a batch waits for them:
+  ``min(size, fill_events) / rate``. On a worker whose cores are busy, every batch costs
+  the event loop Python time (executor hop, Redis script, Kafka sends, acks) that the
+  Kafka consumer's thread then waits for under the GIL: at 740 msg/s on 2 cores, batches
+  of 5-8 events spent 12% more of the GIL in the loop than batches of 16, and the events
+  waited longer in Kafka's stage (docs/BENCHMARKS.md, 2026-11-24). Below that rate a lone
+  event is never held back, so low load keeps the shortest wait; the simulation, which
+  has no GIL, leaves it off.
+
 Limits stay within ``[min_size, max_size]`` and ``[min_wait_s, wait cap]`` whatever is
 observed. Pure and synchronous: no clock, no I/O; the caller measures and reports.
 """
@@ -93,6 +104,7 @@ class AdaptiveBatcher:
         size_step: int = 4,
         wait_share: float = 0.25,
         service_share: float = 0.5,
+        fill_events: int = 0,
     ) -> None:
         if target_p99_ms <= 0:
             raise ValueError("target_p99_ms must be > 0")
@@ -111,6 +123,7 @@ class AdaptiveBatcher:
         self.decrease = decrease
         self.size_step = max(1, size_step)
         self.service_budget_ms = service_share * self.target_ms
+        self.fill_events = max(0, int(fill_events))
         start = initial_size if initial_size is not None else 8
         self._size = self._clamp_size(start)
         self._wait_s = self.min_wait_s
@@ -119,6 +132,7 @@ class AdaptiveBatcher:
         # Exponentially weighted sums for the service-time line: w, n, n^2, s, n*s.
         self._fit = [0.0, 0.0, 0.0, 0.0, 0.0]
         self._backlogs: deque[int] = deque(maxlen=2 * _HALF)
+        self._arrivals = [0.0, 0.0]  # events, seconds: exponentially forgotten like _fit
         self.last: Decision | None = None
 
     @classmethod
@@ -130,13 +144,28 @@ class AdaptiveBatcher:
             headroom=s.adaptive_headroom, decrease=s.adaptive_decrease,
             size_step=s.adaptive_size_step,
             wait_share=s.adaptive_wait_share, service_share=s.adaptive_service_share,
+            fill_events=s.adaptive_fill_events,
         )
 
     # --- state ---------------------------------------------------------------------------
 
     def limits(self) -> tuple[int, float]:
         """The next batch's (max events, max seconds its first event waits)."""
-        return self._size, self._wait_s
+        return self._size, max(self._wait_s, self.fill_wait_s())
+
+    def arrival_rate(self) -> float | None:
+        """Events per second over the recent batches; None until the caller reports time."""
+        events, seconds = self._arrivals
+        return events / seconds if seconds > 0 and events > 0 else None
+
+    def fill_wait_s(self) -> float:
+        """How long ``min(size, fill_events)`` events take to arrive at the recent rate, when
+        that fits the wait cap; 0 otherwise (a slower stream is not held back)."""
+        rate = self.arrival_rate()
+        if not self.fill_events or rate is None:
+            return 0.0
+        wait = min(self._size, self.fill_events) / rate
+        return wait if wait <= self.max_wait_s else 0.0
 
     def p99_ms(self) -> float | None:
         """The window's p99, or None while fewer than ``min_samples`` since a restart."""
@@ -148,10 +177,14 @@ class AdaptiveBatcher:
     # --- the rule ------------------------------------------------------------------------
 
     def observe(self, batch_size: int, e2e_latencies_ms: Iterable[float], service_ms: float,
-                backlog: int) -> Decision:
+                backlog: int, elapsed_s: float | None = None) -> Decision:
         """Feed one finished batch: its size, its events' end-to-end latencies, how long
-        it took from hand-over to ack, and how many events were already waiting then."""
+        it took from hand-over to ack, how many events were already waiting then, and the
+        seconds since the previous batch was fed (for the arrival rate; None: unknown)."""
         n = max(0, int(batch_size))
+        if elapsed_s is not None and math.isfinite(elapsed_s) and elapsed_s >= 0:
+            a = self._arrivals
+            a[0], a[1] = _FORGET * a[0] + n, _FORGET * a[1] + elapsed_s
         service = max(0.0, float(service_ms)) if math.isfinite(service_ms) else 0.0
         backlog = max(0, int(backlog))
         for lat in e2e_latencies_ms:
@@ -196,7 +229,7 @@ class AdaptiveBatcher:
 
         self._size = self._clamp_size(size)
         self._wait_s = min(self.max_wait_s, max(self.min_wait_s, wait))
-        self.last = Decision(self._size, self._wait_s, p99, reason)
+        self.last = Decision(*self.limits(), p99, reason)
         return self.last
 
     def predict_service_ms(self, size: int) -> float | None:
