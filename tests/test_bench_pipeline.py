@@ -191,6 +191,48 @@ def test_a_ratio_within_ten_percent_matches() -> None:
     assert pb.compare(runs, variants, "high").verdict == "not measured"
 
 
+def rounds(name: str, load: str, p99s: list[float], rate: float = 10) -> list[pb.Run]:
+    runs = [lat(name, "ours", load, rate, p99) for p99 in p99s]
+    for k, r in enumerate(runs):
+        r.round = k
+    return runs
+
+
+def test_with_rounds_each_variant_s_median_round_is_compared() -> None:
+    # one bad round of adaptive (900 ms) and one of fixed (20 ms) decide nothing
+    runs = rounds("adaptive", "high", [100, 900, 110]) + rounds("fixed-8x5ms", "high",
+                                                                 [120, 130, 20])
+    variants = [pb.VariantResult(name="adaptive", kind="ours", label=""),
+                pb.VariantResult(name="fixed-8x5ms", kind="ours", label="")]
+    c = pb.compare(runs, variants, "high")
+    assert (c.adaptive_p99_ms, c.best_fixed_p99_ms, c.verdict) == (110, 120, "beats")
+    # round by round: 100 < 120, 900 > 130, 110 > 20
+    assert (c.rounds, c.rounds_lower) == (3, 1)
+
+
+def test_of_an_even_number_of_rounds_the_lower_middle_one_is_the_median() -> None:
+    runs = rounds("adaptive", "low", [40, 10, 30, 20])
+    assert pb.latency_run(runs, "adaptive", "low").p99_ms == 20  # type: ignore[union-attr]
+
+
+def test_the_report_numbers_the_rounds_and_says_which_median_decided(
+    bench: pb.PipelineBench,
+) -> None:
+    extra = rounds("adaptive", "high", [150, 400], rate=247.5)
+    for k, r in enumerate(extra, start=1):
+        r.round = k
+    b = bench.model_copy(update={"runs": [*bench.runs, *extra],
+                                 "plan": bench.plan.model_copy(update={"rounds": 3})})
+    b.targets = pb.targets(b.runs, b.variants, b.low_rate)
+    md = pb.markdown(b)
+    assert "| adaptive | high #1 |" in md and "| adaptive | high #3 |" in md
+    assert "3 rounds at each load" in md
+    # adaptive's high rounds: 200, 150, 400 -> median 200; fixed-64 ran one round (250)
+    high = b.targets.adaptive_vs_fixed[1]
+    assert (high.adaptive_p99_ms, high.rounds, high.rounds_lower) == (200, 3, 1)
+    assert "medians of 3 rounds; adaptive lower in 1 of them" in md
+
+
 def test_the_report_and_the_docs_section(bench: pb.PipelineBench, tmp_path: Path) -> None:
     md = pb.markdown(bench)
     assert "**11.0x**" in md and "| >= 8x | **met** |" in md

@@ -62,6 +62,7 @@ class Run(BaseModel):
     kind: Literal["naive", "ours"]
     phase: Phase
     load: str = Field("", description="Latency runs: which fixed load (low, high, extra).")
+    round: int = Field(0, ge=0, description="Latency runs: which round, from 0.")
     offered_rate: float | None = Field(description="msg/s scheduled; None: as fast as possible.")
     duration_s: float = Field(description="Scheduled send time (offered runs).")
     sent: int
@@ -110,6 +111,9 @@ class Comparison(BaseModel):
     best_fixed_p99_ms: float | None
     ratio: float | None
     verdict: str
+    rounds: int = Field(1, description="Rounds behind each p99 (each variant's median).")
+    rounds_lower: int | None = Field(
+        None, description="Rounds in which adaptive's p99 was below the best fixed's.")
 
 
 class Targets(BaseModel):
@@ -146,6 +150,9 @@ class Plan(BaseModel):
     low_fraction: float = Field(0.5, gt=0, description="Low load, x the naive capacity.")
     high_fraction: float = Field(0.75, gt=0, description="High load, x ours' capacity.")
     loads: list[float] = Field(default_factory=list, description="Extra fixed loads, msg/s.")
+    rounds: int = Field(1, ge=1, description="Latency runs per variant at each fixed load, "
+                        "the variants in turns; each variant's median p99 is compared. On a "
+                        "noisy machine one run's p99 at a high load moves by 2x or more.")
     grace_s: float | None = Field(None, description="Drain allowance; None: max(3, 10% step).")
     tolerance: float = Field(0.05, gt=0, description="Backlog growth allowed, x rate.")
     sample_s: float = Field(0.5, gt=0)
@@ -251,9 +258,38 @@ def refine_rate(runs: Sequence[Run], variant: str) -> float | None:
     return (lo * min(above)) ** 0.5 if above else None
 
 
+def latency_runs(runs: Sequence[Run], variant: str, load: str) -> list[Run]:
+    return [r for r in runs if r.variant == variant and r.phase == "latency" and r.load == load]
+
+
 def latency_run(runs: Sequence[Run], variant: str, load: str) -> Run | None:
-    return next((r for r in runs if r.variant == variant and r.phase == "latency"
-                 and r.load == load), None)
+    """``variant``'s run at ``load``: of several rounds, the one with the median p99 (the
+    lower middle one of an even count), so that one bad minute of the machine decides
+    nothing."""
+    return next((r for r in median_runs(runs, variant) if r.load == load), None)
+
+
+def median_runs(runs: Sequence[Run], variant: str) -> list[Run]:
+    """``variant``'s latency runs, one per fixed load and rate: the median round of each."""
+    keys = dict.fromkeys((r.load, r.offered_rate) for r in runs
+                         if r.variant == variant and r.phase == "latency")
+    out = []
+    for load, rate in keys:
+        same = [r for r in runs if r.variant == variant and r.phase == "latency"
+                and r.load == load and r.offered_rate == rate]
+        measured = sorted((r for r in same if r.p99_ms is not None),
+                          key=lambda r: r.p99_ms or 0.0)
+        out.append(measured[(len(measured) - 1) // 2] if measured else same[0])
+    return out
+
+
+def rounds_lower(runs: Sequence[Run], a: str, b: str, load: str) -> int | None:
+    """In how many rounds ``a``'s p99 was below ``b``'s; None when no round has both."""
+    theirs = {r.round: r.p99_ms for r in latency_runs(runs, b, load)}
+    pairs = [(r.p99_ms, theirs[r.round]) for r in latency_runs(runs, a, load)
+             if r.round in theirs]
+    both = [(x, y) for x, y in pairs if x is not None and y is not None]
+    return sum(x < y for x, y in both) if both else None
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -282,7 +318,10 @@ def compare(runs: Sequence[Run], variants: Sequence[VariantResult], load: str,
         verdict = "worse"
     return Comparison(load=load, rate=mine.offered_rate if mine else None, adaptive_p99_ms=a,
                       best_fixed=best.variant if best else None, best_fixed_p99_ms=b,
-                      ratio=ratio, verdict=verdict)
+                      ratio=ratio, verdict=verdict,
+                      rounds=len(latency_runs(runs, adaptive, load)) or 1,
+                      rounds_lower=rounds_lower(runs, adaptive, best.variant, load)
+                      if best else None)
 
 
 def targets(runs: Sequence[Run], variants: Sequence[VariantResult], low_rate: float | None,
@@ -342,11 +381,16 @@ def target_lines(b: PipelineBench) -> list[str]:
         f"**{_n(t.p99_ratio, '.3f')}** | <= 1/3 | {_met(t.p99_met)} |",
     ]
     for c in t.adaptive_vs_fixed:
+        median = ""
+        if c.rounds > 1:
+            median = f", medians of {c.rounds} rounds"
+            if c.rounds_lower is not None:
+                median += f"; adaptive lower in {c.rounds_lower} of them"
         lines.append(
             f"| adaptive vs best fixed, p99 at {c.load} load ({_n(c.rate, '.1f')} msg/s) | "
             f"{_ms(c.adaptive_p99_ms)} vs {_ms(c.best_fixed_p99_ms)} ms ({c.best_fixed or '-'})"
-            f" = {_n(c.ratio, '.2f')} | matches (<= {1 + MATCH_TOLERANCE:.2f}) or beats | "
-            f"**{c.verdict}** |")
+            f" = {_n(c.ratio, '.2f')}{median} | matches (<= {1 + MATCH_TOLERANCE:.2f}) or "
+            f"beats | **{c.verdict}** |")
     if (h := b.kafka_hop) is not None:
         lines.append(f"| the Kafka hop alone at {_n(t.low_rate, '.1f')} msg/s (no pipeline), "
                      f"p50 / p99 | {_ms(h.p50_ms)} / {_ms(h.p99_ms)} ms | (information: the "
@@ -370,6 +414,10 @@ def capacity_lines(b: PipelineBench) -> list[str]:
     return lines
 
 
+def _load(b: PipelineBench, r: Run) -> str:
+    return f"{r.load} #{r.round + 1}" if b.plan.rounds > 1 else r.load
+
+
 def latency_lines(b: PipelineBench) -> list[str]:
     lines = ["| variant | load | offered msg/s | completed msg/s | sustainable | p50 ms | p90 ms "
              "| p99 ms | p99.9 ms | max ms |", "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
@@ -378,7 +426,7 @@ def latency_lines(b: PipelineBench) -> list[str]:
             continue
         e = r.e2e
         lines.append(
-            f"| {r.variant} | {r.load} | {_n(r.offered_rate, ',.1f')} | "
+            f"| {r.variant} | {_load(b, r)} | {_n(r.offered_rate, ',.1f')} | "
             f"{_n(r.completed_rate, ',.1f')} | {'yes' if r.sustainable else 'no'} | "
             f"{_ms(e.p50_ms if e else None)} | {_ms(e.p90_ms if e else None)} | "
             f"{_ms(e.p99_ms if e else None)} | {_ms(e.p999_ms if e else None)} | "
@@ -400,7 +448,7 @@ def stage_lines(b: PipelineBench) -> list[str]:
             s = by.get(n)
             share = f" ({s.share_mean:.0%})" if s and s.share_mean is not None else ""
             cells.append(f"{_ms(s.p99_ms)}{share}" if s else "-")
-        lines.append(f"| {r.variant} | {r.load} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r.variant} | {_load(b, r)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -433,7 +481,8 @@ def header_lines(b: PipelineBench) -> list[str]:
         f"Load generator: {b.load_generator}, open loop, latency from the intended send time  ",
         f"Ramp: probe, then steps x{b.plan.ramp_factor:g} from {b.plan.ramp_start:g} x the probe "
         f"rate, {b.plan.step_s:g} s each, then {b.plan.refine_steps} bisection step(s) below "
-        f"the first that failed; latency runs {b.plan.duration_s:g} s; low load = "
+        f"the first that failed; latency runs {b.plan.duration_s:g} s{_rounds(b.plan)}; low "
+        f"load = "
         f"{b.plan.low_fraction:.0%} of the naive capacity ({_n(b.low_rate, '.1f')} msg/s), high = "
         f"{b.plan.high_fraction:.0%} of ours' ({_n(b.high_rate, '.1f')} msg/s); wall "
         f"{b.wall_s / 60:.1f} min  ",
@@ -442,6 +491,13 @@ def header_lines(b: PipelineBench) -> list[str]:
         f"step each (round robin: capacities first, then the fixed loads), so their steps "
         f"share the same minutes of the machine; {idle_cpu(b)}  ",
     ]
+
+
+def _rounds(p: Plan) -> str:
+    if p.rounds <= 1:
+        return ""
+    return (f", {p.rounds} rounds at each load (the variants in turns; a variant's p99 in "
+            "the targets is its median round's)")
 
 
 def _warmup(p: Plan) -> str:

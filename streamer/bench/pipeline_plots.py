@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamer.bench.pipeline import PipelineBench, Run
+from streamer.bench.pipeline import PipelineBench, Run, latency_run, median_runs
 
 LATENCY_PNG = "latency_vs_load.png"
 RAMP_PNG = "throughput_ramp.png"
@@ -27,8 +27,10 @@ def write_plots(b: PipelineBench, out: Path) -> list[Path]:
     # 1. end-to-end p50 / p99 against the offered load, every measured step of each variant
     fig, ax = plt.subplots(figsize=(10, 5.5), dpi=120)
     for i, v in enumerate(b.variants):
-        runs = sorted((r for r in b.runs if r.variant == v.name and r.offered_rate
-                       and r.e2e is not None), key=lambda r: r.offered_rate or 0.0)
+        ramp = [r for r in b.runs if r.variant == v.name and r.phase != "latency"]
+        runs = sorted((r for r in ramp + median_runs(b.runs, v.name)
+                       if r.offered_rate and r.e2e is not None),
+                      key=lambda r: r.offered_rate or 0.0)
         if not runs:
             continue
         xs = [r.offered_rate or 0.0 for r in runs]
@@ -98,8 +100,9 @@ def write_plots(b: PipelineBench, out: Path) -> list[Path]:
     # 3. per-stage charts of ours at the high load (the existing `streamer latency --png`)
     from streamer.latency.charts import write_charts
 
-    for r in b.runs:
-        if r.phase == "latency" and r.kind == "ours" and r.load == "high" and r.stages:
-            written += write_charts(r.stages, out / f"stages-{r.variant}-high",
-                                    title=f"{r.variant}, {r.offered_rate:,.0f} msg/s")
+    for v in b.variants:
+        high = latency_run(b.runs, v.name, "high")  # the median round
+        if high is not None and high.kind == "ours" and high.stages:
+            written += write_charts(high.stages, out / f"stages-{high.variant}-high",
+                                    title=f"{high.variant}, {high.offered_rate:,.0f} msg/s")
     return written

@@ -558,12 +558,15 @@ class Runner:
                      f"{r.completed_rate:,.1f} msg/s -> "
                      f"{'sustainable' if r.sustainable else 'NOT sustainable'}")
 
-    async def latency(self, s: Session, messages: Messages, load: str, rate: float) -> None:
+    async def latency(self, s: Session, messages: Messages, load: str, rate: float,
+                      round_: int = 0) -> None:
         r = await self.step(s, messages, rate=rate,
                             n=max(1, round(rate * self.plan.duration_s)), phase="latency",
                             load=load)
+        r.round = round_
         e = r.e2e
-        self.say(f"[{s.v.name}] {load} load {rate:,.1f} msg/s: p50 {e.p50_ms if e else 0:,.1f} "
+        of = f" (round {round_ + 1}/{self.plan.rounds})" if self.plan.rounds > 1 else ""
+        self.say(f"[{s.v.name}] {load} load{of} {rate:,.1f} msg/s: p50 {e.p50_ms if e else 0:,.1f} "
                  f"ms, p99 {e.p99_ms if e else 0:,.1f} ms, completed {r.completed_rate:,.1f} "
                  f"msg/s{'' if r.sustainable else ' (NOT sustainable)'}")
 
@@ -588,13 +591,15 @@ class Runner:
 
     async def measure_latency(self, s: Session, result: VariantResult, messages: Messages,
                               low: float, high: float) -> None:
-        """The low load for every variant, the high one for ours, then the extra loads."""
-        await self.latency(s, messages, "low", low)
-        if s.v.kind == "ours":
-            await self.latency(s, messages, "high", high)
-        for extra in self.plan.loads:
-            if extra <= (result.capacity or result.probe_rate or 0.0):
-                await self.latency(s, messages, "extra", extra)
+        """Each round: the low load for every variant, the high one for ours, then the extra
+        loads."""
+        for k in range(self.plan.rounds):
+            await self.latency(s, messages, "low", low, k)
+            if s.v.kind == "ours":
+                await self.latency(s, messages, "high", high, k)
+            for extra in self.plan.loads:
+                if extra <= (result.capacity or result.probe_rate or 0.0):
+                    await self.latency(s, messages, "extra", extra, k)
 
 
 async def side_by_side(coros: Iterable[Coroutine[object, object, None]]) -> None:

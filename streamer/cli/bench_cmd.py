@@ -100,6 +100,9 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
               "first step (the Kafka hop alone; 0: none) [default: 30; --quick 5].")
 @click.option("--latency-target-ms", type=float, default=100.0, show_default=True,
               help="STREAMER_LATENCY_TARGET_MS of the adaptive variant.")
+@click.option("--rounds", type=click.IntRange(min=1), default=None, help="Latency runs per "
+              "variant at each fixed load, in turns; the targets compare median rounds "
+              "[default: 3; --quick 1].")
 @click.option("--naive-bundle", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Bundle whose PyTorch teacher the naive pipeline runs [default: the full "
               "bundle, else the worker's].")
@@ -111,7 +114,8 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
                    step_s: float | None = None, loads: str = "", variants: str | None = None,
                    max_steps: int | None = None, refine_steps: int = 2,
                    probe_s: float | None = None, warmup_s: float | None = None,
-                   latency_target_ms: float = 100.0, naive_bundle: Path | None = None,
+                   latency_target_ms: float = 100.0, rounds: int | None = None,
+                   naive_bundle: Path | None = None,
                    quick: bool = False, docs_file: Path | None = None,
                    no_docs: bool = False) -> None:
     """End to end against the running local Kafka + Redis: the naive pipeline (a Faust agent,
@@ -146,6 +150,7 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
         ramp_factor=1.25 if quick else 1.15,
         loads=number_list(loads, float, "--loads") if loads else [],
         latency_target_ms=latency_target_ms,
+        rounds=rounds or (1 if quick else 3),
         quick=quick,
     )
     out = out or Path("bench-out") / f"pipeline-{datetime.now(UTC):%Y%m%d-%H%M%S}"
