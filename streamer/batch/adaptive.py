@@ -35,23 +35,22 @@ joins the batch, up to the size limit, so a backlog fills batches by itself.
 * **Wait**: the longest the first event of a batch waits for more, kept within
   ``[min_wait_s, cap]``, cap = ``wait_share`` of the target (at most ``max_wait_s``).
   It starts at ``min_wait_s``; a batch that did not fill cuts it (``* decrease``), and so
-  does a p99 over the target without a queue. It has no growth rule, on purpose: with a
+  does a p99 over the target without a queue. No latency grows it, on purpose: with a
   greedy batcher a longer wait never adds throughput (a backlog fills batches anyway),
-  it only adds latency, and growing it on full batches feeds itself (a longer wait
-  fills the batch, which then looks full). The simulation in
-  tests/test_adaptive_batching.py shows the shortest wait winning at every load: at low
-  load a lone message is not held back.
+  and growing it on full batches feeds itself (a longer wait fills the batch, which then
+  looks full). The simulation in tests/test_adaptive_batching.py shows the shortest wait
+  winning at every load: at low load a lone message is not held back.
 
-* **Fill wait**: the exception, from the arrival rate rather than the latencies. When
+* **Fill wait**: the one floor under the wait, from the arrival rate. When
   ``fill_events`` events arrive within the wait cap (the caller reports the time between
   batches, so the controller knows the rate), the first event of a batch waits for them:
   ``min(size, fill_events) / rate``. On a worker whose cores are busy, every batch costs
   the event loop Python time (executor hop, Redis script, Kafka sends, acks) that the
   Kafka consumer's thread then waits for under the GIL: at 740 msg/s on 2 cores, batches
   of 5-8 events spent 12% more of the GIL in the loop than batches of 16, and the events
-  waited longer in Kafka's stage (docs/BENCHMARKS.md, 2026-11-24). Below that rate a lone
-  event is never held back, so low load keeps the shortest wait; the simulation, which
-  has no GIL, leaves it off.
+  waited longer in Kafka's stage (docs/BENCHMARKS.md, 2026-11-24). The simulation has no
+  GIL and leaves it off. Below that rate a lone event is never held back: low load keeps
+  the shortest wait.
 
 Limits stay within ``[min_size, max_size]`` and ``[min_wait_s, wait cap]`` whatever is
 observed. Pure and synchronous: no clock, no I/O; the caller measures and reports.
