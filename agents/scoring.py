@@ -127,6 +127,7 @@ def make_scoring_agent(
 
         async def write(events: list[EventT], out: BatchOutput, started: float) -> bool:
             """Stage 2 of one batch; False when it failed and the worker is stopping."""
+            nonlocal observed_at
             async with runtime.gate.batch():
                 try:
                     await runtime.processor.aggregate(out)
@@ -138,7 +139,6 @@ def make_scoring_agent(
                 await batches.ack(events)
             behind = lag.after_batch(events)
             if controller is not None:
-                nonlocal observed_at
                 now, before = time.monotonic(), controller.limits()
                 decision = controller.observe(
                     len(events), _end_to_end_ms(out), runtime.clock.now_ms() - started,

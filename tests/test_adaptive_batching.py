@@ -375,6 +375,13 @@ def test_without_times_or_with_fill_events_0_there_is_no_fill_wait() -> None:
     assert off.limits()[1] == pytest.approx(0.002)
 
 
+def test_times_too_long_to_sum_give_no_rate_and_no_error() -> None:
+    ctl = controller(initial_size=64, fill_events=1)
+    for n in (0, 0, 1):  # the elapsed times' sum overflows to inf
+        ctl.observe(n, [], 0.0, 0, 9.2e307)
+    assert ctl.arrival_rate() is None and ctl.limits()[1] == pytest.approx(0.002)
+
+
 def test_limits_come_from_the_settings() -> None:
     s = Settings(_env_file=None, latency_target_ms=40, batch_min_size=2, batch_max_size=300,
                  batch_min_wait_s=0.001, batch_max_wait_s=0.2)

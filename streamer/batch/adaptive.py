@@ -155,7 +155,8 @@ class AdaptiveBatcher:
     def arrival_rate(self) -> float | None:
         """Events per second over the recent batches; None until the caller reports time."""
         events, seconds = self._arrivals
-        return events / seconds if seconds > 0 and events > 0 else None
+        rate = events / seconds if 0 < seconds < math.inf and events > 0 else 0.0
+        return rate if rate > 0 else None  # 0: no event, or too few to tell in that time
 
     def fill_wait_s(self) -> float:
         """How long ``min(size, fill_events)`` events take to arrive at the recent rate, when
