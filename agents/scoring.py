@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -123,7 +122,7 @@ def make_scoring_agent(
                              "%r", exc, exc_info=True)
             await app.crash(exc)
 
-        observed_at: float | None = None  # when the controller last heard of a batch
+        observed_at: float | None = None  # ms: when the controller last heard of a batch
 
         async def write(events: list[EventT], out: BatchOutput, started: float) -> bool:
             """Stage 2 of one batch; False when it failed and the worker is stopping."""
@@ -139,11 +138,11 @@ def make_scoring_agent(
                 await batches.ack(events)
             behind = lag.after_batch(events)
             if controller is not None:
-                now, before = time.monotonic(), controller.limits()
+                now, before = runtime.clock.now_ms(), controller.limits()
                 decision = controller.observe(
-                    len(events), _end_to_end_ms(out), runtime.clock.now_ms() - started,
+                    len(events), _end_to_end_ms(out), now - started,
                     max(behind, batches.backlog()),
-                    None if observed_at is None else now - observed_at,
+                    None if observed_at is None else (now - observed_at) / 1000.0,
                 )
                 observed_at = now
                 if controller.limits() != before:
