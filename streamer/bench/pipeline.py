@@ -271,12 +271,12 @@ def latency_run(runs: Sequence[Run], variant: str, load: str) -> Run | None:
 
 def median_runs(runs: Sequence[Run], variant: str) -> list[Run]:
     """``variant``'s latency runs, one per fixed load and rate: the median round of each."""
-    keys = dict.fromkeys((r.load, r.offered_rate) for r in runs
-                         if r.variant == variant and r.phase == "latency")
+    groups: dict[tuple[str, float | None], list[Run]] = {}
+    for r in runs:
+        if r.variant == variant and r.phase == "latency":
+            groups.setdefault((r.load, r.offered_rate), []).append(r)
     out = []
-    for load, rate in keys:
-        same = [r for r in runs if r.variant == variant and r.phase == "latency"
-                and r.load == load and r.offered_rate == rate]
+    for same in groups.values():
         measured = sorted((r for r in same if r.p99_ms is not None),
                           key=lambda r: r.p99_ms or 0.0)
         out.append(measured[(len(measured) - 1) // 2] if measured else same[0])
