@@ -55,9 +55,9 @@ def models() -> None:
 @click.option("--epochs", type=float, default=None, help="Override the profile's epochs.")
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")
-@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True,
-              help="Sentence vector: mean over tokens (MiniLM's training) or the [CLS] token "
-              "(a more accurate teacher, but less accurate 2- and 3-layer students: BENCHMARKS).")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default=None,
+              help="Sentence vector: the [CLS] token or the mean over tokens (MiniLM's "
+              "training) [default: full: cls (a more accurate teacher), others: mean].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def build(
     data_dir: Path | None,
@@ -68,7 +68,7 @@ def build(
     epochs: float | None,
     seed: int,
     threads: int,
-    pooling: str,
+    pooling: str | None,
     quiet: bool,
 ) -> None:
     """Train, distil, export, optimise, quantize, verify and describe a bundle.

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from streamer.models.data import Example
-from streamer.models.manifest import BuildInfo, BundleManifest, VerifyResult
+from streamer.models.manifest import BuildInfo, BundleManifest, TeacherSelection, VerifyResult
 from streamer.models.metrics import HeadMetrics, head_metrics
 from streamer.models.progress import SILENT, Reporter
 from streamer.score.base import Scorer
@@ -193,6 +193,21 @@ def _pct(m: HeadMetrics | None) -> str:
     return "-" if m is None else f"{100 * m.accuracy:.1f} / {100 * m.macro_f1:.1f}"
 
 
+def _selection_lines(sel: TeacherSelection | None) -> list[str]:
+    if sel is None:
+        return []
+    scores = "; ".join(
+        f"seed {seed}: " + ", ".join(f"{h} {100 * a:.2f}" for h, a in acc.items())
+        + (" (chosen)" if seed == sel.chosen else "")
+        for seed, acc in sel.scores.items()
+    )
+    return [
+        f"- Teacher: one trained per seed on the training rows minus {sel.rows} held out "
+        f"to choose; kept the best by {sel.metric} (%): {scores}. The validation split "
+        "took no part in the choice."
+    ]
+
+
 def render_markdown(card: ModelCard) -> str:
     ds_names = [str(d["name"]) for d in card.datasets]
     lines = [
@@ -261,6 +276,7 @@ def render_markdown(card: ModelCard) -> str:
         f"- Step times (s): {', '.join(f'{k} {v:.0f}' for k, v in b.steps_s.items())}",
         f"- Library versions: {', '.join(f'{k} {v}' for k, v in sorted(b.versions.items()))}",
         *[f"- Note: {n}" for n in b.notes],
+        *_selection_lines(b.teacher_selection),
         "",
         "## Data",
         "",

@@ -188,6 +188,25 @@ def stratified_split(
     return sorted(train), sorted(val)
 
 
+def hold_out(
+    examples: Sequence[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """Split training examples into (kept, held out): ``fraction`` of each dataset's labels,
+    seeded, in input order. The held-out rows choose among models trained on the rest."""
+    by_dataset: dict[str, list[int]] = defaultdict(list)
+    for i, ex in enumerate(examples):
+        by_dataset[ex.dataset].append(i)
+    kept: list[int] = []
+    held: list[int] = []
+    for name in sorted(by_dataset):
+        idx = by_dataset[name]
+        rng = random.Random(f"{seed}:{name}:hold-out")
+        tr, va = stratified_split([examples[i].label for i in idx], fraction, rng)
+        kept.extend(idx[j] for j in tr)
+        held.extend(idx[j] for j in va)
+    return [examples[i] for i in sorted(kept)], [examples[i] for i in sorted(held)]
+
+
 def _subsample(
     idx: list[int], labels: Sequence[str], limit: int | None, rng: random.Random
 ) -> list[int]:

@@ -58,6 +58,15 @@ class VariantInfo(BaseModel):
     verify: VerifyResult | None = None
 
 
+class TeacherSelection(BaseModel):
+    """How the teacher was chosen among candidates differing only in their seed."""
+
+    rows: int = Field(description="Training rows held out to choose (never the validation split).")
+    metric: str = "mean over heads of the accuracy on the held-out rows"
+    scores: dict[int, dict[str, float]] = Field(description="Seed -> accuracy per head.")
+    chosen: int
+
+
 class BuildInfo(BaseModel):
     profile: str
     base: str
@@ -72,6 +81,7 @@ class BuildInfo(BaseModel):
     train_rows: int
     val_rows: int
     notes: list[str] = Field(default_factory=list)
+    teacher_selection: TeacherSelection | None = None
 
 
 class BundleManifest(BaseModel):

@@ -249,6 +249,17 @@ def predict_logits(
     return out
 
 
+def head_accuracy(model: MultiTaskModel, data: EncodedSet, pad_id: int) -> dict[str, float]:
+    """Accuracy of each head on its own rows of ``data`` (heads without rows are left out)."""
+    logits = predict_logits(model, data.ids, pad_id)
+    out: dict[str, float] = {}
+    for k, name in enumerate(data.head_names):
+        rows = data.head == k
+        if rows.any():
+            out[name] = float((logits[name][rows].argmax(axis=1) == data.label[rows]).mean())
+    return out
+
+
 def train_multitask(
     split: SplitData,
     tokenizers: SourceTokenizers,
@@ -258,9 +269,14 @@ def train_multitask(
     pooling: Pooling = "mean",
     reporter: Reporter = SILENT,
     description: str = "teacher",
+    init_seed: int | None = None,
 ) -> tuple[MultiTaskModel, ModelMeta, list[EpochLog]]:
-    """Fine-tune the base (all layers: the teacher; or ``layers`` of it) on both heads."""
-    torch.manual_seed(cfg.seed)
+    """Fine-tune the base (all layers: the teacher; or ``layers`` of it) on both heads.
+
+    ``init_seed`` seeds the new heads' weights (default ``cfg.seed``, which also seeds data
+    order and dropout): models differing only in ``cfg.seed`` can start from the same heads.
+    """
+    torch.manual_seed(cfg.seed if init_seed is None else init_seed)
     labels: dict[str, list[str]] = {h: split.labels[h] for h in HEADS}
     model, meta = build_model(base, labels, layers=layers, pooling=pooling)
     data = encode_examples(split.train, tokenizers, labels)

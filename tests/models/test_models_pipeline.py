@@ -246,6 +246,37 @@ def test_a_cls_pooled_build_exports_verifies_and_serves(data_dir: Path, tmp_path
     np.testing.assert_allclose(got.sentiment.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_a_build_with_teacher_seeds_keeps_the_candidate_the_held_out_rows_prefer(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from streamer.models.build import Builder
+    from streamer.models.heads import load_model
+
+    out = tmp_path / "seeds"
+    cfg = profile_config("tiny", data_dir, out, threads=2, command="pytest tiny seeds")
+    cfg = cfg.model_copy(update={"teacher_seeds": [13, 14], "teacher_precisions": ["int8"],
+                                 "student_precisions": ["int8"]})
+    build_bundle(cfg, Reporter(enabled=False))
+    sel = load_bundle(out).manifest.build.teacher_selection
+    assert sel is not None and set(sel.scores) == {13, 14}
+    mean = {s: sum(acc.values()) / len(acc) for s, acc in sel.scores.items()}
+    assert sel.chosen == max(mean, key=lambda s: (mean[s], -s))
+    builder = Builder(cfg)
+    kept, held = builder.selection_split()
+    assert sel.rows == len(held) > 0
+    assert len(kept.train) + len(held) == len(builder.split.train)
+    # The chosen candidate is the teacher; the other one is a different model.
+    teacher, _ = load_model(out / "_work" / "models" / "teacher")
+    for seed in (13, 14):
+        cand, _ = load_model(out / "_work" / "models" / f"teacher-s{seed}")
+        same = all(torch.equal(a, b) for a, b in
+                   zip(teacher.state_dict().values(), cand.state_dict().values(), strict=True))
+        assert same == (seed == sel.chosen)
+    assert "held out to choose" in (out / CARD_MD).read_text("utf-8")
+
+
 def test_runtime_path_does_not_import_torch() -> None:
     code = (
         "import sys\n"

@@ -11,7 +11,14 @@ import pytest
 
 from streamer.models.build import choose_defaults, provisional_defaults
 from streamer.models.card import Speed, VariantCard
-from streamer.models.data import DataError, DatasetSpec, load_split, read_rows, stratified_split
+from streamer.models.data import (
+    DataError,
+    DatasetSpec,
+    hold_out,
+    load_split,
+    read_rows,
+    stratified_split,
+)
 from streamer.models.encoder import pick_layers
 from streamer.models.manifest import VariantInfo
 from streamer.models.metrics import HeadMetrics, head_metrics
@@ -59,6 +66,23 @@ def test_split_is_seeded_stratified_and_disjoint(small_specs: list[DatasetSpec])
                                     "Neutral": "neutral"}
     assert tweets.val_rows == sum(1 for e in a.val if e.dataset == "tweets")
     assert {e.source for e in a.train if e.dataset == "tweets"} == {"chat"}
+
+
+def test_the_selection_slice_is_held_out_of_training_per_dataset_and_label(
+    small_specs: list[DatasetSpec],
+) -> None:
+    split = load_split(small_specs, seed=1, val_fraction=0.2)
+    kept, held = hold_out(split.train, 0.25, seed=1)
+    assert sorted(e.text for e in kept + held) == sorted(e.text for e in split.train)
+    assert not {e.text for e in kept} & {e.text for e in held}
+    assert not {e.text for e in held} & {e.text for e in split.val}
+    for name in {e.dataset for e in split.train}:
+        for label in {e.label for e in split.train if e.dataset == name}:
+            n = sum(1 for e in split.train if e.dataset == name and e.label == label)
+            got = sum(1 for e in held if e.dataset == name and e.label == label)
+            assert got == min(max(round(n * 0.25), 1), n - 1)
+    assert [e.text for e in hold_out(split.train, 0.25, seed=1)[1]] == [e.text for e in held]
+    assert [e.text for e in hold_out(split.train, 0.25, seed=2)[1]] != [e.text for e in held]
 
 
 def test_stratified_split_keeps_label_shares() -> None:
@@ -153,6 +177,22 @@ def test_default_variant_choice() -> None:
     assert choose_defaults(variants, cards) == {"cpu": "student3-int8", "cuda": "teacher-fp16"}
 
 
+def test_the_default_student_must_be_close_on_every_head_not_on_average() -> None:
+    t32 = _variant("teacher-fp32", "fp32", 6, 90)
+    s3 = _variant("student3-int8", "int8", 3, 17)
+    s2 = _variant("student2-int8", "int8", 2, 15)
+
+    def card(v: VariantInfo, sentiment: float, topic: float, b32: float) -> VariantCard:
+        c = _card(v, sentiment, b32)
+        c.heads["topic"] = c.heads["topic"].model_copy(update={"accuracy": topic})
+        return c
+
+    # student2's mean accuracy is 1.4 points down (within 1.5), but sentiment is 2.6 down.
+    cards = [card(t32, 0.872, 0.991, 50), card(s3, 0.858, 0.989, 170),
+             card(s2, 0.846, 0.989, 250)]
+    assert choose_defaults([t32, s3, s2], cards)["cpu"] == "student3-int8"
+
+
 def test_kd_loss_and_masked_ce() -> None:
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
@@ -204,12 +244,39 @@ def test_label_smoothing_applies_per_head() -> None:
     )
 
 
-def test_profiles_pool_the_mean_unless_told_otherwise(data_dir: Path, tmp_path: Path) -> None:
+def test_the_full_profile_pools_cls_and_the_others_the_mean(data_dir: Path, tmp_path: Path
+                                                             ) -> None:
     from streamer.models.build import profile_config
 
-    assert profile_config("full", data_dir, tmp_path / "full").pooling == "mean"
+    assert profile_config("full", data_dir, tmp_path / "full").pooling == "cls"
     assert profile_config("quick", data_dir, tmp_path / "q").pooling == "mean"
-    assert profile_config("full", data_dir, tmp_path / "f", pooling="cls").pooling == "cls"
+    assert profile_config("tiny", data_dir, tmp_path / "t").pooling == "mean"
+    assert profile_config("full", data_dir, tmp_path / "f", pooling="mean").pooling == "mean"
+
+
+def test_only_the_full_profile_chooses_among_teacher_seeds(data_dir: Path, tmp_path: Path
+                                                          ) -> None:
+    from streamer.models.build import profile_config
+
+    assert profile_config("full", data_dir, tmp_path / "f", seed=5).teacher_seeds == [5, 13, 21]
+    assert profile_config("quick", data_dir, tmp_path / "q").teacher_seeds == []
+    assert profile_config("tiny", data_dir, tmp_path / "t").teacher_seeds == []
+
+
+def test_settings_added_later_keep_older_fingerprints_while_unused(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    from streamer.models.build import profile_config
+
+    cfg = profile_config("quick", data_dir, tmp_path / "q")
+    # A cached quick bundle stays valid: its fingerprint hashes what it hashed before.
+    assert not {"teacher_seeds", "selection_fraction"} & set(cfg.fingerprint_inputs())
+    full = profile_config("full", data_dir, tmp_path / "f")
+    assert "teacher_seeds" in full.fingerprint_inputs(training_only=True)
+    changed = cfg.model_copy(update={"selection_fraction": 0.2})
+    assert changed.fingerprint() != cfg.fingerprint()
+    seeded = cfg.model_copy(update={"teacher_seeds": [1, 2]})
+    assert seeded.fingerprint(training_only=True) != cfg.fingerprint(training_only=True)
 
 
 def test_the_training_fingerprint_ignores_export_settings(data_dir: Path, tmp_path: Path) -> None:
