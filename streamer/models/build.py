@@ -656,7 +656,6 @@ class Builder:
         from streamer.models.card import VariantCard, build_card, write_card
 
         cfg = self.cfg
-        selection: TeacherSelection | None = None
         if is_complete(self.out):
             saved = json.loads((self.out / COMPLETE).read_text("utf-8"))
             if saved.get("fingerprint") == self.fp:
@@ -671,6 +670,7 @@ class Builder:
         self.out.mkdir(parents=True, exist_ok=True)
         self.step("split", self.do_split, training=True)
         pad_id = int(self.step("tokenizer", self.do_tokenizer, training=True)["pad_token_id"])
+        selection: TeacherSelection | None = None
         if cfg.teacher:
             selection = self.train_teacher()
             self.step("teacher-logits", self.do_teacher_logits, training=True)
