@@ -392,13 +392,12 @@ class Builder:
         from streamer.models.heads import save_model
         from streamer.models.train import encode_examples, head_accuracy
 
-        held = encode_examples(
-            self.selection_split()[1], self.tokenizers(), dict(self.split.labels)
-        )
+        tokenizers = self.tokenizers()  # reads tokenizer.json: once, not per candidate
+        held = encode_examples(self.selection_split()[1], tokenizers, dict(self.split.labels))
         scores: dict[int, dict[str, float]] = {}
         for seed in self.teacher_candidates():
             model, _ = self.model(f"teacher-s{seed}")
-            scores[seed] = head_accuracy(model, held, self.tokenizers().pad_id)
+            scores[seed] = head_accuracy(model, held, tokenizers.pad_id)
             self.reporter.log(
                 f"  teacher seed {seed} on {len(held)} held-out training rows: "
                 + ", ".join(f"{h} {a:.4f}" for h, a in scores[seed].items())
