@@ -59,6 +59,7 @@ from streamer.models.verify import DEFAULT_TOLERANCES, Tolerance
 if TYPE_CHECKING:
     from streamer.models.card import VariantCard
     from streamer.models.heads import ModelMeta, MultiTaskModel
+    from streamer.models.tokenize import SourceTokenizers
 
 Profile = Literal["quick", "full", "tiny"]
 WORK = "_work"
@@ -282,6 +283,7 @@ class Builder:
         self.steps_s: dict[str, float] = {}
         self._models: dict[str, tuple[MultiTaskModel, ModelMeta]] = {}
         self._split: SplitData | None = None
+        self._tokenizers: SourceTokenizers | None = None
 
     # --- step machinery -------------------------------------------------------------------
     def _marker(self, name: str) -> Path:
@@ -322,10 +324,13 @@ class Builder:
             )
         return self._split
 
-    def tokenizers(self) -> Any:
-        from streamer.models.tokenize import SourceTokenizers
+    def tokenizers(self) -> SourceTokenizers:
+        """The bundle's tokenizer, read from tokenizer.json once per build."""
+        if self._tokenizers is None:
+            from streamer.models.tokenize import SourceTokenizers
 
-        return SourceTokenizers(self.out / TOKENIZER_FILE, self.cfg.max_length)
+            self._tokenizers = SourceTokenizers(self.out / TOKENIZER_FILE, self.cfg.max_length)
+        return self._tokenizers
 
     def model(self, name: str) -> tuple[MultiTaskModel, ModelMeta]:
         if name not in self._models:
@@ -357,6 +362,7 @@ class Builder:
         self.out.mkdir(parents=True, exist_ok=True)
         text, pad_id = tokenizer_json(self.cfg.base)
         _atomic_write(self.out / TOKENIZER_FILE, text)
+        self._tokenizers = None  # the file changed: read it again when next asked
         return {"pad_token_id": pad_id}
 
     def teacher_candidates(self) -> list[int]:
@@ -392,7 +398,7 @@ class Builder:
         from streamer.models.heads import save_model
         from streamer.models.train import encode_examples, head_accuracy
 
-        tokenizers = self.tokenizers()  # reads tokenizer.json: once, not per candidate
+        tokenizers = self.tokenizers()
         held = encode_examples(self.selection_split()[1], tokenizers, dict(self.split.labels))
         scores: dict[int, dict[str, float]] = {}
         for seed in self.teacher_candidates():
