@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from streamer.atomic import atomic_dir, atomic_file, write_text
 from streamer.models.config import DistillConfig, TrainConfig
 from streamer.models.data import (
     DatasetSpec,
@@ -260,12 +260,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
-
-
 def is_complete(out: Path) -> bool:
     return (out / COMPLETE).is_file() and (out / MANIFEST_FILE).is_file()
 
@@ -309,7 +303,7 @@ class Builder:
         self.steps_s[name] = seconds
         marker.parent.mkdir(parents=True, exist_ok=True)
         payload = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-        _atomic_write(
+        write_text(
             marker,
             json.dumps({"fingerprint": fp, "seconds": seconds, "result": payload}, indent=2),
         )
@@ -352,7 +346,7 @@ class Builder:
             self.cfg.data, self.cfg.seed, self.cfg.val_fraction, self.cfg.max_rows_per_dataset
         )
         self.work.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.work / "split.json", split.model_dump_json())
+        write_text(self.work / "split.json", split.model_dump_json())
         self._split = split
         return {"train": len(split.train), "val": len(split.val)}
 
@@ -361,7 +355,7 @@ class Builder:
 
         self.out.mkdir(parents=True, exist_ok=True)
         text, pad_id = tokenizer_json(self.cfg.base)
-        _atomic_write(self.out / TOKENIZER_FILE, text)
+        write_text(self.out / TOKENIZER_FILE, text)
         self._tokenizers = None  # the file changed: read it again when next asked
         return {"pad_token_id": pad_id}
 
@@ -441,9 +435,8 @@ class Builder:
             teacher, data.ids, self.tokenizers().pad_id, reporter=self.reporter,
             description="teacher soft labels",
         )
-        tmp = self.work / "teacher_logits.tmp.npz"
-        np.savez(tmp, **logits)  # type: ignore[arg-type]
-        os.replace(tmp, self.work / "teacher_logits.npz")
+        with atomic_file(self.work / "teacher_logits.npz") as fh:
+            np.savez(fh, **logits)  # type: ignore[arg-type]
         return {"rows": len(data)}
 
     def do_student(self, n_layers: int) -> list[dict[str, Any]]:
@@ -478,12 +471,8 @@ class Builder:
         return [e.model_dump() for e in logs]
 
     def _save(self, model: Any, meta: Any, name: str, save: Callable[..., None]) -> None:
-        final = self.work / "models" / name
-        tmp = self.work / "models" / f"{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        save(model, meta, tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        with atomic_dir(self.work / "models" / name) as tmp:
+            save(model, meta, tmp)
         self._models[name] = (model, meta)
 
     def do_export(self, name: str) -> dict[str, Any]:
@@ -624,7 +613,7 @@ class Builder:
                 teacher_selection=selection,
             ),
         )
-        _atomic_write(self.out / MANIFEST_FILE, manifest.model_dump_json(indent=2))
+        write_text(self.out / MANIFEST_FILE, manifest.model_dump_json(indent=2))
         return manifest
 
     def do_evaluate(self, variant: VariantInfo) -> dict[str, Any]:
@@ -707,7 +696,7 @@ class Builder:
             variants, defaults, pad_id, notes, duration=total, selection=selection
         )
         write_card(build_card(manifest, cards, cfg.name), self.out)
-        _atomic_write(
+        write_text(
             self.out / COMPLETE,
             json.dumps({"fingerprint": self.fp, "seconds_this_run": duration, "seconds": total}),
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer.atomic import atomic_file
 from streamer.score.base import BatchScores, ScorerError, Source
 
 _TOKEN = re.compile(r"[a-z0-9$][a-z0-9$'&.\-]*[a-z0-9]|[a-z0-9$]")
@@ -118,18 +119,18 @@ class BaselineScorer:
         return scorer
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(
-            tmp,
-            s_labels=np.array(self._sentiment.labels),
-            s_prior=self._sentiment.log_prior,
-            s_lik=self._sentiment.log_lik,
-            t_labels=np.array(self._topic.labels),
-            t_prior=self._topic.log_prior,
-            t_lik=self._topic.log_lik,
-        )
-        tmp.replace(path)
+        # Workers starting together may all train and save the same cache: each writes
+        # its own temporary, and the last replace wins with an identical file.
+        with atomic_file(path) as fh:
+            np.savez(
+                fh,
+                s_labels=np.array(self._sentiment.labels),
+                s_prior=self._sentiment.log_prior,
+                s_lik=self._sentiment.log_lik,
+                t_labels=np.array(self._topic.labels),
+                t_prior=self._topic.log_prior,
+                t_lik=self._topic.log_lik,
+            )
 
     @classmethod
     def load(cls, path: Path) -> BaselineScorer:
