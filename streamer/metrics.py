@@ -22,6 +22,11 @@ class Metrics:
         self.dead = Counter(
             "streamer_dead_lettered", "Records dead-lettered", ["topic", "reason"], registry=r
         )
+        self.tickers_dropped = Counter(
+            "streamer_tickers_dropped",
+            "Publisher-given tickers left out of an event (reason: unknown_symbol, not in "
+            "the symbol list)", ["topic", "reason"], registry=r,
+        )
         self.duplicates = Counter(
             "streamer_replayed_skipped",
             "Records skipped in Redis because their offset was already applied",

@@ -114,6 +114,25 @@ class Settings(BaseSettings):
     worker_restart_backoff_s: float = Field(
         2.0, gt=0, description="Wait before the first restart; doubles per restart, max 30 s.",
     )
+    shutdown_timeout_s: float = Field(
+        20.0, gt=0, description="Longest a worker takes to stop after SIGTERM or SIGINT: a "
+        "clean stop (last batch written, offsets committed) normally takes a second or two, "
+        "but with Kafka or Redis gone every step waits out its own timeout; past this the "
+        "process exits at once (code 1). Nothing is lost: what it did not commit replays.",
+    )
+    startup_wait_s: float = Field(
+        300.0, ge=0, description="How long a starting worker keeps retrying, with backoff, "
+        "a Kafka or Redis that does not answer (refused connections, timeouts) before it "
+        "exits 1 (its supervisor may start it again). Refused credentials or certificates "
+        "are never retried: they exit 78 at once.",
+    )
+    startup_retry_backoff_s: float = Field(
+        1.0, gt=0, description="First wait between start-up retries; doubles up to "
+        "startup_retry_backoff_max_s.",
+    )
+    startup_retry_backoff_max_s: float = Field(
+        15.0, gt=0, description="Longest wait between start-up retries.",
+    )
     web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
     web_port: int = Field(6066, description="Worker web server port.")
     web_token: SecretStr | None = Field(
@@ -205,6 +224,24 @@ class Settings(BaseSettings):
         "others; records sent while a request is in flight batch anyway, so 0 costs little "
         "throughput and saves its full value in latency.",
     )
+    kafka_request_timeout_s: float = Field(
+        40.0, gt=0, le=600, description="How long the project's producers wait for the "
+        "broker to take a record into their send queue or to answer a request before they "
+        "retry it (aiokafka's request_timeout_ms).",
+    )
+    produce_deadline_s: float = Field(
+        180.0, gt=0, description="How long `streamer replay`, `streamer demo` and the other "
+        "producers of input keep retrying, with backoff, while the broker takes or "
+        "acknowledges no records (a stalled or restarting broker) before they give up "
+        "with an error saying how many messages were sent.",
+    )
+    produce_retry_backoff_s: float = Field(
+        0.5, gt=0, description="First wait before a producer retries a record the broker "
+        "did not take; it doubles up to produce_retry_backoff_max_s.",
+    )
+    produce_retry_backoff_max_s: float = Field(
+        5.0, gt=0, description="Longest wait between a producer's retries of one record.",
+    )
     bench_generator: Literal["auto", "aiokafka"] = Field(
         "auto", description="`streamer bench`'s load generator: auto = librdkafka "
         "(confluent-kafka) when installed and the broker is PLAINTEXT, else aiokafka.",
@@ -230,6 +267,11 @@ class Settings(BaseSettings):
         262_144, ge=1, description="Largest accepted raw message; bigger ones are dead-lettered."
     )
     max_id_chars: int = Field(128, ge=1, description="Longest accepted id/source/channel field.")
+    max_future_skew_s: float = Field(
+        300.0, gt=0, description="An event dated more than this after the worker's wall clock "
+        "is dead-lettered (reason event_time_future): it would move the event-time watermark "
+        "past every real event. Old event times are kept (backfills).",
+    )
 
     # --- tickers ----------------------------------------------------------------------------
     symbols_file: Path | None = Field(
@@ -306,6 +348,11 @@ class Settings(BaseSettings):
     bucket_seconds: int = Field(10, ge=1, description="Width of a Redis trend bucket (event time).")
     bucket_ttl_s: int = Field(
         7_200, ge=60, description="Trend bucket expiry; bounds Redis memory."
+    )
+    redis_read_page: int = Field(
+        1_000, ge=1, description="Bucket keys per Redis round trip (and SCAN COUNT) when reading "
+        "trends; wider spans are read from the keys Redis holds, so a read stays bounded "
+        "whatever the event times.",
     )
     redis_key_prefix: str = Field("st", description="Prefix of every Redis key the app writes.",
                                   pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,31}$")

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import get_args
 
 import orjson
 import pytest
+from constant_scorer import score_phase
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamer.batch.processor import RawRecord
 from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
+from streamer.ingest.normalize import clean_text
+from streamer.metrics import Metrics
 from streamer.schemas import ChatMessage, Event, NewsItem, Origin
 from streamer.schemas.deadletter import Reason
 from streamer.schemas.events import Kind
@@ -358,3 +363,78 @@ def test_out_of_range_timestamps_name_the_field() -> None:
     out = outcome(with_raw("chat", "sent_at", '"9999-12-31T23:59:59-23:59"'), "chat")
     assert isinstance(out, DecodeFailure) and out.reason == "validation_failed"
     assert "sent_at" in out.error
+
+
+# --- one cleaning rule: every control (Cc), format (Cf), surrogate (Cs), private-use (Co)
+# character and noncharacter is removed; tab, newline and other whitespace become a space.
+@pytest.mark.parametrize(("what", "char"), [
+    ("C0 control (NUL)", "\x00"), ("C0 control (ESC)", "\x1b"), ("DEL", "\x7f"),
+    ("C1 control", "\x9b"), ("soft hyphen", "\u00ad"), ("Arabic letter mark", "\u061c"),
+    ("zero-width space", "\u200b"), ("zero-width joiner", "\u200d"), ("LRM", "\u200e"),
+    ("bidi embedding", "\u202a"), ("bidi override", "\u202e"), ("word joiner", "\u2060"),
+    ("bidi isolate LRI", "\u2066"), ("bidi isolate RLI", "\u2067"),
+    ("bidi isolate FSI", "\u2068"), ("bidi isolate PDI", "\u2069"), ("BOM", "\ufeff"),
+    ("interlinear annotation", "\ufff9"), ("tag character", "\U000e0041"),
+    ("language tag", "\U000e0001"), ("cancel tag", "\U000e007f"),
+    ("noncharacter U+FFFE", "\ufffe"), ("noncharacter U+FFFF", "\uffff"),
+    ("noncharacter U+FDD0", "\ufdd0"), ("noncharacter U+10FFFF", "\U0010ffff"),
+    ("private use", "\ue000"), ("supplementary private use", "\U000f0000"),
+])
+def test_each_control_and_format_class_is_removed(what: str, char: str) -> None:
+    assert clean_text(f"ab{char}cd {char}") == "abcd", what
+
+
+def test_tab_and_newline_still_collapse_to_one_space() -> None:
+    assert clean_text("a\tb\n\nc\r\n d\u2028e") == "a b c d e"
+
+
+def test_cleaning_leaves_nfc_text_even_after_removing_a_character() -> None:
+    # A removed character between a letter and its combining accent must not leave
+    # the decomposed pair behind.
+    assert clean_text("cafe\u200b\u0301") == "caf\u00e9"
+
+
+@pytest.mark.parametrize("text", ["\ufffe", "\ufffe\uffff", "\u00ad\u00ad", "\u00ad\u200d\u2060",
+                                  "\u2066\u2069", "\U000e0001\U000e0041\U000e007f",
+                                  "\ue000", " \u200b\t\u00ad\n "])
+@pytest.mark.parametrize("kind", ["chat", "news"])
+def test_text_of_only_format_characters_is_empty_text(text: str, kind: Kind) -> None:
+    field = "text" if kind == "chat" else "headline"
+    out = outcome(orjson.dumps({**GOOD[kind], field: text}), kind)
+    assert isinstance(out, DecodeFailure) and out.reason == "empty_text", out
+
+
+@pytest.mark.parametrize(("kind", "extra"), [("chat", {}), ("news", {}),
+                                             ("news", {"body": "Output falls."})])
+def test_empty_and_blank_main_text_give_the_same_reason(kind: Kind,
+                                                        extra: dict[str, str]) -> None:
+    field = "text" if kind == "chat" else "headline"
+    reasons = set()
+    for text in ["", " ", "\u200b"]:
+        out = outcome(orjson.dumps({**GOOD[kind], **extra, field: text}), kind)
+        assert isinstance(out, DecodeFailure), (text, out)
+        reasons.add(out.reason)
+    assert reasons == {"empty_text"}
+
+
+HIDDEN = re.compile("[\u2066-\u2069\u202a-\u202e\U000e0000-\U000e007f]")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=8) | st.sampled_from(
+    ["\u2066", "\u2067", "\u2068", "\u2069", "\u202e", "\U000e0001", "\U000e0041",
+     "\U000e007f", "$AAPL", " "]), min_size=1, max_size=30).map("".join))
+def test_bidi_isolates_and_tag_characters_never_reach_the_event_text(text: str) -> None:
+    out = outcome(orjson.dumps({**GOOD_NEWS, "headline": f"Exxon {text}", "body": text}),
+                  "news")
+    assert isinstance(out, Event)
+    assert not HIDDEN.search(out.text), repr(out.text)
+
+
+def test_bidi_isolates_and_tag_characters_never_reach_the_scored_snippet() -> None:
+    cfg = Settings()
+    hidden = "".join(["\u2066", "\u2067", "\u2068", "\u2069", "\u202e", "\U000e0001",
+                      "\U000e0041", "\U000e007f"])
+    raw = orjson.dumps({**GOOD_NEWS, "headline": f"Exxon {hidden}cuts{hidden} output"})
+    out = score_phase(cfg, [RawRecord(cfg.topic_news, 0, 1, raw)], Metrics())
+    assert [ev.snippet for ev in out.scored] == ["Exxon cuts output"]

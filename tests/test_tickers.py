@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
+from constant_scorer import score_phase
 
-from streamer.ingest import TickerExtractor
+from streamer.batch.processor import RawRecord
+from streamer.ingest import TickerExtractor, decode, normalize
+from streamer.metrics import Metrics
+from streamer.schemas import Event, NewsItem, Origin
+from streamer.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +53,57 @@ def test_invalid_symbol_in_file_is_a_clear_error(tmp_path: Path) -> None:
     f.write_text("symbol,name,aliases\nnot a symbol,X,\n")
     with pytest.raises(ValueError, match="invalid symbol"):
         TickerExtractor.from_csv(f)
+
+
+# --- publisher-given tickers must be in the symbol list --------------------------------
+JUNK = ["NULL", "NAN", "TRUE", "NONE", "INF", "CON", "NUL", "COM1"]
+
+
+def news(tickers: list[str], headline: str = "Markets are quiet today") -> bytes:
+    return orjson.dumps({"id": "n1", "source": "wire", "headline": headline,
+                         "tickers": tickers, "published_at": "2026-01-02T03:04:05Z"})
+
+
+def event_of(raw: bytes, tickers: TickerExtractor) -> Event:
+    msg = decode(raw, "news", max_bytes=1 << 20)
+    assert isinstance(msg, NewsItem), msg
+    ev = normalize(msg, Origin(topic="news", partition=0, offset=1), tickers, max_chars=1000)
+    assert isinstance(ev, Event), ev
+    return ev
+
+
+def test_junk_publisher_tickers_never_reach_the_event(tickers: TickerExtractor) -> None:
+    ev = event_of(news([*JUNK, "xom", "BRK.B", "ZZZZ"]), tickers)
+    assert ev.tickers == ["XOM", "BRK.B"]
+
+
+def test_real_publisher_tickers_are_kept_in_order(tickers: TickerExtractor) -> None:
+    assert event_of(news(["msft", "AAPL", "MAERSK.B"]), tickers).tickers == [
+        "MSFT", "AAPL", "MAERSK.B"]
+
+
+def test_each_dropped_ticker_is_reported_with_its_reason(tickers: TickerExtractor) -> None:
+    dropped: list[str] = []
+    assert tickers.extract("quiet", given=[*JUNK, "XOM"], on_drop=dropped.append) == ["XOM"]
+    assert dropped == ["unknown_symbol"] * len(JUNK)
+
+
+def test_a_custom_symbol_file_decides_which_given_tickers_count(tmp_path: Path) -> None:
+    f = tmp_path / "s.csv"
+    f.write_text("symbol,name,aliases\nACME,Acme Corp,\n")
+    assert TickerExtractor.from_csv(f).extract("quiet", given=["ACME", "XOM"]) == ["ACME"]
+
+
+def test_the_worker_counts_dropped_tickers_by_topic_and_reason() -> None:
+    settings = Settings()
+    metrics = Metrics()
+    records = [RawRecord(settings.topic_news, 0, 1, news([*JUNK, "XOM"])),
+               RawRecord(settings.topic_news, 0, 2, news(["NULL"])),
+               RawRecord(settings.topic_news, 0, 3, news(["NULL"], headline=" "))]
+    out = score_phase(settings, records, metrics)
+    assert [ev.tickers for ev in out.scored] == [["XOM"], []]
+    assert len(out.dead) == 1  # a dead-lettered message drops no tickers
+    count = metrics.registry.get_sample_value(
+        "streamer_tickers_dropped_total",
+        {"topic": settings.topic_news, "reason": "unknown_symbol"})
+    assert count == len(JUNK) + 1

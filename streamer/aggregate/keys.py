@@ -25,6 +25,7 @@ SCOPES: tuple[Scope, ...] = ("all", "topic", "ticker")
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._\-]{1,249}")  # Kafka's own topic name rule
 _FIELD_PART = re.compile(r"[A-Za-z0-9._\-]{1,64}")  # tickers, topic and sentiment labels
 _TAG = re.compile(r"[A-Za-z0-9._\-]{1,249}:[0-9]{1,10}")
+_START = re.compile(r"-?[0-9]{1,12}")  # a bucket start, epoch s
 # Alert ids: '<scope>:<key>:<bucket>:<kind>' from validated parts (alert/record.py AlertId).
 _ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}")
 
@@ -90,6 +91,21 @@ class Keyspace:
         if not _whole(start_s):
             raise ValueError(f"bucket start must be whole seconds: {start_s!r}")
         return f"{self.prefix}:{{{self._checked(tag)}}}:b:{start_s}"
+
+    @property
+    def bucket_pattern(self) -> str:
+        """SCAN pattern of every partition's buckets (the prefix alphabet has no glob
+        characters)."""
+        return f"{self.prefix}:{{*}}:b:*"
+
+    def parse_bucket(self, key: str) -> tuple[str, int] | None:
+        """(tag, start) of a bucket key of this prefix, else None."""
+        head = f"{self.prefix}:{{"
+        tag, sep, start = key.removeprefix(head).rpartition("}:b:")
+        if (not key.startswith(head) or not sep or not _TAG.fullmatch(tag)
+                or not _START.fullmatch(start)):
+            return None
+        return tag, int(start)
 
     @property
     def partitions(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
@@ -294,19 +294,66 @@ class TrendStore:
                 hi = int(c[1]) if hi is None else max(hi, int(c[1]))
         return None if lo is None or hi is None else (lo, hi)
 
-    def _bucket_starts(self, start_s: float, end_s: float) -> list[int]:
+    def _bucket_starts(self, start_s: float, end_s: float) -> range:
         width = self._s.bucket_seconds
         first = int(start_s) - int(start_s) % width
-        return list(range(first, int(end_s) + 1, width))
+        return range(first, int(end_s) + 1, width)  # lazy: a wide span costs nothing here
+
+    async def _stored(self, tags: Iterable[str]) -> set[tuple[str, int]]:
+        """(tag, start) of every bucket key Redis holds for ``tags`` (SCAN, in pages):
+        as many as the TTL keeps, however far apart their event times lie."""
+        wanted = set(tags)
+        out: set[tuple[str, int]] = set()  # a set: SCAN may return a key twice
+        async for key in self._r.scan_iter(match=self.keys.bucket_pattern,
+                                           count=self._s.redis_read_page):
+            found = self.keys.parse_bucket(key)
+            if found is not None and found[0] in wanted:
+                out.add(found)
+        return out
+
+    async def first_bucket(self, start_s: float, end_s: float) -> int | None:
+        """Start of the earliest bucket held in [start_s, end_s] (any partition), else None."""
+        starts = [b for _, b in await self._stored(await self.partitions())
+                  if start_s <= b <= end_s]
+        return min(starts, default=None)
+
+    async def _rows(self, start_s: float, end_s: float, fields: list[str] | None = None
+                    ) -> AsyncIterator[tuple[int, Any]]:
+        """(bucket start, HGETALL or HMGET ``fields`` of one partition's bucket) over the
+        buckets in [start_s, end_s], a page of keys per round trip. A span of at most a page
+        of buckets is read by name; a wider one from the keys Redis holds, so the work is
+        bounded by what is stored, never by the span (one event of 1987 in a live stream)."""
+        tags = await self.partitions()
+        page = self._s.redis_read_page
+        starts = self._bucket_starts(start_s, end_s)
+        if len(starts) <= page:
+            keys = [(tag, b) for b in starts for tag in tags]
+        else:
+            first = starts[0]
+            keys = sorted(((t, b) for t, b in await self._stored(tags) if first <= b <= end_s),
+                          key=lambda tb: (tb[1], tb[0]))
+        for i in range(0, len(keys), page):
+            chunk = keys[i:i + page]
+            pipe = self._r.pipeline(transaction=False)
+            for tag, b in chunk:
+                if fields is None:
+                    pipe.hgetall(self.keys.bucket(tag, b))
+                else:
+                    pipe.hmget(self.keys.bucket(tag, b), fields)
+            for (_, b), row in zip(chunk, await pipe.execute(), strict=True):
+                yield b, row
 
     async def window_all(
         self, start_s: float, end_s: float, scopes: Iterable[Scope] = ("all", "topic", "ticker")
     ) -> dict[tuple[str, str], WindowCounts]:
         """Every scope key's counts over buckets whose start lies in [start_s, end_s]."""
+        wanted = set(scopes)
         out: dict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
-        for keys in (await self.buckets(start_s, end_s, scopes)).values():
-            for key, wc in keys.items():
-                out[key].merge(wc)
+        async for _, bucket in self._rows(start_s, end_s):
+            for name, value in bucket.items():
+                scope, key, metric, label = parse_field(name)
+                if scope in wanted:
+                    out[(scope, key)].add(metric, label, value)
         return dict(out)
 
     async def buckets(
@@ -314,24 +361,14 @@ class TrendStore:
     ) -> dict[int, dict[tuple[str, str], WindowCounts]]:
         """Per bucket start in [start_s, end_s], every scope key's counts (all partitions)."""
         wanted = set(scopes)
-        tags = await self.partitions()
-        starts = self._bucket_starts(start_s, end_s)
-        pipe = self._r.pipeline(transaction=False)
-        for start in starts:
-            for tag in tags:
-                pipe.hgetall(self.keys.bucket(tag, start))
-        rows = await pipe.execute()
-        out: dict[int, dict[tuple[str, str], WindowCounts]] = {}
-        for i, start in enumerate(starts):
-            keys: dict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
-            for bucket in rows[i * len(tags):(i + 1) * len(tags)]:
-                for name, value in bucket.items():
-                    scope, key, metric, label = parse_field(name)
-                    if scope in wanted:
-                        keys[(scope, key)].add(metric, label, value)
-            if keys:
-                out[start] = dict(keys)
-        return out
+        acc: dict[int, dict[tuple[str, str], WindowCounts]] = {}
+        async for start, bucket in self._rows(start_s, end_s):
+            keys = acc.setdefault(start, defaultdict(WindowCounts))
+            for name, value in bucket.items():
+                scope, key, metric, label = parse_field(name)
+                if scope in wanted:
+                    keys[(scope, key)].add(metric, label, value)
+        return {start: dict(keys) for start, keys in sorted(acc.items()) if keys}
 
     async def series(
         self, scope: Scope, key: str, start_s: float, end_s: float, labels: Iterable[str]
@@ -339,19 +376,9 @@ class TrendStore:
         """Per-bucket counts of one scope key, merged across partitions (for charts)."""
 
         fields = [field_name(scope, key, "n", lb) for lb in labels]
-        starts = self._bucket_starts(start_s, end_s)
-        tags = await self.partitions()
-        pipe = self._r.pipeline(transaction=False)
-        for start in starts:
-            for tag in tags:
-                pipe.hmget(self.keys.bucket(tag, start), fields)
-        values = await pipe.execute()
-        result = []
-        for i, start in enumerate(starts):
-            wc = WindowCounts()
-            for row in values[i * len(tags):(i + 1) * len(tags)]:
-                for name, v in zip(fields, row, strict=True):
-                    if v is not None:
-                        wc.add("n", parse_field(name)[3], v)
-            result.append((start, wc))
-        return result
+        by_start = {start: WindowCounts() for start in self._bucket_starts(start_s, end_s)}
+        async for start, row in self._rows(start_s, end_s, fields):
+            for name, v in zip(fields, row, strict=True):
+                if v is not None and start in by_start:
+                    by_start[start].add("n", parse_field(name)[3], v)
+        return list(by_start.items())

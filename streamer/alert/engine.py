@@ -3,7 +3,8 @@
 One engine per worker. ``observe`` records a batch's progress and evidence;
 ``evaluate`` steps the detector over the buckets the watermark has closed since the
 shared cursor and commits states, cursor and alerts atomically (see alert/store.py).
-Work per call is bounded by ``alert_max_buckets_per_call``.
+Work per call is bounded by ``alert_max_buckets_per_call``; an empty stretch with
+nothing live is jumped over (to the next bucket Redis holds), not read.
 """
 
 from __future__ import annotations
@@ -102,6 +103,15 @@ class AlertEngine:
         end = min(target, start + (s.alert_max_buckets_per_call - 1) * w)
         starts = list(range(start, end + 1, w))
         counts = await self.events.read_buckets(starts)
+        if (end < target and det.cursor is not None and det.idle
+                and not any(n for c in counts.values() for n, _ in c.values())):
+            # Nothing live and nothing here: resume at the next bucket Redis holds rather
+            # than read an empty stretch (years, after a stray old event) chunk by chunk.
+            nxt = await self.trends.first_bucket(end + w, target)
+            start = target if nxt is None else nxt
+            end = min(target, start + (s.alert_max_buckets_per_call - 1) * w)
+            starts = list(range(start, end + 1, w))
+            counts = await self.events.read_buckets(starts)
         expected = det.cursor
         decisions: list[Decision] = []
         for b in starts:

@@ -18,6 +18,7 @@ import numpy as np
 
 from streamer.aggregate import TrendStore, build_deltas
 from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
+from streamer.ingest.eventtime import check_event_time
 from streamer.latency import Clock, LatencyRecorder
 from streamer.metrics import Metrics
 from streamer.schemas import DeadLetter, Event, Origin, Prediction, ScoredEvent, Stamps
@@ -90,6 +91,8 @@ class BatchProcessor:
         for rec in records:
             self.metrics.consumed.labels(rec.topic).inc()
             result = self._decode(rec)
+            if not isinstance(result, DecodeFailure):
+                result = check_event_time(result, batched, self.settings.max_future_skew_s)
             if isinstance(result, DecodeFailure):
                 out.dead.append(self._dead_letter(result, rec))
                 continue
@@ -129,7 +132,9 @@ class BatchProcessor:
         if isinstance(msg, DecodeFailure):
             return msg
         origin = Origin(topic=rec.topic, partition=rec.partition, offset=rec.offset)
-        return normalize(msg, origin, self.tickers, max_chars=self.settings.max_text_chars)
+        return normalize(msg, origin, self.tickers, max_chars=self.settings.max_text_chars,
+                         on_dropped_ticker=lambda why: self.metrics.tickers_dropped.labels(
+                             rec.topic, why).inc())
 
     def _dead_letter(self, failure: DecodeFailure, rec: RawRecord) -> DeadLetter:
         return failure.dead_letter(

@@ -22,8 +22,11 @@ Per scope key (``("topic", "energy-oil")``, ``("ticker", "XOM")``):
   ``resolve_s`` (hysteresis), after which the key cools down for ``cooldown_s``.
 
 Keys that are quiet (empty window, no episode) are not stepped bucket by bucket; when
-they next receive messages they are fast-forwarded in closed form. Which keys get
-stepped depends only on the data, so the result is still a function of the buckets.
+they next receive messages they are fast-forwarded in closed form. When every key is
+quiet, empty buckets are not evaluated at all: the cursor jumps over them, so an empty
+stretch of event time (a gap in a backfill, years after a stray old event) costs one
+step, not one per bucket. Which keys get stepped depends only on the data, so the
+result is still a function of the buckets.
 """
 
 from __future__ import annotations
@@ -218,9 +221,32 @@ class Detector:
         out: list[Decision] = []
         if self.cursor is not None:
             for gap in range(self.cursor + w, bucket, w):
+                if self.idle:
+                    self._jump(bucket - w)
+                    break
                 out += self._step_one(gap, {})
+            if self.idle and not any(n > 0 for n, _ in counts.values()):
+                self._jump(bucket)
+                return out
         out += self._step_one(bucket, counts)
         return out
+
+    @property
+    def idle(self) -> bool:
+        """No key needs stepping: every window is empty and no episode is open."""
+        return not any(st.live for st in self.states.values())
+
+    def _jump(self, upto: int) -> None:
+        """Move the cursor over idle buckets to ``upto``: what stepping them would do, in
+        closed form. Quiet keys (``ALL`` too) are fast-forwarded when next stepped; the
+        forget check runs once, as of the last checkpoint passed (a quiet key's rate only
+        falls, so it forgets the keys every checkpoint on the way would have)."""
+        assert self.cursor is not None
+        checkpoint = upto - upto % (FORGET_EVERY * self.params.bucket_s)
+        if checkpoint > self.cursor:
+            self.cursor = checkpoint
+            self._forget()
+        self.cursor = upto
 
     def _step_one(self, bucket: int, counts: Mapping[ScopeKey, tuple[int, int]]) -> list[Decision]:
         if self.origin is None:

@@ -3,22 +3,55 @@
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
+from collections.abc import Callable
 
 from streamer.ingest.decode import DecodeFailure
-from streamer.ingest.tickers import TickerExtractor
+from streamer.ingest.tickers import OnDrop, TickerExtractor
 from streamer.schemas import ChatMessage, Event, InputMessage, NewsItem, Origin
 from streamer.schemas.events import Kind
 
-# Control and format characters (except tab/newline) are dropped: they carry no
-# meaning for the models and can smuggle terminal escapes into logs and dashboards.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# One rule: every control (Cc), format (Cf: soft hyphen, zero-width and bidi controls,
+# isolates, tag characters...), surrogate (Cs) and private-use (Co) character and every
+# noncharacter (U+FDD0-FDEF, U+xFFFE/U+xFFFF) is removed. They carry no meaning the models
+# can use, can hide or reorder text (bidi, tags) and smuggle terminal escapes into logs and
+# dashboards; private-use characters have no agreed meaning and surrogates cannot be
+# written as UTF-8. Whitespace controls (tab, newline...) are kept and collapsed to one
+# space below. Unassigned code points are kept: which ones are unassigned depends on the
+# Python's Unicode version, and newer emoji must not vanish on an older interpreter.
+_REMOVED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
+
+
+def _is_removed(cp: int) -> bool:
+    c = chr(cp)
+    if 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE:  # the 66 noncharacters
+        return True
+    return unicodedata.category(c) in _REMOVED_CATEGORIES and not c.isspace()
+
+
+def _char_class(pred: Callable[[int], bool]) -> str:
+    """A regex character class of the code points where ``pred`` holds, as ranges."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(sys.maxunicode + 1):
+        if pred(cp):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return "[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "]"
+
+
+# Built once at import from the interpreter's Unicode database (about 0.1 s).
+_REMOVED = re.compile(_char_class(_is_removed))
 _SPACES = re.compile(r"\s+")
 
 
 def clean_text(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
-    text = _CONTROL.sub(" ", text)
+    """The text the models see: removed characters gone, NFC, whitespace runs one space."""
+    # Removal first: a character removed between a letter and its accent would otherwise
+    # leave a decomposed pair that NFC had not composed.
+    text = unicodedata.normalize("NFC", _REMOVED.sub("", text))
     return _SPACES.sub(" ", text).strip()
 
 
@@ -28,23 +61,28 @@ def news_text(headline: str, body: str | None) -> str:
 
 
 def normalize(
-    msg: InputMessage, origin: Origin, tickers: TickerExtractor, *, max_chars: int
+    msg: InputMessage, origin: Origin, tickers: TickerExtractor, *, max_chars: int,
+    on_dropped_ticker: OnDrop | None = None,
 ) -> Event | DecodeFailure:
+    """The event for ``msg``, or why not; ``on_dropped_ticker`` hears of each publisher
+    ticker left out (see :meth:`TickerExtractor.extract`)."""
+    given: list[str] = []
     if isinstance(msg, NewsItem):
+        # An empty headline is empty text, whatever the body says: one reason for "",
+        # " " and only-format-characters alike.
         headline = clean_text(msg.headline)
-        body = clean_text(msg.body or "")
-        text = news_text(headline, body)
-        found = tickers.extract(text, given=msg.tickers or ())
+        text = news_text(headline, clean_text(msg.body or "")) if headline else ""
+        given = msg.tickers or []
         kind: Kind = "news"
         source, when = msg.source, msg.published_at
     else:
         assert isinstance(msg, ChatMessage)
         text = clean_text(msg.text)
-        found = tickers.extract(text)
         kind = "chat"
         source, when = msg.channel, msg.sent_at
     if not text:
-        return DecodeFailure("empty_text", "text is empty after removing whitespace and controls")
+        return DecodeFailure("empty_text", "text is empty after removing whitespace, "
+                             "control and format characters")
     if len(text) > max_chars:
         return DecodeFailure(
             "text_too_long", f"text has {len(text)} characters; the limit is {max_chars}"
@@ -54,7 +92,8 @@ def normalize(
         kind=kind,
         source=source,
         text=text,
-        tickers=found,
+        # After the checks: a dead-lettered message drops no tickers.
+        tickers=tickers.extract(text, given=given, on_drop=on_dropped_ticker),
         event_time=when,
         origin=origin,
     )

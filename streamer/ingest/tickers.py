@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from streamer.schemas.types import TICKER_PATTERN
 
@@ -16,6 +17,10 @@ _VALID = re.compile(TICKER_PATTERN)
 # Short bare symbols (F, C, GS, T...) collide with ordinary words; only longer ones
 # count when written without a '$'.
 _MIN_BARE_SYMBOL = 3
+
+# Why a publisher-given ticker was left out (the label of streamer_tickers_dropped_total).
+DropReason = Literal["unknown_symbol"]
+OnDrop = Callable[[DropReason], None]
 
 
 class TickerExtractor:
@@ -27,6 +32,7 @@ class TickerExtractor:
         self._max = max_tickers
         self._by_name = dict(names)
         symbols = set(symbols) | set(names.values())
+        self._known = frozenset(s.upper() for s in symbols)
         bare = sorted((s for s in symbols if len(s) >= _MIN_BARE_SYMBOL), key=len, reverse=True)
         self._bare = (
             re.compile(r"(?<![\w$.])(" + "|".join(map(re.escape, bare)) + r")(?![\w])")
@@ -62,8 +68,16 @@ class TickerExtractor:
             symbols.add(symbol)
         return cls(names, symbols, max_tickers=max_tickers)
 
-    def extract(self, text: str, given: Iterable[str] = ()) -> list[str]:
-        """Tickers in order of first appearance: publisher-given first, then found in text."""
+    def extract(
+        self, text: str, given: Iterable[str] = (), *, on_drop: OnDrop | None = None
+    ) -> list[str]:
+        """Tickers in order of first appearance: publisher-given first, then found in text.
+
+        A publisher-given ticker counts only when it is in the symbol list: the pattern
+        alone lets NULL, NAN, TRUE, CON or COM1 through to Redis and alert keys. Each
+        one left out is reported to ``on_drop``. $cashtags in the text are not held to
+        the list (traders tag symbols it does not know).
+        """
         found: dict[str, None] = {}
 
         def add(symbol: str) -> None:
@@ -72,7 +86,10 @@ class TickerExtractor:
                 found.setdefault(symbol, None)
 
         for symbol in given:
-            add(symbol)
+            if symbol.upper() in self._known:
+                add(symbol)
+            elif on_drop is not None:
+                on_drop("unknown_symbol")
         hits: list[tuple[int, str]] = [(m.start(), m.group(1)) for m in _CASHTAG.finditer(text)]
         if self._bare is not None:
             hits += [(m.start(), m.group(1)) for m in self._bare.finditer(text)]

@@ -18,6 +18,7 @@ Reason = Literal[
     "validation_failed",
     "empty_text",
     "text_too_long",
+    "event_time_future",  # further ahead of the worker's clock than max_future_skew_s
     "scoring_failed",
 ]
 

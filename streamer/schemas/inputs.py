@@ -10,7 +10,9 @@ from streamer.schemas.types import Identifier, Ticker, UtcDatetime
 
 SCHEMA_VERSION: Literal[1] = 1
 
-_Text = Annotated[str, StringConstraints(min_length=1)]
+# No minimum length: "" is empty text like " ", dead-lettered as ``empty_text`` once
+# cleaned (streamer.ingest.normalize), not a validation failure.
+_Text = str
 _Author = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
