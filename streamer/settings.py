@@ -133,6 +133,19 @@ class Settings(BaseSettings):
     startup_retry_backoff_max_s: float = Field(
         15.0, gt=0, description="Longest wait between start-up retries.",
     )
+    health_probe_interval_s: float = Field(
+        1.0, gt=0, description="How often the worker asks Kafka (cluster metadata) and Redis "
+        "(PING) whether they answer; /readyz reports the last answers and never waits.",
+    )
+    health_probe_timeout_s: float = Field(
+        2.0, gt=0, description="How long one readiness probe of Kafka or Redis may take "
+        "before it counts as not answering.",
+    )
+    health_stale_s: float = Field(
+        5.0, gt=0, description="A dependency counts as up only while its last successful "
+        "probe is at most this old: /readyz turns not-ready this long after Kafka or Redis "
+        "stop answering, at the latest.",
+    )
     web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
     web_port: int = Field(6066, description="Worker web server port.")
     web_token: SecretStr | None = Field(
@@ -320,6 +333,13 @@ class Settings(BaseSettings):
     score_max_group: int = Field(
         64, ge=1, description="Most rows in one ONNX Runtime call (a length bucket's slice).",
     )
+    score_int8_rows_alone: bool = Field(
+        True, description="Score each text of a dynamically quantized (INT8) variant in an "
+        "ONNX Runtime call of its own. Those variants compute their activation scales per "
+        "call, so a text's scores would depend on the texts that share its call, and a "
+        "replay after a rebalance could change labels. Alone, a text is never padded either: "
+        "on CPU it costs no throughput (docs/BENCHMARKS.md).",
+    )
     torch_device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="scorer=torch: where the model runs; 'auto': CUDA when torch sees "
         "a GPU, else CPU.",
@@ -348,6 +368,17 @@ class Settings(BaseSettings):
     bucket_seconds: int = Field(10, ge=1, description="Width of a Redis trend bucket (event time).")
     bucket_ttl_s: int = Field(
         7_200, ge=60, description="Trend bucket expiry; bounds Redis memory."
+    )
+    dedup_window_messages: int = Field(
+        50_000, ge=0, description="De-duplication of upstream repeats: a message whose event "
+        "id the same input partition carried within its last this-many messages is "
+        "dead-lettered as duplicate_id (naming the first offset) instead of being scored "
+        "and counted again. 0 turns it off. Redis keeps one entry per id per partition "
+        "(about 100 bytes). Producers should key messages by id, so repeats share a partition.",
+    )
+    dedup_ttl_s: int = Field(
+        86_400, ge=60, description="A partition's remembered event ids expire after this long "
+        "with no new message on it.",
     )
     redis_read_page: int = Field(
         1_000, ge=1, description="Bucket keys per Redis round trip (and SCAN COUNT) when reading "

@@ -32,10 +32,17 @@ def setup_logging(level: str = "INFO") -> None:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     from streamer.kafka.security import KafkaSecurityError
+    from streamer.produce.sender import ProduceGaveUp
 
+    # aiokafka logs every failed request to a stalled broker at ERROR while it retries
+    # it; the command's own result, or its one-line error, says what matters to a person.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(coro)
     except KafkaSecurityError as exc:  # a refused password or certificate: say so, no trace
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+    except ProduceGaveUp as exc:  # a broker stalled past the deadline: one line, no trace
         fail(str(exc))
         raise  # unreachable: fail() exits
 

@@ -29,7 +29,7 @@ from streamer.aggregate.summary import (
 from streamer.alert.follow import read_alerts
 from streamer.alert.record import AlertRecord
 from streamer.cli.alerts_cmd import render_alert
-from streamer.cli.common import console, fail, settings_with
+from streamer.cli.common import console, fail, run, settings_with
 from streamer.cli.produce_cmd import demo_config, demo_options, demo_outgoing
 from streamer.cli.summary_cmd import accounts_table, latency_table, trends_table
 from streamer.latency.report import StageLatency, alert_row, read_histograms, read_latency
@@ -180,7 +180,7 @@ def _stream_and_report(settings: Settings, worker_id: str, rate: float, timeout:
     # this run's part as the difference of the window's aggregates.
     window_before = asyncio.run(_snapshot(settings, start_s, end_s))
     t0 = time.monotonic()
-    report, done, first_seen = asyncio.run(
+    report, done, first_seen = run(  # a broker stalled past the deadline: one line
         _produce_and_watch(settings, demo_outgoing(settings, messages), rate, timeout, before)
     )
     elapsed = time.monotonic() - t0

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 CHILD_ENV = "STREAMER_WORKER_CHILD"
 NEEDS_OPERATOR = 78  # EX_CONFIG: restarting cannot help
 _MAX_BACKOFF_S = 30.0
+# The child bounds its own stop (shutdown_timeout_s); this is for a child that cannot
+# even run its watchdog (stopped with SIGSTOP, or stuck in the kernel).
+_KILL_GRACE_S = 5.0
 
 
 def is_child() -> bool:
@@ -65,7 +68,7 @@ def _run(argv: list[str], settings: Settings, stopping: Callable[[], bool],
         started(child)
         if stopping():  # a signal that came before the child existed
             child.terminate()
-        rc = child.wait()
+        rc = _wait(child, stopping, settings.shutdown_timeout_s + _KILL_GRACE_S)
         if stopping() or rc == 0:
             return rc
         if rc == NEEDS_OPERATOR:
@@ -89,6 +92,25 @@ def _run(argv: list[str], settings: Settings, stopping: Callable[[], bool],
         if stopping():
             return rc
         backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+
+def _wait(child: subprocess.Popen[bytes], stopping: Callable[[], bool],
+          stop_deadline_s: float) -> int:
+    """The child's exit code; SIGKILL it when it outlives a stop by ``stop_deadline_s``."""
+    stop_seen: float | None = None
+    while True:
+        try:
+            return child.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        if stopping():
+            now = time.monotonic()
+            stop_seen = stop_seen or now
+            if now - stop_seen > stop_deadline_s:
+                log.error("worker still running %.0f s after the stop signal; killing it",
+                          stop_deadline_s)
+                child.kill()
+                return child.wait()
 
 
 def child_argv() -> list[str]:

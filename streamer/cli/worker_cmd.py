@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import click
 
@@ -22,6 +23,35 @@ async def _check_redis(settings: Settings) -> None:
         await store.check()
     finally:
         await store.close()
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A server that did not answer (it may come back), not one that refused us."""
+    from streamer.kafka import KafkaSecurityError
+
+    if isinstance(exc, KafkaSecurityError | AggregateUnavailable):
+        return exc.transient
+    return isinstance(exc, OSError | asyncio.TimeoutError)
+
+
+async def _until_reachable(settings: Settings, what: str,
+                           attempt: Callable[[], Awaitable[object]]) -> None:
+    """``attempt()`` until it succeeds; a transient failure is retried with a doubling
+    backoff until ``startup_wait_s`` has passed, then raised, like any other failure."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.startup_wait_s
+    backoff = settings.startup_retry_backoff_s
+    while True:
+        try:
+            await attempt()
+            return
+        except Exception as exc:
+            if not _is_transient(exc) or loop.time() + backoff > deadline:
+                raise
+            log.warning("%s: %s; retrying in %.0f s (until STREAMER_STARTUP_WAIT_S=%.0f s "
+                        "have passed)", what, exc, backoff, settings.startup_wait_s)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, settings.startup_retry_backoff_max_s)
 
 
 @click.command()
@@ -51,17 +81,20 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     # Faust runs on the thread's default loop; set it up front and reuse it.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    kafka_hint = "start it with `streamer stack up` or set KAFKA_BOOTSTRAP"
     try:
-        loop.run_until_complete(asyncio.wait_for(ensure_topics(settings), 60))
+        loop.run_until_complete(_until_reachable(
+            settings, "Kafka", lambda: asyncio.wait_for(ensure_topics(settings), 60)))
     except KafkaSecurityError as exc:
-        fail(str(exc), code=NEEDS_OPERATOR)
+        # Refused credentials need an operator; a broker that did not answer may come back.
+        fail(str(exc), kafka_hint if exc.transient else None,
+             code=1 if exc.transient else NEEDS_OPERATOR)
     except Exception as exc:
-        fail(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc}",
-             "start it with `streamer stack up` or set KAFKA_BOOTSTRAP")
+        fail(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc!r}", kafka_hint)
     try:
-        loop.run_until_complete(_check_redis(settings))
+        loop.run_until_complete(_until_reachable(settings, "Redis",
+                                                 lambda: _check_redis(settings)))
     except AggregateUnavailable as exc:
-        # Wrong credentials need an operator; a Redis that did not answer may come back.
         fail(str(exc), code=1 if exc.transient else NEEDS_OPERATOR)
     try:
         live = load_scorer(settings)
@@ -71,7 +104,8 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     app = create_app(runtime)
     log.info("worker %s starting with scorer %s", runtime.worker_id, live.name)
     try:
-        Worker(app, loglevel=loglevel, loop=loop).execute_from_commandline()
+        Worker(app, loglevel=loglevel, loop=loop,
+               shutdown_timeout_s=settings.shutdown_timeout_s).execute_from_commandline()
     except SystemExit as exc:
         if exc.code and runtime.needs_operator:
             raise SystemExit(NEEDS_OPERATOR) from exc

@@ -15,12 +15,18 @@ def max_request_bytes(settings: Settings) -> int:
 
 
 def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
-    """An idempotent producer (acks=all): retries never write a record twice."""
+    """An idempotent producer (acks=all): retries never write a record twice.
+
+    Its own retries of a request in flight keep the record's sequence number, so the
+    broker drops a copy it already has; a record ``send`` could not queue within the
+    request timeout was never handed over, and sending it again is safe too.
+    """
     options: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap,
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": settings.kafka_linger_ms,
+        "request_timeout_ms": int(settings.kafka_request_timeout_s * 1000),
         "compression_type": None,
         "max_request_size": max_request_bytes(settings),
         **client_options(settings),

@@ -19,7 +19,13 @@ from streamer.settings import Settings
 
 
 class KafkaSecurityError(RuntimeError):
-    """Kafka refused the credentials or the TLS handshake; the message says what to fix."""
+    """Kafka refused the credentials or the TLS handshake, or did not answer at all
+    (``transient``: refused connections and timeouts, which a retry may get past); the
+    message says what to fix."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -150,4 +156,8 @@ async def preflight(settings: Settings, timeout_s: float = 15.0) -> None:
             continue
         conn.close()
         return
-    raise KafkaSecurityError(describe(settings, last or ValueError("no bootstrap server")))
+    # Refused or timed out (TLS errors are OSErrors too, but never transient): the broker
+    # may be starting or restarting.
+    transient = isinstance(last, ConnectionRefusedError | TimeoutError)
+    raise KafkaSecurityError(describe(settings, last or ValueError("no bootstrap server")),
+                             transient=transient)

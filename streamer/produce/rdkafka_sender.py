@@ -8,11 +8,13 @@ librdkafka does the same work in C on its own threads: 165 and 343-346 us. Same
 contract as ``send_all``: open loop, each record stamped with its intended send time,
 acks=all, and every record acknowledged before it returns.
 
-No idempotence, and so no retries: librdkafka holds an idempotent producer's first
-records about 500 ms while it gets a producer id, which showed as latency at the start
-of every benchmark step. Without retries no record is written twice, and one the broker
-refuses fails the run. The connection and the topics' metadata are fetched before the
-schedule starts, so the first record leaves on time.
+No idempotence, and so no retries (unlike ``send_all``, which waits a stalled broker out
+for ``produce_deadline_s``): librdkafka holds an idempotent producer's first records
+about 500 ms while it gets a producer id, which showed as latency at the start of every
+benchmark step. Without retries no record is written twice, and one the broker refuses,
+or one not acknowledged within the delivery timeout, fails the run with ``SendFailed``
+saying how many were sent. The connection and the topics' metadata are fetched before
+the schedule starts, so the first record leaves on time.
 
 Upstream producers are not part of the system under test, so the benchmark uses this one
 where it can (``available``) and says which one ran.
@@ -73,10 +75,14 @@ async def send_paced(settings: Settings, messages: Iterable[Outgoing], *,
         "delivery.timeout.ms": _DELIVERY_TIMEOUT_MS,
     })
     failures: list[str] = []
+    acked = 0
 
     def delivered(err: Any, _msg: Any) -> None:
+        nonlocal acked
         if err is not None:
             failures.append(str(err))
+        else:
+            acked += 1
 
     items = list(messages)
     loop = asyncio.get_running_loop()
@@ -98,17 +104,19 @@ async def send_paced(settings: Settings, messages: Iterable[Outgoing], *,
                 await loop.run_in_executor(None, producer.poll, 0.05)
             except KafkaException as exc:  # refused before sending (e.g. too large)
                 raise SendFailed(f"Kafka refused a record for {msg.topic}: "
-                                 f"{exc.args[0].str()}") from exc
+                                 f"{exc.args[0].str()} ({acked} of {len(items)} sent)") from exc
         producer.poll(0)  # serve delivery reports without blocking the loop
         report.by_topic[msg.topic] = report.by_topic.get(msg.topic, 0) + 1
     try:
         left = await loop.run_in_executor(None, producer.flush, _DELIVERY_TIMEOUT_MS / 1000)
     except KafkaException as exc:
-        raise SendFailed(f"Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+        raise SendFailed(f"Kafka at {settings.kafka_bootstrap}: {exc} "
+                         f"({acked} of {len(items)} sent)") from exc
     if left or failures:
         reason = failures[0] if failures else f"{left} records still unacknowledged"
         raise SendFailed(f"Kafka at {settings.kafka_bootstrap} did not acknowledge "
-                         f"{len(failures) + left} records: {reason}")
+                         f"{len(failures) + left} records: {reason} "
+                         f"({acked} of {len(items)} sent)")
     report.sent = sum(report.by_topic.values())
     report.seconds = loop.time() - t0
     return report

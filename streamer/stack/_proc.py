@@ -164,3 +164,18 @@ class TrackedProcess:
 
     def is_running(self) -> bool:
         return self._pid() is not None
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open and nothing answers (a hung server,
+        for fault tests); ``resume`` lets it go on."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a server ``pause`` stopped."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        pid = self._pid()
+        if pid is None:
+            raise StackError(f"not running (no live pid in {self.pid_file})")
+        os.kill(pid, sig)
