@@ -242,11 +242,14 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
         notes.append("the bundle has no FP32 teacher variant (quick profile): row left out")
     if student is not None:
         plan += [("student ONNX INT8, padded to the batch's longest", student, False),
-                 ("student ONNX INT8, length-bucketed (deployed)", student, True)]
+                 ("student ONNX INT8, one text per call (deployed)", student, True)]
     for path, variant, bucketing in plan:
         for batch in batches:
+            # The padded rows show what shared calls cost; the deployed row scores INT8
+            # texts one per call, as the worker does.
             scorer = OnnxScorer(bundle_dir, variant=variant, intra_op_threads=threads,
-                                max_group=max(batch, 1), bucketing=bucketing)
+                                max_group=max(batch, 1), bucketing=bucketing,
+                                int8_rows_alone=bucketing)
             scorer.warmup()
             jobs.append(Job(path, scorer.variant, batch, scorer.score,  # type: ignore[arg-type]
                             texts, sources, []))

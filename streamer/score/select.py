@@ -34,6 +34,7 @@ def load_onnx(settings: Settings) -> Scorer:
         variant=settings.bundle_variant,
         intra_op_threads=settings.ort_intra_op_threads,
         max_group=settings.score_max_group,
+        int8_rows_alone=settings.score_int8_rows_alone,
         tensorrt=settings.ort_tensorrt,
         trt_cache=settings.cache_dir / "tensorrt",
     )

@@ -54,6 +54,6 @@ def test_the_benchmark_runs_every_path_over_the_same_validation_texts(
     assert any("2 interleaved rounds" in n for n in result.notes)
     assert result.texts == 24 and 0 < result.chat_share < 1 and result.mean_tokens > 2
     md, js = mb.write(result, tmp_path)
-    assert "| student ONNX INT8, length-bucketed (deployed) | student2-int8 | 8 |" in (
+    assert "| student ONNX INT8, one text per call (deployed) | student2-int8 | 8 |" in (
         md.read_text())
     assert mb.ModelBench.model_validate_json(js.read_text()) == result

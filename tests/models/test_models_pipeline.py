@@ -169,7 +169,8 @@ def test_truncation_per_source(tiny_bundle: Path) -> None:
 
 def test_rows_are_grouped_by_length_and_padded_to_their_groups_longest(tiny_bundle: Path
                                                                        ) -> None:
-    scorer = OnnxScorer(tiny_bundle, variant="student2-int8")
+    # Shared calls (INT8 scores each text alone by default; see the test after next).
+    scorer = OnnxScorer(tiny_bundle, variant="student2-int8", int8_rows_alone=False)
     manifest = load_bundle(tiny_bundle, verify=()).manifest
     tokenizers = SourceTokenizers(tiny_bundle / "tokenizer.json", manifest.max_length)
     longest_chat = max(len(ids) for ids in tokenizers.encode(SHORT_CHAT, ["chat"] * 3))
@@ -178,7 +179,8 @@ def test_rows_are_grouped_by_length_and_padded_to_their_groups_longest(tiny_bund
     # row, neither to the news item's 48 nor (on CPU) up to the 16 bucket.
     batch = scorer.score([*SHORT_CHAT, LONG_TEXT], ["chat", "chat", "chat", "news"])
     assert batch.extra["padded_tokens"] == 3 * longest_chat + 48
-    bucketed = OnnxScorer(tiny_bundle, variant="student2-int8", pad_to_bucket=True)
+    bucketed = OnnxScorer(tiny_bundle, variant="student2-int8", pad_to_bucket=True,
+                          int8_rows_alone=False)
     again = bucketed.score([*SHORT_CHAT, LONG_TEXT], ["chat", "chat", "chat", "news"])
     assert again.extra["padded_tokens"] == 3 * 16 + 48
 
@@ -192,6 +194,27 @@ def test_padding_length_does_not_change_the_scores(tiny_bundle: Path) -> None:
         texts, sources)
     np.testing.assert_allclose(tight.sentiment, padded.sentiment, atol=1e-4)
     np.testing.assert_allclose(tight.topic, padded.topic, atol=1e-4)
+
+
+def test_int8_scores_are_a_function_of_the_text_alone(tiny_bundle: Path) -> None:
+    """A replay puts a text in another batch: its INT8 scores must not move. Shared calls
+    (dynamic quantization's activation scales taken over the call) move them."""
+    texts = [*NEWS, *CHAT, *SHORT_CHAT, LONG_TEXT]
+    sources = ["news"] * len(NEWS) + ["chat"] * (len(CHAT) + len(SHORT_CHAT)) + ["news"]
+    scorer = OnnxScorer(tiny_bundle, variant="student2-int8")
+    assert scorer.rows_alone
+    whole = scorer.score(texts, sources)  # type: ignore[arg-type]
+    shared = OnnxScorer(tiny_bundle, variant="student2-int8", int8_rows_alone=False)
+    moved = 0.0
+    for i, (text, source) in enumerate(zip(texts, sources, strict=True)):
+        mates = [*texts[:i][-3:], text]  # other company than in the whole batch
+        mate_src = [*sources[:i][-3:], source]
+        alone = scorer.score(mates, mate_src)  # type: ignore[arg-type]
+        assert np.array_equal(alone.sentiment[-1], whole.sentiment[i]), text
+        assert np.array_equal(alone.topic[-1], whole.topic[i]), text
+        other = shared.score(mates, mate_src)  # type: ignore[arg-type]
+        moved = max(moved, float(np.abs(other.sentiment[-1] - whole.sentiment[i]).max()))
+    assert moved > 0  # what rows alone prevent is real on this model
 
 
 def test_rerun_skips_finished_steps(tiny_bundle: Path, data_dir: Path) -> None:
