@@ -87,6 +87,10 @@ class Keyspace:
     def counts(self, tag: str) -> str:
         return f"{self.prefix}:{{{self._checked(tag)}}}:counts"
 
+    def seen_ids(self, tag: str) -> str:
+        """Sorted set of the event ids the partition has seen, scored by first offset."""
+        return f"{self.prefix}:{{{self._checked(tag)}}}:ids"
+
     def bucket(self, tag: str, start_s: int) -> str:
         if not _whole(start_s):
             raise ValueError(f"bucket start must be whole seconds: {start_s!r}")

@@ -72,6 +72,33 @@ return {1, last}
 """
 
 
+# One partition's event ids, in offset order, each scored by the offset it was first
+# seen at. An offset is a repeat iff its id was first seen at a lower offset at most
+# ARGV[1] offsets before it; otherwise the offset becomes the id's first. So the answer
+# for an offset is the same however often it is asked (a replay gets the first attempt's
+# answer). Ids more than ARGV[1] offsets behind the partition's newest are forgotten.
+_CLAIM = """#!lua
+local window = tonumber(ARGV[1])
+local out = {}
+local newest = -1
+for i = 3, #ARGV, 2 do
+  local offset = tonumber(ARGV[i])
+  local first = redis.call('ZSCORE', KEYS[1], ARGV[i + 1])
+  first = first and tonumber(first)
+  if first and first < offset and offset - first <= window then
+    out[#out + 1] = first
+  else
+    if first ~= offset then redis.call('ZADD', KEYS[1], offset, ARGV[i + 1]) end
+    out[#out + 1] = -1
+  end
+  if offset > newest then newest = offset end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('(%d', newest - window))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return out
+"""
+
+
 class AggregateUnavailable(RuntimeError):
     """Redis refused or stayed unreachable past the retry budget; nothing was committed.
 
@@ -147,6 +174,7 @@ class TrendStore:
         self._s = settings
         self.keys = Keyspace(settings.redis_key_prefix)
         self._apply = client.register_script(_APPLY)
+        self._claim = client.register_script(_CLAIM)
         self._known: set[str] = set()
 
     @classmethod
@@ -244,6 +272,24 @@ class TrendStore:
         }
         name = names[int(status)]
         return ApplyResult(name, int(watermark))
+
+    async def first_seen(self, topic: str, partition: int, ids: list[tuple[int, str]]
+                         ) -> list[int | None]:
+        """Per (offset, event id) of one partition, in offset order: the earlier offset
+        at which the id was first seen within the dedup window (a repeat), else None.
+
+        Claims each id for its offset as it goes. The answer for an offset is the same
+        however often it is asked (a replay gets the first attempt's answer) as long as
+        the id's first offset is still within ``dedup_window_messages`` of the partition.
+        """
+        if not ids:
+            return []
+        key = self.keys.seen_ids(Keyspace.tag(topic, partition))
+        args: list[str | int] = [self._s.dedup_window_messages, self._s.dedup_ttl_s]
+        for offset, event_id in ids:
+            args += [offset, event_id]
+        firsts = await self._with_retry(lambda: self._claim(keys=[key], args=args))
+        return [None if int(f) < 0 else int(f) for f in firsts]
 
     async def _with_retry(self, op: Callable[[], Awaitable[Any]]) -> Any:
         delay = self._s.redis_retry_backoff_s

@@ -10,6 +10,7 @@ effect outside the process (decode, tokenize, infer), ``aggregate`` writes to Re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ class BatchOutput:
     dead: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0  # records whose aggregates were already applied (a replay)
     records: int = 0  # input records of the batch
+    # The raw record behind each scored event, for a dead letter made after scoring
+    # (an upstream repeat of an event id).
+    raw: dict[tuple[str, int, int], RawRecord] = field(default_factory=dict)
 
 
 def _prediction(labels: tuple[str, ...], row: np.ndarray) -> Prediction:
@@ -102,6 +106,7 @@ class BatchProcessor:
                 batched=batched,
             )
             events.append(result)
+            out.raw[(rec.topic, rec.partition, rec.offset)] = rec
 
         if events:
             scores = await self._score(events)
@@ -115,7 +120,10 @@ class BatchProcessor:
         return out
 
     async def aggregate(self, out: BatchOutput) -> BatchOutput:
-        """Apply a scored batch to Redis (once per offset), stamp and count it."""
+        """Apply a scored batch to Redis (once per offset), stamp and count it; first,
+        upstream repeats of an event id become dead letters (``dedup_window_messages``)."""
+        if self.settings.dedup_window_messages > 0:
+            await self._drop_repeats(out)
         await self._aggregate(out)
         aggregated = self.clock.now_ms()
         for ev in out.scored:
@@ -189,6 +197,33 @@ class BatchProcessor:
                 stamps=stamps,
             ))
         return out
+
+    async def _drop_repeats(self, out: BatchOutput) -> None:
+        """Move events whose id their partition already carried to the dead letters."""
+        by_partition: dict[tuple[str, int], list[ScoredEvent]] = {}
+        for ev in out.scored:
+            by_partition.setdefault((ev.origin.topic, ev.origin.partition), []).append(ev)
+        for events in by_partition.values():
+            events.sort(key=lambda e: e.origin.offset)
+        answers = await asyncio.gather(*(  # one round trip per partition, side by side
+            self.store.first_seen(topic, partition, [(e.origin.offset, e.id) for e in events])
+            for (topic, partition), events in by_partition.items()))
+        repeats: set[int] = set()
+        for ((topic, partition), events), firsts in zip(by_partition.items(), answers,
+                                                        strict=True):
+            for ev, first in zip(events, firsts, strict=True):
+                if first is None:
+                    continue
+                repeats.add(id(ev))
+                rec = out.raw[(topic, partition, ev.origin.offset)]
+                failure = DecodeFailure("duplicate_id", (
+                    f"event id {ev.id[:64]!r} already arrived at offset {first} of "
+                    f"{topic}[{partition}]; a repeat within the last "
+                    f"{self.settings.dedup_window_messages} messages is not counted again "
+                    "(STREAMER_DEDUP_WINDOW_MESSAGES)"))
+                out.dead.append(self._dead_letter(failure, rec))
+        if repeats:
+            out.scored = [ev for ev in out.scored if id(ev) not in repeats]
 
     async def _aggregate(self, out: BatchOutput) -> None:
         width = self.settings.bucket_seconds

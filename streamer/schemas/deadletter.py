@@ -20,6 +20,7 @@ Reason = Literal[
     "text_too_long",
     "event_time_future",  # further ahead of the worker's clock than max_future_skew_s
     "scoring_failed",
+    "duplicate_id",  # the partition carried the same event id within the dedup window
 ]
 
 
