@@ -10,10 +10,16 @@ import faust
 from faust.types import TP, Message
 
 from agents.alerting import register_alerting
+from agents.health import KafkaProbe
 from agents.runtime import Runtime
 from agents.scoring import make_scoring_agent
-from agents.transactions import install_abort_on_rewind, stamp_transactional_commits
-from agents.views import register_views
+from agents.transactions import (
+    commit_acked_before_revoke,
+    exit_when_fenced,
+    install_abort_on_rewind,
+    stamp_transactional_commits,
+)
+from agents.views import readiness, register_views
 from streamer.kafka.security import faust_credentials
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,9 @@ def create_app(runtime: Runtime) -> faust.App:
         web_tables_enabled=False,
     )
     app.sensors.add(ConsumeStampSensor(runtime))
+    # Not behind app.in_transaction: that cached property is False until the Worker
+    # exists, and reading it here would turn exactly-once off for good.
+    exit_when_fenced(app)
     alerts = register_alerting(app, runtime)
     for name in s.input_topics:
         topic = app.topic(
@@ -75,11 +84,22 @@ def create_app(runtime: Runtime) -> faust.App:
         # rebalances abort what a rewound partition's transaction already holds, and the
         # livelock detector hears of transactional commits.
         consumer: Any = app.consumer
-        consumer.force_commit = runtime.gate.wrap(consumer.force_commit)
+        force_commit = consumer.force_commit
+        consumer.force_commit = runtime.gate.wrap(force_commit)
         if app.in_transaction:
+            commit_acked_before_revoke(app, runtime.gate, force_commit)
             install_abort_on_rewind(app, runtime.gate)
             stamp_transactional_commits(app)
         runtime.warm = True
+
+    @app.task
+    async def probe_health() -> None:
+        probe = runtime.health.probes["kafka"]
+        try:
+            await runtime.health.run(on_change=lambda: readiness(app, runtime))
+        finally:
+            if isinstance(probe, KafkaProbe):
+                await probe.close()
 
     @app.timer(interval=s.latency_push_interval_s)
     async def push_latency() -> None:

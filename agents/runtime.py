@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass, field
 
 from agents.commit_gate import CommitGate
+from agents.health import HealthMonitor, KafkaProbe
 from streamer.aggregate import TrendStore
 from streamer.batch import BatchProcessor
 from streamer.latency import Clock, LatencyRecorder
@@ -44,6 +45,7 @@ class Runtime:
     metrics: Metrics
     clock: Clock
     latency: LatencyRecorder
+    health: HealthMonitor
     gate: CommitGate = field(default_factory=CommitGate)
     stamps: ConsumeStamps = field(default_factory=ConsumeStamps)
     worker_id: str = ""
@@ -67,7 +69,8 @@ class Runtime:
         # setting's pattern, whatever the host name holds.
         host = re.sub(r"[^A-Za-z0-9._\-]", "-", socket.gethostname())[:48].strip(".-") or "host"
         worker_id = settings.worker_id or f"{host}-{os.getpid()}"
+        health = HealthMonitor(settings, {"kafka": KafkaProbe(settings), "redis": store.ping})
         return cls(
-            settings, scorer, store, processor, pool, metrics, clock, latency,
+            settings, scorer, store, processor, pool, metrics, clock, latency, health,
             worker_id=worker_id,
         )
