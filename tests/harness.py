@@ -82,7 +82,9 @@ class WorkerProcess:
         self.ns.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamer.cli.main", "worker", "--loglevel", "warning"],
+                # STREAMER_TEST_WORKER_LOGLEVEL=info keeps faust's rebalance story in the log.
+                [sys.executable, "-m", "streamer.cli.main", "worker", "--loglevel",
+                 os.environ.get("STREAMER_TEST_WORKER_LOGLEVEL", "warning")],
                 env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO,
                 start_new_session=True,
             )
@@ -123,6 +125,11 @@ class WorkerProcess:
                 return state
             time.sleep(0.5)
         raise AssertionError(f"worker {self.name} not ready in {timeout}s:\n{self.tail()}")
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the worker's process group (supervisor and child), not waiting."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
@@ -168,7 +175,13 @@ def is_valid(settings: Settings, msg: Outgoing) -> bool:
         return False
     ev = normalize(parsed, Origin(topic=msg.topic, partition=0, offset=0),
                    TickerExtractor.from_csv(), max_chars=settings.max_text_chars)
-    return not isinstance(ev, DecodeFailure)
+    if isinstance(ev, DecodeFailure):
+        return False
+    from streamer.ingest.eventtime import check_event_time
+
+    now_ms = time.time() * 1000.0
+    return not isinstance(check_event_time(ev, now_ms, settings.max_future_skew_s),
+                          DecodeFailure)
 
 
 def produce(ns: Namespace, messages: list[Outgoing], rate: float | None = None) -> None:
@@ -324,6 +337,9 @@ class Outcome:
     redis_extra: int  # Redis "all" count minus distinct scored: >0 double-counted, <0 lost
     redis_exact: bool  # every (scope, key, label) count equals the scored records' own
     dead_lettered: int
+    # Where the extra copies came from: (output, input topic, partition, offset) of each
+    # record seen more than once, so a failure says which partitions to look at.
+    repeated: list[tuple[str, str, int, int]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -350,4 +366,9 @@ def measure(ns: Namespace, messages: list[Outgoing]) -> Outcome:
         redis_extra=redis_all - len(ids),
         redis_exact=redis == expected_counts(list({str(ev["id"]): ev for ev in records}.values())),
         dead_lettered=len(dead_ids),
+        repeated=sorted(
+            [("scored", *o) for o, n in Counter(
+                (ev["origin"]["topic"], ev["origin"]["partition"], ev["origin"]["offset"])
+                for ev in records).items() if n > 1]
+            + [("dlq", *o) for o, n in dead_ids.items() if n > 1]),  # type: ignore[misc]
     )

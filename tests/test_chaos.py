@@ -6,9 +6,12 @@ dead-lettered. Every test adds a row to the fault table that pytest prints at th
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -25,6 +28,7 @@ from harness import (
     measure,
     mixed_stream,
     produce,
+    read_topic,
     wait_committed,
     wait_consumed,
 )
@@ -71,6 +75,18 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float 
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
+@pytest.fixture(params=["baseline", "bundle"])
+def scorer(request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
+    """(row suffix, worker env): the baseline scorer, or the real engine (ONNX Runtime,
+    the INT8 student) on the session's tiny bundle. Replays re-score messages, so the
+    faults that replay run with both: with the engine a replayed message must get the
+    labels Redis already counted."""
+    if request.param == "baseline":
+        return "", {"STREAMER_SCORER": "baseline"}
+    bundle: Path = request.getfixturevalue("tiny_bundle")
+    return " [INT8 bundle]", {"STREAMER_SCORER": "onnx", "STREAMER_BUNDLE_DIR": str(bundle)}
+
+
 def restarts(worker: WorkerProcess) -> int:
     """How often the worker's supervisor restarted it after a crash."""
     return worker.log.read_text(errors="replace").count("[supervisor] [WARNING] worker crashed")
@@ -90,9 +106,9 @@ def finish(ns: Namespace, messages: list[Outgoing], workers: list[WorkerProcess]
 
 
 def test_a_worker_killed_with_sigkill_and_restarted(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: tuple[str, dict[str, str]]
 ) -> None:
-    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path, extra_env=scorer[1])
     messages = stream(ns, seed=23)
     victim = WorkerProcess(ns, "victim").start()
     victim.wait_ready()
@@ -110,7 +126,7 @@ def test_a_worker_killed_with_sigkill_and_restarted(
         outcome = finish(ns, messages, [survivor])
     finally:
         survivor.stop()
-    record("worker SIGKILLed mid-stream, restarted", outcome, recovery,
+    record("worker SIGKILLed mid-stream, restarted" + scorer[0], outcome, recovery,
            "kill -> restarted worker consuming again (includes model load)")
     assert_clean(outcome)
 
@@ -152,13 +168,13 @@ def test_one_of_two_workers_killed_the_other_takes_its_partitions(
 
 
 def test_a_worker_joining_mid_stream_rebalances_without_duplicates(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: tuple[str, dict[str, str]]
 ) -> None:
     """The rebalance rewinds the first worker's kept partitions to their committed offsets;
     what it sent past them must not be committed twice. A long commit interval makes sure
     such records exist when the second worker joins."""
     ns = Namespace(kafka_bootstrap, redis_url, tmp_path,
-                   extra_env={"STREAMER_COMMIT_INTERVAL_S": "25"})
+                   extra_env={"STREAMER_COMMIT_INTERVAL_S": "25", **scorer[1]})
     messages = stream(ns, seed=37)
     half = len(messages) // 2
     first = WorkerProcess(ns, "first").start()
@@ -175,8 +191,121 @@ def test_a_worker_joining_mid_stream_rebalances_without_duplicates(
     finally:
         for w in (first, second):
             w.stop()
-    record("second worker joins (rebalance, 25 s of uncommitted work)", outcome, recovery,
+    record("second worker joins (rebalance, 25 s of uncommitted work)" + scorer[0], outcome,
+           recovery,
            "start -> joined and ready")
+    assert_clean(outcome)
+
+
+def test_a_worker_paused_past_the_session_timeout_rejoins_without_duplicates(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: tuple[str, dict[str, str]]
+) -> None:
+    """A zombie: one of two workers is SIGSTOPped past the session timeout, its partitions
+    move to the other, then it is SIGCONTed. Its producers are fenced; it must exit at once
+    (its supervisor starts a fresh member) rather than rejoin and take partitions back, and
+    the survivor must abort whatever its producers held when partitions move, so nothing
+    is committed twice on `scored` or counted twice in Redis."""
+    session_s = 10
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path, extra_env={
+        "STREAMER_KAFKA_SESSION_TIMEOUT_S": str(session_s),
+        "STREAMER_KAFKA_HEARTBEAT_INTERVAL_S": "1",
+        "STREAMER_COMMIT_INTERVAL_S": "2",
+        **scorer[1],
+    })
+    messages = stream(ns, seed=61, minutes=14)  # still flowing when the zombie wakes
+    workers = [WorkerProcess(ns, f"w{i}").start() for i in (1, 2)]
+    try:
+        for w in workers:
+            w.wait_ready()
+        producer = BackgroundProducer(ns, messages, RATE).start()
+        wait_consumed(ns, len(messages) // 4, workers=workers)
+        zombie = workers[1]
+        zombie.send_signal(signal.SIGSTOP)
+        time.sleep(session_s * 2.5)
+        zombie.send_signal(signal.SIGCONT)
+        # Fenced, it exits and its supervisor starts a new member; or it rejoins with new
+        # producers (fencing the survivor's for the partitions it gets). Either way:
+        recovery = wait_until(lambda: bool((zombie.ready() or {}).get("ready")), 120,
+                              "the woken worker is a working member again")
+        producer.join()
+        outcome = finish(ns, messages, workers)
+        fenced_exits = zombie.log.read_text(errors="replace").count("fenced: another worker")
+    finally:
+        for w in workers:
+            w.stop()
+    record("one of two workers paused (SIGSTOP) past the session timeout, then resumed"
+           + scorer[0], outcome, recovery, "SIGCONT -> the woken worker (or its restart) ready",
+           note=f"session timeout {session_s} s, paused {session_s * 2.5:.0f} s, "
+           f"fenced exits {fenced_exits}")
+    assert_clean(outcome)
+
+
+def with_upstream_repeats(ns: Namespace, messages: list[Outgoing], every: int,
+                          after: int) -> list[Outgoing]:
+    """Each valid message keyed by its id (so a repeat lands on the same partition), and
+    every ``every``-th valid one sent again ``after`` messages later, as a feed re-sends."""
+    s = ns.settings()
+    out: list[Outgoing] = []
+    repeats: list[tuple[int, Outgoing]] = []
+    for i, m in enumerate(messages):
+        if is_valid(s, m):
+            m = Outgoing(m.topic, str(orjson.loads(m.value)["id"]).encode(), m.value)
+            if i % every == 0:
+                repeats.append((i + after, m))
+        out.append(m)
+    for at, m in reversed(repeats):
+        out.insert(min(at, len(out)), m)
+    return out
+
+
+def test_upstream_repeats_of_an_event_id_are_counted_once(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A feed that sends some stories twice (the same id at two offsets of a partition):
+    Redis and `scored` count each id once; each repeat is dead-lettered as duplicate_id."""
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    messages = with_upstream_repeats(ns, stream(ns, seed=79, minutes=3), every=10, after=40)
+    repeats = len(messages) - len({m.value for m in messages})
+    worker = WorkerProcess(ns, "w").start()
+    try:
+        worker.wait_ready()
+        produce(ns, messages, rate=RATE * 2)
+        outcome = finish(ns, messages, [worker])
+    finally:
+        worker.stop()
+    record("upstream repeats: 1 in 10 valid messages sent again 40 messages later",
+           outcome, None, "-", note=f"{repeats} repeats dead-lettered as duplicate_id")
+    assert repeats > 20
+    assert_clean(outcome)
+
+
+def test_events_far_in_the_past_and_future_mid_stream(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A news item dated 2099 is dead-lettered (event_time_future) before it can move the
+    watermark; items dated 1987 and 30 days ago are counted like any other (backfills)."""
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    s = ns.settings()
+    base = stream(ns, seed=83, minutes=3)
+    odd = [Outgoing(s.topic_news, None, orjson.dumps({
+        "schema_version": 1, "id": f"odd-{i}", "source": "wire",
+        "headline": f"Crude output falls, item {i}", "published_at": when}))
+        for i, when in enumerate(["2099-01-01T00:00:00Z", "1987-03-02T09:00:00Z",
+                                  (datetime.now(UTC) - timedelta(days=30)).isoformat()])]
+    messages = [*base[:100], odd[0], *base[100:200], odd[1], *base[200:300], odd[2],
+                *base[300:]]
+    worker = WorkerProcess(ns, "w").start()
+    try:
+        worker.wait_ready()
+        produce(ns, messages, rate=RATE * 2)
+        outcome = finish(ns, messages, [worker])
+        dead = [d for t in s.input_topics for d in read_topic(ns, s.dlq_topic(t), 1, timeout=20)]
+    finally:
+        worker.stop()
+    future = [d for d in dead if d["reason"] == "event_time_future"]
+    record("events dated 2099 (future), 1987 and 30 days ago mid-stream", outcome, None, "-",
+           note=f"dead-lettered as event_time_future: {len(future)}")
+    assert len(future) == 1 and "2099" in str(future[0]["error"])
     assert_clean(outcome)
 
 
@@ -219,6 +348,79 @@ def test_redis_stopped_for_30_s_mid_stream(
         worker.stop()
     record("Redis stopped 30 s mid-stream", outcome, recovery,
            "Redis back -> aggregates advancing (retry backoff)")
+    assert_clean(outcome)
+
+
+class ReadyWatch:
+    """Polls a worker's /readyz in a thread while a fault lasts: the slowest answer, and
+    whether it ever said not ready because of ``dependency``."""
+
+    def __init__(self, worker: WorkerProcess, dependency: str) -> None:
+        self.worker, self.dependency = worker, dependency
+        self.slowest_s = 0.0
+        self.answers = 0
+        self.saw_down = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            body = self.worker.ready()
+            took = time.monotonic() - t0
+            if body is not None:
+                self.answers += 1
+                self.slowest_s = max(self.slowest_s, took)
+                if body.get(self.dependency) is False and body.get("ready") is False:
+                    self.saw_down = True
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> ReadyWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+HANG_S = 20
+
+
+def test_redis_hung_for_20_s_mid_stream(
+    kafka_bootstrap: str, private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    """SIGSTOP, not a stop: connections stay open and nothing answers. /readyz must keep
+    answering at once from the last known state, and turn not-ready."""
+    ns = Namespace(kafka_bootstrap, private_redis.url, tmp_path)
+    messages = stream(ns, seed=67)
+    worker = WorkerProcess(ns, "w").start()
+    try:
+        worker.wait_ready()
+        producer = BackgroundProducer(ns, messages, RATE).start()
+        wait_consumed(ns, len(messages) // 4, workers=[worker])
+        with ReadyWatch(worker, "redis") as watch:
+            private_redis.pause()
+            try:
+                time.sleep(HANG_S)
+            finally:
+                private_redis.resume()
+            back_at = time.monotonic()
+            recovery = wait_until(lambda: bool((worker.ready() or {}).get("ready")), 60,
+                                  "ready again")
+        before = consumed_total(ns)
+        wait_until(lambda: consumed_total(ns) > before, 60, "consumption resumes")
+        recovery = time.monotonic() - back_at
+        producer.join()
+        outcome = finish(ns, messages, [worker])
+    finally:
+        worker.stop()
+    record(f"Redis hung (SIGSTOP) {HANG_S} s mid-stream", outcome, recovery,
+           "SIGCONT -> ready and consuming",
+           note=f"/readyz: {watch.answers} answers during the hang, slowest "
+           f"{watch.slowest_s * 1000:.0f} ms, not-ready seen: {watch.saw_down}")
+    assert watch.saw_down, "/readyz never said Redis was down"
+    assert watch.slowest_s < 0.5, f"/readyz took {watch.slowest_s:.2f}s to answer"
     assert_clean(outcome)
 
 
@@ -322,10 +524,11 @@ def test_redis_refusing_writes_stops_the_worker_with_the_reason_and_loses_nothin
 
 # --- Kafka fault: a private broker, restarted under the worker and the producer --------
 
-def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path) -> None:
+def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path,
+                                          scorer: tuple[str, dict[str, str]]) -> None:
     with running(LocalKafka(local_settings(tmp_path / "kafka")),
                  "a private Kafka broker") as kafka:
-        ns = Namespace(kafka.bootstrap, redis_url, tmp_path)
+        ns = Namespace(kafka.bootstrap, redis_url, tmp_path, extra_env=scorer[1])
         messages = stream(ns, seed=53)
         worker = WorkerProcess(ns, "w").start()
         try:
@@ -344,10 +547,75 @@ def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path) -> No
             n_restarts = restarts(worker)
         finally:
             worker.stop()
-    record("Kafka broker restarted mid-stream", outcome, recovery,
+    record("Kafka broker restarted mid-stream" + scorer[0], outcome, recovery,
            "broker up -> aggregates advancing",
            note=f"worker process restarts by its supervisor: {n_restarts}")
     assert_clean(outcome)
+
+
+def test_kafka_broker_hung_for_20_s_mid_stream(redis_url: str, tmp_path: Path) -> None:
+    """SIGSTOP on the only broker: the worker's consumer and producers wait on open
+    connections that never answer. /readyz turns not-ready without taking long to say so."""
+    with running(LocalKafka(local_settings(tmp_path / "kafka")),
+                 "a private Kafka broker") as kafka:
+        ns = Namespace(kafka.bootstrap, redis_url, tmp_path)
+        messages = stream(ns, seed=71)
+        worker = WorkerProcess(ns, "w").start()
+        try:
+            worker.wait_ready()
+            producer = BackgroundProducer(ns, messages, RATE).start()
+            wait_consumed(ns, len(messages) // 4, workers=[worker])
+            with ReadyWatch(worker, "kafka") as watch:
+                kafka.pause()
+                try:
+                    time.sleep(HANG_S)
+                finally:
+                    kafka.resume()
+                back_at = time.monotonic()
+                before = consumed_total(ns)
+                wait_until(lambda: consumed_total(ns) > before, 180, "consumption resumes",
+                           workers=(worker,))
+            recovery = time.monotonic() - back_at
+            producer.join()
+            outcome = finish(ns, messages, [worker])
+            n_restarts = restarts(worker)
+        finally:
+            worker.stop()
+    record(f"Kafka broker hung (SIGSTOP) {HANG_S} s mid-stream", outcome, recovery,
+           "SIGCONT -> aggregates advancing",
+           note=f"worker restarts by its supervisor: {n_restarts}; /readyz slowest "
+           f"{watch.slowest_s * 1000:.0f} ms, not-ready seen: {watch.saw_down}")
+    assert watch.saw_down, "/readyz never said Kafka was down"
+    assert watch.slowest_s < 0.5, f"/readyz took {watch.slowest_s:.2f}s to answer"
+    assert_clean(outcome)
+
+
+def test_a_worker_stopped_after_kafka_and_redis_are_gone_exits_within_its_deadline(
+    tmp_path: Path
+) -> None:
+    (port,) = free_ports(1)
+    redis_settings = local_settings(tmp_path / "redis").model_copy(update={"redis_port": port})
+    with running(LocalKafka(local_settings(tmp_path / "kafka")), "a private Kafka broker"
+                 ) as kafka, running(LocalRedis(redis_settings), "a private redis-server") as rds:
+        ns = Namespace(kafka.bootstrap, rds.url, tmp_path,
+                       extra_env={"STREAMER_SHUTDOWN_TIMEOUT_S": "5"})
+        worker = WorkerProcess(ns, "w").start()
+        try:
+            worker.wait_ready()
+            produce(ns, stream(ns, seed=73, minutes=1))
+            wait_consumed(ns, 1, workers=[worker])
+            kafka.stop()
+            rds.stop()
+            t0 = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            assert worker.proc is not None
+            worker.proc.wait(60)
+            took = time.monotonic() - t0
+        finally:
+            worker.kill()
+    # The deadline, plus the supervisor's own exit and a loaded machine's slack; before
+    # the deadline existed this took 40-70 s.
+    assert took < 5 + 10, f"the worker took {took:.0f}s to stop\n{worker.tail()}"
 
 
 # --- hostile input ---------------------------------------------------------------------

@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
-from conftest import TinyBuild
 from rich.console import Console
+from tiny_bundle import TinyBuild
 
 from streamer.models.build import COMPLETE, build_bundle, profile_config
 from streamer.models.bundle import load_bundle
