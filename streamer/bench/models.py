@@ -7,8 +7,10 @@ natural shares), end to end per call: tokenization included.
 * **naive**: what a user writes first: transformers ``AutoModel`` (PyTorch FP32, the
   6-layer teacher), tokenizer and model called once per message.
 * **teacher ONNX FP32**, batched, each batch padded to its longest row.
-* **student ONNX INT8** without bucketing (padded to the batch's longest row) and with
-  bucketing (sorted by length, padded to bucket boundaries): the deployed path.
+* **student ONNX INT8** without bucketing (padded to the batch's longest row), with
+  bucketing (sorted by length, each length bucket's rows in one call), and one text per
+  call: the deployed path, where a text's scores depend on its text alone (dynamic
+  quantization takes activation scales over the whole call).
 """
 
 from __future__ import annotations
@@ -235,21 +237,23 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
                        if v.role == "student" and v.precision == "int8"),
                       key=lambda v: (v.name != manifest.default_variant.get("cpu"), -v.layers))
     student = students[0].name if students else None  # the deployed one when it is a student
-    plan: list[tuple[str, str, bool]] = []
+    # (path, variant, length bucketing, INT8 texts one per call)
+    plan: list[tuple[str, str, bool, bool]] = []
     if teacher is not None:
-        plan.append(("teacher ONNX FP32, padded to the batch's longest", teacher, False))
+        plan.append(("teacher ONNX FP32, padded to the batch's longest", teacher, False, False))
     else:
         notes.append("the bundle has no FP32 teacher variant (quick profile): row left out")
     if student is not None:
-        plan += [("student ONNX INT8, padded to the batch's longest", student, False),
-                 ("student ONNX INT8, one text per call (deployed)", student, True)]
-    for path, variant, bucketing in plan:
+        plan += [("student ONNX INT8, padded to the batch's longest", student, False, False),
+                 ("student ONNX INT8, length-bucketed, shared calls", student, True, False),
+                 ("student ONNX INT8, one text per call (deployed)", student, True, True)]
+    for path, variant, bucketing, rows_alone in plan:
         for batch in batches:
-            # The padded rows show what shared calls cost; the deployed row scores INT8
-            # texts one per call, as the worker does.
+            # Shared calls are faster where padding is small, but an INT8 text's scores
+            # then depend on its call-mates; the worker scores each alone (deployed row).
             scorer = OnnxScorer(bundle_dir, variant=variant, intra_op_threads=threads,
                                 max_group=max(batch, 1), bucketing=bucketing,
-                                int8_rows_alone=bucketing)
+                                int8_rows_alone=rows_alone)
             scorer.warmup()
             jobs.append(Job(path, scorer.variant, batch, scorer.score,  # type: ignore[arg-type]
                             texts, sources, []))
