@@ -96,7 +96,8 @@ def create_app(runtime: Runtime) -> faust.App:
     async def probe_health() -> None:
         probe = runtime.health.probes["kafka"]
         try:
-            await runtime.health.run(on_change=lambda: readiness(app, runtime))
+            # The gauge follows every probe round, whether or not anyone asks /readyz.
+            await runtime.health.run(after_each=lambda: readiness(app, runtime))
         finally:
             if isinstance(probe, KafkaProbe):
                 await probe.close()

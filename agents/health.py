@@ -82,13 +82,13 @@ class HealthMonitor:
             log.warning("%s %s", name, "answers again" if ok else f"is not answering: {error}")
         st.ok, st.error, st.checked_at = ok, error, self.clock()
 
-    async def run(self, on_change: Callable[[], object] | None = None) -> None:
+    async def run(self, after_each: Callable[[], object] | None = None) -> None:
         """Probe forever (until cancelled), every ``health_probe_interval_s``."""
         while True:
             started = self.clock()
             await self.probe_once()
-            if on_change is not None:
-                on_change()
+            if after_each is not None:
+                after_each()
             await asyncio.sleep(max(0.0, self.settings.health_probe_interval_s
                                     - (self.clock() - started)))
 

@@ -106,7 +106,11 @@ def commit_acked_before_revoke(app: faust.App, gate: CommitGate,
 
     async def on_partitions_revoked(revoked: set[TP]) -> None:
         async with gate.commit():
-            await force_commit()
+            try:
+                await force_commit()
+            except Exception as exc:  # the rebalance must go on; what failed to commit
+                # stays in an open transaction, which the assignment then aborts.
+                log.warning("rebalance: committing the acked offsets first failed: %r", exc)
         await revoke(revoked)
 
     consumer.on_partitions_revoked = on_partitions_revoked

@@ -375,6 +375,17 @@ class ReadyWatch:
                     self.saw_down = True
             self._stop.wait(0.2)
 
+    @property
+    def summary(self) -> str:
+        return (f"/readyz: {self.answers} answers, slowest {self.slowest_s * 1000:.0f} ms, "
+                f"not-ready seen: {self.saw_down}")
+
+    def assert_prompt_and_honest(self) -> None:
+        """It said the dependency was down, and never took long to answer (the target is
+        100 ms; 0.5 s leaves room for a loaded 2-core machine)."""
+        assert self.saw_down, f"/readyz never said {self.dependency} was down"
+        assert self.slowest_s < 0.5, f"/readyz took {self.slowest_s:.2f}s to answer"
+
     def __enter__(self) -> ReadyWatch:
         self._thread.start()
         return self
@@ -385,6 +396,17 @@ class ReadyWatch:
 
 
 HANG_S = 20
+
+
+def hang(server: LocalKafka | LocalRedis) -> float:
+    """SIGSTOP ``server`` for HANG_S (connections stay open, nothing answers), then
+    SIGCONT; the monotonic time it was resumed."""
+    server.pause()
+    try:
+        time.sleep(HANG_S)
+    finally:
+        server.resume()
+    return time.monotonic()
 
 
 def test_redis_hung_for_20_s_mid_stream(
@@ -400,14 +422,8 @@ def test_redis_hung_for_20_s_mid_stream(
         producer = BackgroundProducer(ns, messages, RATE).start()
         wait_consumed(ns, len(messages) // 4, workers=[worker])
         with ReadyWatch(worker, "redis") as watch:
-            private_redis.pause()
-            try:
-                time.sleep(HANG_S)
-            finally:
-                private_redis.resume()
-            back_at = time.monotonic()
-            recovery = wait_until(lambda: bool((worker.ready() or {}).get("ready")), 60,
-                                  "ready again")
+            back_at = hang(private_redis)
+            wait_until(lambda: bool((worker.ready() or {}).get("ready")), 60, "ready again")
         before = consumed_total(ns)
         wait_until(lambda: consumed_total(ns) > before, 60, "consumption resumes")
         recovery = time.monotonic() - back_at
@@ -416,11 +432,8 @@ def test_redis_hung_for_20_s_mid_stream(
     finally:
         worker.stop()
     record(f"Redis hung (SIGSTOP) {HANG_S} s mid-stream", outcome, recovery,
-           "SIGCONT -> ready and consuming",
-           note=f"/readyz: {watch.answers} answers during the hang, slowest "
-           f"{watch.slowest_s * 1000:.0f} ms, not-ready seen: {watch.saw_down}")
-    assert watch.saw_down, "/readyz never said Redis was down"
-    assert watch.slowest_s < 0.5, f"/readyz took {watch.slowest_s:.2f}s to answer"
+           "SIGCONT -> ready and consuming", note=watch.summary)
+    watch.assert_prompt_and_honest()
     assert_clean(outcome)
 
 
@@ -524,29 +537,39 @@ def test_redis_refusing_writes_stops_the_worker_with_the_reason_and_loses_nothin
 
 # --- Kafka fault: a private broker, restarted under the worker and the producer --------
 
-def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path,
-                                          scorer: tuple[str, dict[str, str]]) -> None:
+def _broker_fault(redis_url: str, tmp_path: Path, seed: int, env: dict[str, str],
+                  fault: Callable[[LocalKafka, WorkerProcess], float]
+                  ) -> tuple[Outcome, float, int]:
+    """One worker on a private broker; ``fault`` hits the broker mid-stream and returns
+    when it ended. (outcome, seconds until consumption resumed, supervisor restarts)."""
     with running(LocalKafka(local_settings(tmp_path / "kafka")),
                  "a private Kafka broker") as kafka:
-        ns = Namespace(kafka.bootstrap, redis_url, tmp_path, extra_env=scorer[1])
-        messages = stream(ns, seed=53)
+        ns = Namespace(kafka.bootstrap, redis_url, tmp_path, extra_env=env)
+        messages = stream(ns, seed=seed)
         worker = WorkerProcess(ns, "w").start()
         try:
             worker.wait_ready()
             producer = BackgroundProducer(ns, messages, RATE).start()
             wait_consumed(ns, len(messages) // 4, workers=[worker])
-            kafka.stop()
-            kafka.start()
-            back_at = time.monotonic()
+            back_at = fault(kafka, worker)
             before = consumed_total(ns)
             wait_until(lambda: consumed_total(ns) > before, 180, "consumption resumes",
                        workers=(worker,))
             recovery = time.monotonic() - back_at
             producer.join()
-            outcome = finish(ns, messages, [worker])
-            n_restarts = restarts(worker)
+            return finish(ns, messages, [worker]), recovery, restarts(worker)
         finally:
             worker.stop()
+
+
+def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path,
+                                          scorer: tuple[str, dict[str, str]]) -> None:
+    def restart(kafka: LocalKafka, _worker: WorkerProcess) -> float:
+        kafka.stop()
+        kafka.start()
+        return time.monotonic()
+
+    outcome, recovery, n_restarts = _broker_fault(redis_url, tmp_path, 53, scorer[1], restart)
     record("Kafka broker restarted mid-stream" + scorer[0], outcome, recovery,
            "broker up -> aggregates advancing",
            note=f"worker process restarts by its supervisor: {n_restarts}")
@@ -556,37 +579,18 @@ def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path,
 def test_kafka_broker_hung_for_20_s_mid_stream(redis_url: str, tmp_path: Path) -> None:
     """SIGSTOP on the only broker: the worker's consumer and producers wait on open
     connections that never answer. /readyz turns not-ready without taking long to say so."""
-    with running(LocalKafka(local_settings(tmp_path / "kafka")),
-                 "a private Kafka broker") as kafka:
-        ns = Namespace(kafka.bootstrap, redis_url, tmp_path)
-        messages = stream(ns, seed=71)
-        worker = WorkerProcess(ns, "w").start()
-        try:
-            worker.wait_ready()
-            producer = BackgroundProducer(ns, messages, RATE).start()
-            wait_consumed(ns, len(messages) // 4, workers=[worker])
-            with ReadyWatch(worker, "kafka") as watch:
-                kafka.pause()
-                try:
-                    time.sleep(HANG_S)
-                finally:
-                    kafka.resume()
-                back_at = time.monotonic()
-                before = consumed_total(ns)
-                wait_until(lambda: consumed_total(ns) > before, 180, "consumption resumes",
-                           workers=(worker,))
-            recovery = time.monotonic() - back_at
-            producer.join()
-            outcome = finish(ns, messages, [worker])
-            n_restarts = restarts(worker)
-        finally:
-            worker.stop()
+    watches: list[ReadyWatch] = []
+
+    def pause(kafka: LocalKafka, worker: WorkerProcess) -> float:
+        with ReadyWatch(worker, "kafka") as watch:
+            watches.append(watch)
+            return hang(kafka)
+
+    outcome, recovery, n_restarts = _broker_fault(redis_url, tmp_path, 71, {}, pause)
     record(f"Kafka broker hung (SIGSTOP) {HANG_S} s mid-stream", outcome, recovery,
            "SIGCONT -> aggregates advancing",
-           note=f"worker restarts by its supervisor: {n_restarts}; /readyz slowest "
-           f"{watch.slowest_s * 1000:.0f} ms, not-ready seen: {watch.saw_down}")
-    assert watch.saw_down, "/readyz never said Kafka was down"
-    assert watch.slowest_s < 0.5, f"/readyz took {watch.slowest_s:.2f}s to answer"
+           note=f"worker restarts by its supervisor: {n_restarts}; {watches[0].summary}")
+    watches[0].assert_prompt_and_honest()
     assert_clean(outcome)
 
 

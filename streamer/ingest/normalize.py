@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import unicodedata
@@ -42,8 +43,12 @@ def _char_class(pred: Callable[[int], bool]) -> str:
     return "[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "]"
 
 
-# Built once at import from the interpreter's Unicode database (about 0.1 s).
-_REMOVED = re.compile(_char_class(_is_removed))
+@functools.cache
+def _removed() -> re.Pattern[str]:
+    """Built once, on first use, from the interpreter's Unicode database (about 0.2 s)."""
+    return re.compile(_char_class(_is_removed))
+
+
 _SPACES = re.compile(r"\s+")
 
 
@@ -51,7 +56,7 @@ def clean_text(text: str) -> str:
     """The text the models see: removed characters gone, NFC, whitespace runs one space."""
     # Removal first: a character removed between a letter and its accent would otherwise
     # leave a decomposed pair that NFC had not composed.
-    text = unicodedata.normalize("NFC", _REMOVED.sub("", text))
+    text = unicodedata.normalize("NFC", _removed().sub("", text))
     return _SPACES.sub(" ", text).strip()
 
 
