@@ -6,6 +6,7 @@ dead-lettered. Every test adds a row to the fault table that pytest prints at th
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -40,6 +41,7 @@ from streamer.stack import LocalKafka, LocalRedis
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 RATE = 60.0  # messages/s offered while a fault is injected
+ScorerEnv = tuple[str, dict[str, str]]  # (fault row suffix, worker environment)
 
 
 def record(fault: str, outcome: Outcome, recovery_s: float | None, recovery_what: str,
@@ -76,13 +78,18 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float 
 
 
 @pytest.fixture(params=["baseline", "bundle"])
-def scorer(request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
+def scorer(request: pytest.FixtureRequest) -> ScorerEnv:
     """(row suffix, worker env): the baseline scorer, or the real engine (ONNX Runtime,
-    the INT8 student) on the session's tiny bundle. Replays re-score messages, so the
-    faults that replay run with both: with the engine a replayed message must get the
-    labels Redis already counted."""
+    the INT8 student) on the session's tiny bundle. Every fault takes both; CI runs the
+    engine for the faults marked ``replays`` (workers re-score messages, which must get
+    the labels Redis already counted), and the rest with STREAMER_CHAOS_EVERY_SCORER=1,
+    to keep CI near 30 minutes."""
     if request.param == "baseline":
         return "", {"STREAMER_SCORER": "baseline"}
+    if (request.node.get_closest_marker("replays") is None
+            and os.environ.get("STREAMER_CHAOS_EVERY_SCORER") != "1"):
+        pytest.skip("a fault that re-scores nothing: on the INT8 bundle only with "
+                    "STREAMER_CHAOS_EVERY_SCORER=1 (docs/RELIABILITY.md has such a run)")
     bundle: Path = request.getfixturevalue("tiny_bundle")
     return " [INT8 bundle]", {"STREAMER_SCORER": "onnx", "STREAMER_BUNDLE_DIR": str(bundle)}
 
@@ -105,8 +112,9 @@ def finish(ns: Namespace, messages: list[Outgoing], workers: list[WorkerProcess]
     return measure(ns, messages)
 
 
+@pytest.mark.replays
 def test_a_worker_killed_with_sigkill_and_restarted(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: tuple[str, dict[str, str]]
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
     ns = Namespace(kafka_bootstrap, redis_url, tmp_path, extra_env=scorer[1])
     messages = stream(ns, seed=23)
@@ -132,9 +140,9 @@ def test_a_worker_killed_with_sigkill_and_restarted(
 
 
 def test_one_of_two_workers_killed_the_other_takes_its_partitions(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
-    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path, extra_env=scorer[1])
     s = ns.settings()
     messages = stream(ns, seed=41)
     workers = [WorkerProcess(ns, f"w{i}").start() for i in (1, 2)]
@@ -158,7 +166,7 @@ def test_one_of_two_workers_killed_the_other_takes_its_partitions(
     finally:
         for w in workers:
             w.stop()
-    record("one of two workers SIGKILLed", outcome, recovery,
+    record("one of two workers SIGKILLed" + scorer[0], outcome, recovery,
            f"kill -> survivor owns all partitions (session timeout "
            f"{s.kafka_session_timeout_s:.0f} s)")
     assert_clean(outcome)
@@ -167,8 +175,9 @@ def test_one_of_two_workers_killed_the_other_takes_its_partitions(
     assert recovery <= s.kafka_session_timeout_s + 30
 
 
+@pytest.mark.replays
 def test_a_worker_joining_mid_stream_rebalances_without_duplicates(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: tuple[str, dict[str, str]]
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
     """The rebalance rewinds the first worker's kept partitions to their committed offsets;
     what it sent past them must not be committed twice. A long commit interval makes sure
@@ -197,8 +206,9 @@ def test_a_worker_joining_mid_stream_rebalances_without_duplicates(
     assert_clean(outcome)
 
 
+@pytest.mark.replays
 def test_a_worker_paused_past_the_session_timeout_rejoins_without_duplicates(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: tuple[str, dict[str, str]]
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
     """A zombie: one of two workers is SIGSTOPped past the session timeout, its partitions
     move to the other, then it is SIGCONTed. Its producers are fenced; it must exit at once
@@ -259,11 +269,11 @@ def with_upstream_repeats(ns: Namespace, messages: list[Outgoing], every: int,
 
 
 def test_upstream_repeats_of_an_event_id_are_counted_once(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
     """A feed that sends some stories twice (the same id at two offsets of a partition):
     Redis and `scored` count each id once; each repeat is dead-lettered as duplicate_id."""
-    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path, extra_env=scorer[1])
     messages = with_upstream_repeats(ns, stream(ns, seed=79, minutes=3), every=10, after=40)
     repeats = len(messages) - len({m.value for m in messages})
     worker = WorkerProcess(ns, "w").start()
@@ -273,18 +283,19 @@ def test_upstream_repeats_of_an_event_id_are_counted_once(
         outcome = finish(ns, messages, [worker])
     finally:
         worker.stop()
-    record("upstream repeats: 1 in 10 valid messages sent again 40 messages later",
+    record("upstream repeats: 1 in 10 valid messages sent again 40 messages later"
+           + scorer[0],
            outcome, None, "-", note=f"{repeats} repeats dead-lettered as duplicate_id")
     assert repeats > 20
     assert_clean(outcome)
 
 
 def test_events_far_in_the_past_and_future_mid_stream(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
     """A news item dated 2099 is dead-lettered (event_time_future) before it can move the
     watermark; items dated 1987 and 30 days ago are counted like any other (backfills)."""
-    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path, extra_env=scorer[1])
     s = ns.settings()
     base = stream(ns, seed=83, minutes=3)
     odd = [Outgoing(s.topic_news, None, orjson.dumps({
@@ -303,7 +314,8 @@ def test_events_far_in_the_past_and_future_mid_stream(
     finally:
         worker.stop()
     future = [d for d in dead if d["reason"] == "event_time_future"]
-    record("events dated 2099 (future), 1987 and 30 days ago mid-stream", outcome, None, "-",
+    record("events dated 2099 (future), 1987 and 30 days ago mid-stream" + scorer[0],
+           outcome, None, "-",
            note=f"dead-lettered as event_time_future: {len(future)}")
     assert len(future) == 1 and "2099" in str(future[0]["error"])
     assert_clean(outcome)
@@ -320,9 +332,9 @@ def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
 
 
 def test_redis_stopped_for_30_s_mid_stream(
-    kafka_bootstrap: str, private_redis: LocalRedis, tmp_path: Path
+    kafka_bootstrap: str, private_redis: LocalRedis, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
-    ns = Namespace(kafka_bootstrap, private_redis.url, tmp_path)
+    ns = Namespace(kafka_bootstrap, private_redis.url, tmp_path, extra_env=scorer[1])
     messages = stream(ns, seed=43)
     worker = WorkerProcess(ns, "w").start()
     try:
@@ -346,7 +358,7 @@ def test_redis_stopped_for_30_s_mid_stream(
         outcome = finish(ns, messages, [worker])
     finally:
         worker.stop()
-    record("Redis stopped 30 s mid-stream", outcome, recovery,
+    record("Redis stopped 30 s mid-stream" + scorer[0], outcome, recovery,
            "Redis back -> aggregates advancing (retry backoff)")
     assert_clean(outcome)
 
@@ -410,11 +422,11 @@ def hang(server: LocalKafka | LocalRedis) -> float:
 
 
 def test_redis_hung_for_20_s_mid_stream(
-    kafka_bootstrap: str, private_redis: LocalRedis, tmp_path: Path
+    kafka_bootstrap: str, private_redis: LocalRedis, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
     """SIGSTOP, not a stop: connections stay open and nothing answers. /readyz must keep
     answering at once from the last known state, and turn not-ready."""
-    ns = Namespace(kafka_bootstrap, private_redis.url, tmp_path)
+    ns = Namespace(kafka_bootstrap, private_redis.url, tmp_path, extra_env=scorer[1])
     messages = stream(ns, seed=67)
     worker = WorkerProcess(ns, "w").start()
     try:
@@ -431,7 +443,7 @@ def test_redis_hung_for_20_s_mid_stream(
         outcome = finish(ns, messages, [worker])
     finally:
         worker.stop()
-    record(f"Redis hung (SIGSTOP) {HANG_S} s mid-stream", outcome, recovery,
+    record(f"Redis hung (SIGSTOP) {HANG_S} s mid-stream" + scorer[0], outcome, recovery,
            "SIGCONT -> ready and consuming", note=watch.summary)
     watch.assert_prompt_and_honest()
     assert_clean(outcome)
@@ -492,14 +504,15 @@ def _give_disk(admin: redis.Redis, data_dir: str) -> None:
 @pytest.mark.parametrize("batch_mode", ["adaptive", "fixed"])
 @pytest.mark.parametrize("fault", ["oom", "disk"])
 def test_redis_refusing_writes_stops_the_worker_with_the_reason_and_loses_nothing(
-    kafka_bootstrap: str, configurable_redis: str, tmp_path: Path, fault: str, batch_mode: str
+    kafka_bootstrap: str, configurable_redis: str, tmp_path: Path, fault: str, batch_mode: str,
+    scorer: ScorerEnv,
 ) -> None:
     """Out of memory, or no disk to persist to: Redis refuses every write. The worker must
     stop with the reason (not retry in silence) and commit nothing past Redis's last
     write, so that after the operator's fix a restarted worker ends exact. Both batch
     modes: the failed batch must stay unacked however the batches are formed."""
     ns = Namespace(kafka_bootstrap, configurable_redis, tmp_path,
-                   extra_env={"STREAMER_BATCH_MODE": batch_mode})
+                   extra_env={"STREAMER_BATCH_MODE": batch_mode, **scorer[1]})
     messages = stream(ns, seed=47 if fault == "oom" else 59)
     admin = redis.Redis.from_url(configurable_redis, decode_responses=True)
     data_dir = admin.config_get("dir")["dir"]
@@ -529,6 +542,7 @@ def test_redis_refusing_writes_stops_the_worker_with_the_reason_and_loses_nothin
         restarted.stop()
     what = ("Redis out of memory (maxmemory, noeviction)" if fault == "oom"
             else "Redis cannot write its disk (failed save, MISCONF)") + f", {batch_mode} batches"
+    what += scorer[0]
     record(what, outcome, recovery,
            f"worker stops saying '{reason}'; fix + restart -> ready",
            note="no offsets committed past Redis's last write")
@@ -562,8 +576,9 @@ def _broker_fault(redis_url: str, tmp_path: Path, seed: int, env: dict[str, str]
             worker.stop()
 
 
+@pytest.mark.replays
 def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path,
-                                          scorer: tuple[str, dict[str, str]]) -> None:
+                                          scorer: ScorerEnv) -> None:
     def restart(kafka: LocalKafka, _worker: WorkerProcess) -> float:
         kafka.stop()
         kafka.start()
@@ -576,7 +591,8 @@ def test_kafka_broker_restarted_mid_stream(redis_url: str, tmp_path: Path,
     assert_clean(outcome)
 
 
-def test_kafka_broker_hung_for_20_s_mid_stream(redis_url: str, tmp_path: Path) -> None:
+def test_kafka_broker_hung_for_20_s_mid_stream(redis_url: str, tmp_path: Path,
+                                              scorer: ScorerEnv) -> None:
     """SIGSTOP on the only broker: the worker's consumer and producers wait on open
     connections that never answer. /readyz turns not-ready without taking long to say so."""
     watches: list[ReadyWatch] = []
@@ -586,8 +602,8 @@ def test_kafka_broker_hung_for_20_s_mid_stream(redis_url: str, tmp_path: Path) -
             watches.append(watch)
             return hang(kafka)
 
-    outcome, recovery, n_restarts = _broker_fault(redis_url, tmp_path, 71, {}, pause)
-    record(f"Kafka broker hung (SIGSTOP) {HANG_S} s mid-stream", outcome, recovery,
+    outcome, recovery, n_restarts = _broker_fault(redis_url, tmp_path, 71, scorer[1], pause)
+    record(f"Kafka broker hung (SIGSTOP) {HANG_S} s mid-stream" + scorer[0], outcome, recovery,
            "SIGCONT -> aggregates advancing",
            note=f"worker restarts by its supervisor: {n_restarts}; {watches[0].summary}")
     watches[0].assert_prompt_and_honest()
@@ -649,9 +665,9 @@ def hostile_messages(ns: Namespace, n: int) -> list[Outgoing]:
 
 
 def test_ten_thousand_hostile_messages_all_dead_lettered_with_flat_memory(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, scorer: ScorerEnv
 ) -> None:
-    ns = Namespace(kafka_bootstrap, redis_url, tmp_path)
+    ns = Namespace(kafka_bootstrap, redis_url, tmp_path, extra_env=scorer[1])
     s = ns.settings()
     messages = hostile_messages(ns, 10_000)
     assert not any(is_valid(s, m) for m in messages)
@@ -669,7 +685,7 @@ def test_ten_thousand_hostile_messages_all_dead_lettered_with_flat_memory(
     finally:
         worker.stop()
     mb = [round(r / 2**20) for r in rss]
-    record("10,000 hostile messages", outcome, None, "-",
+    record("10,000 hostile messages" + scorer[0], outcome, None, "-",
            note="worker RSS MB at 0/2.5k/5k/7.5k/10k: " + " / ".join(map(str, mb)))
     assert outcome.dead_lettered == 10_000 and outcome.lost == 0 and outcome.duplicates == 0
     assert all(rss), rss
