@@ -83,7 +83,7 @@ def scorer(request: pytest.FixtureRequest) -> ScorerEnv:
     the INT8 student) on the session's tiny bundle. Every fault takes both; CI runs the
     engine for the faults marked ``replays`` (workers re-score messages, which must get
     the labels Redis already counted), and the rest with STREAMER_CHAOS_EVERY_SCORER=1,
-    to keep CI near 30 minutes."""
+    to keep CI near 35 minutes."""
     if request.param == "baseline":
         return "", {"STREAMER_SCORER": "baseline"}
     if (request.node.get_closest_marker("replays") is None
