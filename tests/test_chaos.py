@@ -77,19 +77,25 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float 
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
-@pytest.fixture(params=["baseline", "bundle"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every fault takes both scorers: the baseline, and the real engine (ONNX Runtime,
+    the INT8 student) on the session's tiny bundle. By default the engine runs only for
+    the faults marked ``replays`` (workers re-score messages, which must get the labels
+    Redis already counted), to keep CI near 35 minutes; STREAMER_CHAOS_EVERY_SCORER=1
+    runs it for every fault (docs/RELIABILITY.md has such a run)."""
+    if "scorer" not in metafunc.fixturenames:
+        return
+    every = (metafunc.definition.get_closest_marker("replays") is not None
+             or os.environ.get("STREAMER_CHAOS_EVERY_SCORER") == "1")
+    metafunc.parametrize("scorer", ["baseline", "bundle"] if every else ["baseline"],
+                         indirect=True)
+
+
+@pytest.fixture
 def scorer(request: pytest.FixtureRequest) -> ScorerEnv:
-    """(row suffix, worker env): the baseline scorer, or the real engine (ONNX Runtime,
-    the INT8 student) on the session's tiny bundle. Every fault takes both; CI runs the
-    engine for the faults marked ``replays`` (workers re-score messages, which must get
-    the labels Redis already counted), and the rest with STREAMER_CHAOS_EVERY_SCORER=1,
-    to keep CI near 35 minutes."""
+    """(row suffix, worker env) of the scorer ``pytest_generate_tests`` chose."""
     if request.param == "baseline":
         return "", {"STREAMER_SCORER": "baseline"}
-    if (request.node.get_closest_marker("replays") is None
-            and os.environ.get("STREAMER_CHAOS_EVERY_SCORER") != "1"):
-        pytest.skip("a fault that re-scores nothing: on the INT8 bundle only with "
-                    "STREAMER_CHAOS_EVERY_SCORER=1 (docs/RELIABILITY.md has such a run)")
     bundle: Path = request.getfixturevalue("tiny_bundle")
     return " [INT8 bundle]", {"STREAMER_SCORER": "onnx", "STREAMER_BUNDLE_DIR": str(bundle)}
 

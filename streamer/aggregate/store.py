@@ -157,6 +157,15 @@ class WindowCounts:
             self.prob_sums[label] = self.prob_sums.get(label, 0.0) + p
 
 
+def _accumulate(into: defaultdict[tuple[str, str], WindowCounts], bucket: dict[str, str],
+                wanted: set[Scope]) -> None:
+    """Add one partition's bucket hash (field -> value) to ``into``, for ``wanted`` scopes."""
+    for name, value in bucket.items():
+        scope, key, metric, label = parse_field(name)
+        if scope in wanted:
+            into[(scope, key)].add(metric, label, value)
+
+
 @dataclass(frozen=True)
 class PartitionCounts:
     tag: str
@@ -394,12 +403,9 @@ class TrendStore:
     ) -> dict[tuple[str, str], WindowCounts]:
         """Every scope key's counts over buckets whose start lies in [start_s, end_s]."""
         wanted = set(scopes)
-        out: dict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
+        out: defaultdict[tuple[str, str], WindowCounts] = defaultdict(WindowCounts)
         async for _, bucket in self._rows(start_s, end_s):
-            for name, value in bucket.items():
-                scope, key, metric, label = parse_field(name)
-                if scope in wanted:
-                    out[(scope, key)].add(metric, label, value)
+            _accumulate(out, bucket, wanted)
         return dict(out)
 
     async def buckets(
@@ -407,13 +413,9 @@ class TrendStore:
     ) -> dict[int, dict[tuple[str, str], WindowCounts]]:
         """Per bucket start in [start_s, end_s], every scope key's counts (all partitions)."""
         wanted = set(scopes)
-        acc: dict[int, dict[tuple[str, str], WindowCounts]] = {}
+        acc: dict[int, defaultdict[tuple[str, str], WindowCounts]] = {}
         async for start, bucket in self._rows(start_s, end_s):
-            keys = acc.setdefault(start, defaultdict(WindowCounts))
-            for name, value in bucket.items():
-                scope, key, metric, label = parse_field(name)
-                if scope in wanted:
-                    keys[(scope, key)].add(metric, label, value)
+            _accumulate(acc.setdefault(start, defaultdict(WindowCounts)), bucket, wanted)
         return {start: dict(keys) for start, keys in sorted(acc.items()) if keys}
 
     async def series(

@@ -39,10 +39,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(coro)
-    except KafkaSecurityError as exc:  # a refused password or certificate: say so, no trace
-        fail(str(exc))
-        raise  # unreachable: fail() exits
-    except ProduceGaveUp as exc:  # a broker stalled past the deadline: one line, no trace
+    # A refused password or certificate, or a broker stalled past the produce deadline:
+    # the message says what happened and what to do; one line, no trace.
+    except (KafkaSecurityError, ProduceGaveUp) as exc:
         fail(str(exc))
         raise  # unreachable: fail() exits
 
