@@ -104,7 +104,7 @@ fi
 
 section "kafka jars"
 SECONDS=0
-if "$VENV/bin/python" -m streamer.stack fetch; then
+if "$VENV/bin/python" -m streamer.devstack fetch; then
     echo "ready (${SECONDS}s)"
 else
     warn "could not fetch the Kafka jars (see above); local-Kafka tests will skip or fail"

@@ -11,10 +11,10 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from streamer.aggregate import TrendStore
-from streamer.alert.record import AlertRecord
 from streamer.alert.store import AlertStore
 from streamer.latency.histograms import END_TO_END
 from streamer.latency.report import read_latency, stages_sum
+from streamer.schemas.alerts import AlertRecord
 
 DEFAULT_WINDOW_S = 15 * 60
 DEFAULT_TOP = 8

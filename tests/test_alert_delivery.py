@@ -14,17 +14,17 @@ import orjson
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from test_alert_support import alert_settings, make_events
+from alert_support import alert_settings, make_events
 
 from streamer.aggregate import TrendStore
 from streamer.alert.delivery import Dispatcher, wait_event
-from streamer.alert.record import AlertRecord
 from streamer.alert.service import AlertService
 from streamer.alert.store import AlertStore
 from streamer.alert.webhook import ID_HEADER, SIGNATURE_HEADER, WebhookSink, verify_signature
 from streamer.kafka import ensure_topics
 from streamer.latency import LatencyRecorder
 from streamer.latency.report import alert_row
+from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
 
 SECRET = "s3cret"
@@ -304,7 +304,7 @@ async def test_the_stream_is_not_held_up_by_a_hanging_webhook(
     """The whole worker-side service: batches flow at full speed while every webhook
     call hangs until its timeout; alerts still reach Kafka; failures are counted."""
     settings, trends = env
-    from test_alert_support import apply, batches
+    from alert_support import apply, batches
 
     # A bound of its own: a hang here once stalled a CI run; the TimeoutError's traceback
     # shows which await never returned.

@@ -1,11 +1,11 @@
-"""Scoring alerts against labelled spikes (streamer.alert.evaluation), pure."""
+"""Scoring alerts against labelled spikes (streamer.evaluation.judge), pure."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streamer.alert.evaluation import Detected, evaluate
 from streamer.detect.core import Buckets
+from streamer.evaluation.judge import Detected, evaluate
 from streamer.produce.demo import SpikeLabel
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

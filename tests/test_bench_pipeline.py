@@ -11,8 +11,8 @@ from streamer.bench.kafka_hop import kafka_hop
 from streamer.bench.pipeline_run import BenchError, group_cpu_s, subtract, variant
 from streamer.latency.histograms import new_histogram
 from streamer.latency.report import StageLatency, stage_rows
-from streamer.models.card import machine_info
 from streamer.settings import Settings
+from streamer.training.card import machine_info
 
 
 def series(backlogs: list[int], every: float = 0.5) -> list[pb.Sample]:

@@ -35,8 +35,8 @@ from harness import (
 )
 from servers import free_ports, local_settings, running
 
+from streamer.devstack import LocalKafka, LocalRedis
 from streamer.produce.sender import Outgoing
-from streamer.stack import LocalKafka, LocalRedis
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from alert_support import alert_settings
 from test_alert_delivery import NOW, claim, record
-from test_alert_support import alert_settings
 
 from streamer.aggregate import TrendStore
-from streamer.alert.record import Evidence
 from streamer.alert.store import RECENT_EVIDENCE, AlertStore
 from streamer.dashboard import alerts_data, trends_data
+from streamer.schemas.alerts import Evidence
 
 
 def with_evidence(i: int, n: int) -> Evidence:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from test_alert_support import alert_settings
+from alert_support import alert_settings
 from test_event_time import KeywordScorer
 
 from streamer.aggregate import TrendStore

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from test_alert_support import (
+from alert_support import (
     alert_settings,
     apply,
     batches,
@@ -19,8 +19,8 @@ from test_alert_support import (
 
 from streamer.aggregate import TrendStore
 from streamer.alert.engine import AlertEngine
-from streamer.alert.record import AlertRecord
 from streamer.detect.core import Detector, DetectorParams
+from streamer.schemas.alerts import AlertRecord
 from streamer.schemas.export import export_schemas
 from streamer.settings import Settings
 

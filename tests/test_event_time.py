@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from test_alert_support import T0, alert_settings, apply, batches, make_events
+from alert_support import T0, alert_settings, apply, batches, make_events
 from test_detect_redis import FakeClock, drive, engine
 
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import trends
 from streamer.alert.engine import AlertEngine
-from streamer.alert.record import AlertRecord
 from streamer.batch.processor import BatchProcessor, RawRecord
 from streamer.dashboard import trends_data
 from streamer.detect.core import Decision, Detector, DetectorParams, ScopeKey
 from streamer.schemas import ScoredEvent
+from streamer.schemas.alerts import AlertRecord
 from streamer.score.base import BatchScores, Source
 from streamer.score.pool import ScoringPool
 

@@ -21,10 +21,10 @@ from harness import wait_consumed as wait_all_consumed
 from pydantic import SecretStr
 from servers import free_ports, running
 
+from streamer.devstack import LocalKafka
 from streamer.kafka.security import KafkaSecurityError, preflight
 from streamer.produce.sender import Outgoing, send_all
 from streamer.settings import Settings
-from streamer.stack import LocalKafka
 
 PASSWORD = "kpw-5e0c7a1b-scram"
 WRONG = "kpw-wrong-0000"

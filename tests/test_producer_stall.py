@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from harness import Namespace, read_topic
 from servers import local_settings, running
 
+from streamer.devstack import LocalKafka
 from streamer.kafka import ensure_topics
 from streamer.produce.sender import Outgoing, ProduceGaveUp, SendReport, send_all
 from streamer.settings import Settings
-from streamer.stack import LocalKafka
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from servers import free_ports, running
 
 from streamer.aggregate import AggregateUnavailable, TrendStore
+from streamer.devstack import LocalRedis
 from streamer.settings import Settings
-from streamer.stack import LocalRedis
 
 PASSWORD = "pw-7c1e0b9d-redis"
 

@@ -18,10 +18,10 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from streamer.aggregate.delta import build_deltas
-from streamer.aggregate.keys import Keyspace, alert_id_part, field, key_part
 from streamer.alert.store import AlertStore
 from streamer.detect.windows import scope_field
 from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
+from streamer.keys import Keyspace, alert_id_part, field, key_part
 from streamer.schemas import Origin, Prediction, ScoredEvent
 from streamer.schemas.events import Stamps
 from streamer.settings import Settings

@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from servers import console_consume, local_settings, unavailable
 
-from streamer.stack import LocalKafka, LocalRedis, StackError
-from streamer.stack.kafka import java_major, new_cluster_id, offsets_partition_for
+from streamer.devstack import LocalKafka, LocalRedis, StackError
+from streamer.devstack.kafka import java_major, new_cluster_id, offsets_partition_for
 
 pytestmark = pytest.mark.timeout(300)
 

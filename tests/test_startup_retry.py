@@ -12,7 +12,7 @@ from harness import Namespace, WorkerProcess
 from servers import free_ports, local_settings
 
 from streamer.cli.supervise import NEEDS_OPERATOR
-from streamer.stack import LocalKafka, LocalRedis
+from streamer.devstack import LocalKafka, LocalRedis
 
 pytestmark = pytest.mark.slow
 

@@ -1,8 +1,8 @@
 """Aggregate stage: event-time buckets of sentiment per topic and ticker in Redis."""
 
 from streamer.aggregate.delta import PartitionDelta, build_deltas
-from streamer.aggregate.keys import Keyspace
 from streamer.aggregate.store import AggregateUnavailable, ApplyResult, TrendStore, WindowCounts
+from streamer.keys import Keyspace
 
 __all__ = [
     "AggregateUnavailable",

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streamer.aggregate.keys import field as field_name
+from streamer.keys import field as field_name
 from streamer.schemas import ScoredEvent
 
 

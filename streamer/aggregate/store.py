@@ -21,8 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamer.aggregate.delta import PartitionDelta
-from streamer.aggregate.keys import Keyspace, Scope, parse_field
-from streamer.aggregate.keys import field as field_name
+from streamer.keys import Keyspace, Scope, parse_field
+from streamer.keys import field as field_name
 from streamer.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -25,11 +25,11 @@ from functools import partial
 from aiokafka import AIOKafkaProducer
 
 from streamer.alert.metrics import AlertMetrics
-from streamer.alert.record import AlertRecord
 from streamer.alert.store import AlertStore
 from streamer.alert.webhook import WebhookSink
 from streamer.kafka import make_producer
 from streamer.latency.histograms import LatencyRecorder
+from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
 
 log = logging.getLogger(__name__)

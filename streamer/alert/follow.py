@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from streamer.alert.record import AlertRecord
 from streamer.kafka.security import client_options, start_client
+from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
 
 

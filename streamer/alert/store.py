@@ -33,10 +33,10 @@ from typing import Any, Literal, cast
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from streamer.aggregate.keys import alert_id_part
-from streamer.alert.record import AlertRecord
 from streamer.detect.core import KeyState, ScopeKey
 from streamer.detect.windows import alert_tag, parse_scope_field, scope_field
+from streamer.keys import alert_id_part
+from streamer.schemas.alerts import AlertRecord
 
 Sink = Literal["kafka", "webhook"]
 RECENT_MAX = 200  # claimed alerts kept for the dashboard, newest first

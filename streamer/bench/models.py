@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from streamer.models.bundle import load_bundle
-from streamer.models.card import Machine, machine_info
-from streamer.models.data import Example
+from streamer.bundle.load import load_bundle
 from streamer.score.base import BatchScores, Scorer
+from streamer.training.card import Machine, machine_info
+from streamer.training.data import Example
 
 BATCHES: tuple[int, ...] = (1, 8, 32, 128)
 NAIVE = "naive: transformers PyTorch FP32, one message per call"
@@ -102,8 +102,8 @@ def naive_scorer(bundle_dir: Path, max_length: dict[str, int], threads: int
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from streamer.models.encoder import Pooling, default_base, pool
-    from streamer.models.heads import load_model
+    from streamer.network.encoder import Pooling, default_base, pool
+    from streamer.network.heads import load_model
 
     torch.set_num_threads(threads)
     teacher_dir = bundle_dir / "_work" / "models" / "teacher"
@@ -290,7 +290,7 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
             c.speedup = round(c.msgs_per_s / naive.msgs_per_s, 2)
 
     tokens = _mean_tokens(bundle.tokenizer_path, manifest.max_length, texts, sources)
-    from streamer.models.build import library_versions
+    from streamer.training.build import library_versions
 
     return ModelBench(
         command=command, date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -302,7 +302,7 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
 
 def _mean_tokens(tokenizer: Path, max_length: dict[str, int], texts: Sequence[str],
                  sources: Sequence[str]) -> float:
-    from streamer.models.tokenize import SourceTokenizers
+    from streamer.bundle.tokenize import SourceTokenizers
 
     ids = SourceTokenizers(tokenizer, max_length).encode(texts, sources)
     return float(np.mean([len(x) for x in ids])) if ids else 0.0
@@ -351,8 +351,8 @@ def write(b: ModelBench, out: Path) -> tuple[Path, Path]:
 
 def sample(bundle_dir: Path, n: int, seed: int = 0) -> list[Example]:
     """``n`` validation rows of the bundle's own split (never trained on)."""
-    from streamer.models.card import speed_sample
-    from streamer.models.data import DatasetSpec, load_split
+    from streamer.training.card import speed_sample
+    from streamer.training.data import DatasetSpec, load_split
 
     m = load_bundle(bundle_dir, verify=()).manifest
     specs = [DatasetSpec(name=d.name, head=d.head, path=Path(d.file), source=d.source,

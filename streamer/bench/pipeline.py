@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from streamer.latency.report import StageLatency
-from streamer.models.card import Machine
+from streamer.training.card import Machine
 
 THROUGHPUT_TARGET = 8.0  # ours / naive capacity, at least
 P99_RATIO_TARGET = 1 / 3  # ours / naive p99 at 50% of the naive capacity, at most

@@ -150,7 +150,7 @@ async def check_stack(settings: Settings, timeout: float = 10.0) -> None:
 
 def naive_bundle(settings: Settings, explicit: Path | None) -> tuple[Path, str, list[str]]:
     """The bundle whose PyTorch teacher the naive pipeline runs, what that is, and notes."""
-    from streamer.models.quick import default_bundle_path
+    from streamer.training.quick import default_bundle_path
 
     notes: list[str] = []
     if explicit is not None:
@@ -179,7 +179,7 @@ def naive_bundle(settings: Settings, explicit: Path | None) -> tuple[Path, str, 
 def ours_scorer(settings: Settings) -> str:
     if settings.scorer == "baseline":
         return "scorer: Naive Bayes baseline"
-    from streamer.models.quick import default_bundle_path
+    from streamer.training.quick import default_bundle_path
 
     return (f"scorer {settings.scorer}: bundle {default_bundle_path(settings)}, variant "
             f"{settings.bundle_variant}")
@@ -272,7 +272,7 @@ class Session:
                "STREAMER_LATENCY_PUSH_INTERVAL_S": str(PUSH_INTERVAL_S)}
         if self.v.kind == "naive":
             assert self.naive is not None
-            cmd = [sys.executable, "-m", "agents.naive", "--bundle", str(self.naive),
+            cmd = [sys.executable, "-m", "streamer.bench.naive", "--bundle", str(self.naive),
                    "--threads", str(self.plan.naive_threads), "--worker-id",
                    f"{self.v.name}-{self.uid}"]
         else:
@@ -305,7 +305,7 @@ class Session:
 
     async def _ready(self) -> bool:
         if self.v.kind == "naive":
-            from agents.naive import ready_key
+            from streamer.bench.naive import ready_key
 
             return bool(await self._redis().get(ready_key(self.settings)))
 
@@ -360,7 +360,7 @@ class Session:
     async def completed(self) -> int:
         r = self._redis()
         if self.v.kind == "naive":
-            from agents.naive import counts_key
+            from streamer.bench.naive import counts_key
 
             return sum(int(x) for x in await r.hvals(counts_key(self.settings)))  # type: ignore[misc]
         assert self._store is not None
@@ -617,7 +617,7 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
                              naive_path: Path | None = None, say: Say | None = None,
                              status: Say | None = None) -> PipelineBench:
     from streamer.bench.models import _cpu_model
-    from streamer.models.card import machine_info
+    from streamer.training.card import machine_info
 
     say = say or (lambda _m: None)
     status = status or (lambda _m: None)

@@ -13,12 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from streamer.aggregate import TrendStore
-from streamer.aggregate.keys import Scope
 from streamer.alert.follow import read_alerts
-from streamer.alert.record import SEVERITY_ORDER, AlertRecord
 from streamer.alert.store import AlertStore
 from streamer.cli.common import console, fail, run, settings_with
 from streamer.detect.core import ALL, SEVERITIES, Detector, DetectorParams, WindowStats
+from streamer.keys import Scope
+from streamer.schemas.alerts import SEVERITY_ORDER, AlertRecord
 from streamer.settings import Settings
 
 _KIND_STYLE = {"fired": "bold red", "escalated": "bold magenta", "resolved": "bold green"}

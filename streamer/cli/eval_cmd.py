@@ -17,7 +17,9 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streamer.alert.evalrun import (
+from streamer.cli.common import console, fail, number_list, settings_with
+from streamer.evaluation.judge import EvalReport
+from streamer.evaluation.pipeline_run import (
     EvalResult,
     Worker,
     collect,
@@ -29,8 +31,7 @@ from streamer.alert.evalrun import (
     scored_buckets,
     wait_for,
 )
-from streamer.alert.evaluation import EvalReport
-from streamer.alert.synth import (
+from streamer.evaluation.synthetic import (
     StreamSpec,
     generate,
     read_labels,
@@ -39,7 +40,6 @@ from streamer.alert.synth import (
     write_labels,
     write_stream,
 )
-from streamer.cli.common import console, fail, number_list, settings_with
 
 
 def _free_port() -> int:

@@ -17,13 +17,13 @@ import click
 from rich.table import Table
 
 from streamer.cli.common import console, fail, settings_with
-from streamer.models.data import DataError, default_data_dir
+from streamer.training.data import DataError, default_data_dir
 
 PROFILES = ("quick", "full", "tiny")
 
 
 def _default_out(profile: str) -> Path:
-    from streamer.models.quick import DEFAULT_BUNDLE
+    from streamer.training.quick import DEFAULT_BUNDLE
 
     # The quick profile writes where the worker looks for its default bundle.
     name = DEFAULT_BUNDLE if profile == "quick" else profile
@@ -76,10 +76,10 @@ def build(
     Resumable: rerunning the same command skips the steps already done.
     """
     try:
-        from streamer.models.build import BuildError, build_bundle, profile_config
-        from streamer.models.encoder import EncoderError
-        from streamer.models.progress import Reporter
-        from streamer.models.verify import VerifyError
+        from streamer.network.encoder import EncoderError
+        from streamer.training.build import BuildError, build_bundle, profile_config
+        from streamer.training.progress import Reporter
+        from streamer.training.verify import VerifyError
     except ImportError as exc:
         fail(f"building needs the train extra ({exc.name} is missing)",
              "pip install 'streamer[train]'")
@@ -166,10 +166,10 @@ def eval_cmd(
     as_json: bool,
 ) -> None:
     """Accuracy, macro-F1, confusion matrix and speed of BUNDLE on a labelled file."""
-    from streamer.models.bundle import BundleError, load_bundle
-    from streamer.models.card import evaluate, measure_speed
-    from streamer.models.data import Example, read_rows
+    from streamer.bundle.load import BundleError, load_bundle
     from streamer.score.onnx_scorer import OnnxScorer
+    from streamer.training.card import evaluate, measure_speed
+    from streamer.training.data import Example, read_rows
 
     try:
         b = load_bundle(bundle, verify=())
@@ -218,9 +218,9 @@ def eval_cmd(
               help="Where bundles live [default: <cache>/bundles].")
 def list_cmd(root: Path | None) -> None:
     """Bundles on this machine, their variants and headline figures."""
-    from streamer.models.build import is_complete
-    from streamer.models.bundle import BundleError, read_manifest
-    from streamer.models.card import CARD_JSON
+    from streamer.bundle.load import BundleError, read_manifest
+    from streamer.training.build import is_complete
+    from streamer.training.card import CARD_JSON
 
     where = root or settings_with().bundles_dir
     # Only directories that are (or are becoming) bundles.

@@ -27,7 +27,6 @@ from streamer.aggregate.summary import (
     window,
 )
 from streamer.alert.follow import read_alerts
-from streamer.alert.record import AlertRecord
 from streamer.cli.alerts_cmd import render_alert
 from streamer.cli.common import console, fail, run, settings_with
 from streamer.cli.produce_cmd import demo_config, demo_options, demo_outgoing
@@ -35,6 +34,7 @@ from streamer.cli.summary_cmd import accounts_table, latency_table, trends_table
 from streamer.latency.report import StageLatency, alert_row, read_histograms, read_latency
 from streamer.produce.demo import DemoGenerator, SpikeLabel
 from streamer.produce.sender import Outgoing, SendReport, send_all
+from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
 
 
@@ -124,7 +124,7 @@ def run_demo(rate: float, keep_worker: bool, timeout: float, **options: object) 
     settings = settings_with()
     t_setup = time.monotonic()
     if "KAFKA_BOOTSTRAP" not in os.environ and "REDIS_URL" not in os.environ:
-        from streamer.stack import StackError, stack_up
+        from streamer.devstack import StackError, stack_up
 
         console.rule("[bold]1. local stack")
         try:

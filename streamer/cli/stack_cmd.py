@@ -8,8 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from streamer.devstack import LocalKafka, LocalRedis, StackError, StackStatus, stack_status
 from streamer.settings import get_settings
-from streamer.stack import LocalKafka, LocalRedis, StackError, StackStatus, stack_status
 
 _console = Console()
 _err = Console(stderr=True)

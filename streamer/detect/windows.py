@@ -28,9 +28,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from streamer.aggregate.keys import Keyspace, parse_field
 from streamer.aggregate.store import TrendStore
 from streamer.detect.core import ScopeKey
+from streamer.keys import Keyspace, parse_field
 from streamer.schemas import ScoredEvent
 
 _SAFE = re.compile(r"[A-Za-z0-9._\-]{1,64}")  # aggregate/keys.py's field alphabet (fullmatch)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from streamer.alert.record import AlertRecord
 from streamer.schemas import ChatMessage, DeadLetter, NewsItem, ScoredEvent
+from streamer.schemas.alerts import AlertRecord
 
 
 def wire_models() -> dict[str, type[BaseModel]]:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.models.bundle import Bundle, BundleError, load_bundle
-from streamer.models.manifest import Device
-from streamer.models.tokenize import (
+from streamer.bundle.load import Bundle, BundleError, load_bundle
+from streamer.bundle.manifest import Device
+from streamer.bundle.tokenize import (
     DEFAULT_BUCKETS,
     SourceTokenizers,
     bucketed_batches,

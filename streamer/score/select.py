@@ -25,8 +25,8 @@ def load_baseline(settings: Settings) -> BaselineScorer:
 
 def load_onnx(settings: Settings) -> Scorer:
     """The bundle's ONNX Runtime scorer, building the quick default bundle if none exists."""
-    from streamer.models.quick import ensure_default_bundle
     from streamer.score.onnx_scorer import OnnxScorer
+    from streamer.training.quick import ensure_default_bundle
 
     path = ensure_default_bundle(settings, threads=settings.bundle_build_threads)
     return OnnxScorer(
@@ -46,8 +46,8 @@ def load_torch(settings: Settings) -> Scorer:
     Unlike ``onnx`` this never builds the quick default bundle: that profile keeps no
     PyTorch checkpoint, so building it would only end in the same error minutes later.
     """
-    from streamer.models.quick import default_bundle_path
     from streamer.score.torch_scorer import TorchScorer, resolve_device
+    from streamer.training.quick import default_bundle_path
 
     path = default_bundle_path(settings)
     device = resolve_device(settings.torch_device)

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 
-from streamer.models.tokenize import SourceTokenizers, bucket_length
+from streamer.bundle.tokenize import SourceTokenizers, bucket_length
 from streamer.score.base import BatchScores, ScorerError, Source, warmup_batches
 
 if TYPE_CHECKING:
     import torch
 
-    from streamer.models.heads import MultiTaskModel
+    from streamer.network.heads import MultiTaskModel
 
 GraphKey = tuple[int, int]
 """``(batch bucket B, length bucket L)``: the shape one CUDA graph is captured for."""
@@ -43,9 +43,9 @@ Attention = Literal["eager", "sdpa"]
 DEFAULT_LENGTH_BUCKETS: tuple[int, ...] = (16, 32, 64, 128)
 DEFAULT_BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # Where `streamer models build` keeps the trained PyTorch models inside a bundle
-# (streamer.models.build.WORK / "models"; the quick profile deletes them when done).
+# (streamer.training.build.WORK / "models"; the quick profile deletes them when done).
 CHECKPOINT_SUBDIR = ("_work", "models")
-# streamer.models.heads.META_FILE; not imported from there because that module imports torch.
+# streamer.network.heads.META_FILE; not imported from there because that module imports torch.
 CHECKPOINT_META = "model.json"
 # The PyTorch docs warm a callable up on a side stream for a few iterations before capture
 # (lazy initialisation, cuBLAS workspaces, autotuning must not end up in the graph).
@@ -240,7 +240,7 @@ class _CallStats:
 class TorchScorer:
     """Implements :class:`streamer.score.base.Scorer` over a PyTorch checkpoint directory.
 
-    ``checkpoint_dir`` is what :func:`streamer.models.heads.save_model` writes (``encoder/``,
+    ``checkpoint_dir`` is what :func:`streamer.network.heads.save_model` writes (``encoder/``,
     heads, ``model.json``); tokenizer, truncation lengths, pad id and labels come from the
     bundle built with it (see :meth:`from_bundle`). ``precision`` defaults to FP16 on CUDA
     and FP32 on CPU; ``cuda_graphs`` defaults to on for CUDA (it needs CUDA). Length buckets
@@ -320,7 +320,7 @@ class TorchScorer:
     ) -> TorchScorer:
         """The checkpoint ``<bundle>/_work/models/<model>`` with the bundle's tokenizer,
         truncation, pad id and labels. ``options`` go to the constructor."""
-        from streamer.models.bundle import load_bundle
+        from streamer.bundle.load import load_bundle
 
         bundle = load_bundle(bundle_dir, verify=())
         checkpoint = checkpoint_path(bundle.path, model)
@@ -552,7 +552,7 @@ def _load_checkpoint(path: Path) -> tuple[MultiTaskModel, dict[str, list[str]]]:
             f"{path} is not a PyTorch checkpoint (no {CHECKPOINT_META}); pass a directory "
             "written by `streamer models build` (<bundle>/_work/models/<model>)"
         )
-    from streamer.models.heads import load_model
+    from streamer.network.heads import load_model
 
     try:
         model, meta = load_model(path)

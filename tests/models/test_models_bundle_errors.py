@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.models.bundle import BundleError, load_bundle
+from streamer.bundle.load import BundleError, load_bundle
 from streamer.score.base import ScorerError
 from streamer.score.onnx_scorer import OnnxScorer
 

@@ -17,13 +17,13 @@ from click.testing import CliRunner
 from rich.console import Console
 from tiny_bundle import TinyBuild
 
-from streamer.models.build import COMPLETE, build_bundle, profile_config
-from streamer.models.bundle import load_bundle
-from streamer.models.card import CARD_JSON, CARD_MD, ModelCard
-from streamer.models.progress import Reporter
-from streamer.models.tokenize import SourceTokenizers
+from streamer.bundle.load import load_bundle
+from streamer.bundle.tokenize import SourceTokenizers
 from streamer.score.base import Scorer
 from streamer.score.onnx_scorer import OnnxScorer
+from streamer.training.build import COMPLETE, build_bundle, profile_config
+from streamer.training.card import CARD_JSON, CARD_MD, ModelCard
+from streamer.training.progress import Reporter
 
 CHAT = ["$TSLA to the moon!!", "ugh, $AAPL guidance is a disaster", "ok"]
 NEWS = [
@@ -134,8 +134,8 @@ def test_scores_come_back_in_input_order(tiny_bundle: Path) -> None:
 def test_onnx_scorer_matches_pytorch(tiny_bundle: Path) -> None:
     import torch
 
-    from streamer.models.heads import load_model
-    from streamer.models.tokenize import SourceTokenizers
+    from streamer.bundle.tokenize import SourceTokenizers
+    from streamer.network.heads import load_model
 
     model, _ = load_model(tiny_bundle / "_work" / "models" / "student2")
     manifest = load_bundle(tiny_bundle, verify=()).manifest
@@ -252,7 +252,7 @@ def test_a_changed_export_setting_keeps_the_trained_models(
 
 
 def test_a_cls_pooled_build_exports_verifies_and_serves(data_dir: Path, tmp_path: Path) -> None:
-    from streamer.models.heads import load_model
+    from streamer.network.heads import load_model
 
     out = tmp_path / "cls"
     cfg = profile_config("tiny", data_dir, out, threads=2, command="pytest tiny cls",
@@ -274,8 +274,8 @@ def test_a_build_with_teacher_seeds_keeps_the_candidate_the_held_out_rows_prefer
 ) -> None:
     import torch
 
-    from streamer.models.build import Builder
-    from streamer.models.heads import load_model
+    from streamer.network.heads import load_model
+    from streamer.training.build import Builder
 
     out = tmp_path / "seeds"
     cfg = profile_config("tiny", data_dir, out, threads=2, command="pytest tiny seeds")
@@ -303,8 +303,8 @@ def test_a_build_with_teacher_seeds_keeps_the_candidate_the_held_out_rows_prefer
 def test_runtime_path_does_not_import_torch() -> None:
     code = (
         "import sys\n"
-        "import streamer.models.bundle, streamer.score.onnx_scorer, streamer.models.quick\n"
-        "import streamer.cli.models_cmd, streamer.models.build, streamer.models.card\n"
+        "import streamer.bundle.load, streamer.score.onnx_scorer, streamer.training.quick\n"
+        "import streamer.cli.models_cmd, streamer.training.build, streamer.training.card\n"
         "bad = [m for m in ('torch', 'transformers', 'onnx') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from streamer.models import quick
-from streamer.models.build import BuildConfig
-from streamer.models.bundle import BundleError
-from streamer.models.progress import SILENT, Reporter
+from streamer.bundle.load import BundleError
 from streamer.settings import Settings
+from streamer.training import quick
+from streamer.training.build import BuildConfig
+from streamer.training.progress import SILENT, Reporter
 
 
 def _copy_bundle(src: Path, dst: Path) -> None:
@@ -26,7 +26,7 @@ def test_cached_bundle_is_reused(tiny_bundle: Path, tmp_path: Path,
     def no_build(*_: object, **__: object) -> Path:
         raise AssertionError("must not build when a bundle is cached")
 
-    monkeypatch.setattr("streamer.models.build.build_bundle", no_build)
+    monkeypatch.setattr("streamer.training.build.build_bundle", no_build)
     assert quick.ensure_default_bundle(settings) == settings.bundles_dir / "default"
 
 
@@ -41,7 +41,7 @@ def test_missing_bundle_is_built_with_the_quick_profile(
         _copy_bundle(tiny_bundle, cfg.out)
         return cfg.out
 
-    monkeypatch.setattr("streamer.models.build.build_bundle", fake_build)
+    monkeypatch.setattr("streamer.training.build.build_bundle", fake_build)
     path = quick.ensure_default_bundle(settings, reporter=SILENT)
     assert path == settings.bundles_dir / "default"
     (cfg,) = seen

@@ -9,9 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.models.build import choose_defaults, provisional_defaults
-from streamer.models.card import Speed, VariantCard
-from streamer.models.data import (
+from streamer.bundle.manifest import VariantInfo
+from streamer.bundle.tokenize import bucket_length, bucketed_batches, pad_batch, plain_batches
+from streamer.network.encoder import pick_layers
+from streamer.score.onnx_scorer import execution_providers
+from streamer.training.build import choose_defaults, provisional_defaults
+from streamer.training.card import Speed, VariantCard
+from streamer.training.data import (
     DataError,
     DatasetSpec,
     hold_out,
@@ -19,11 +23,7 @@ from streamer.models.data import (
     read_rows,
     stratified_split,
 )
-from streamer.models.encoder import pick_layers
-from streamer.models.manifest import VariantInfo
-from streamer.models.metrics import HeadMetrics, head_metrics
-from streamer.models.tokenize import bucket_length, bucketed_batches, pad_batch, plain_batches
-from streamer.score.onnx_scorer import execution_providers
+from streamer.training.metrics import HeadMetrics, head_metrics
 
 
 def _csv(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -197,9 +197,9 @@ def test_kd_loss_and_masked_ce() -> None:
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
 
-    from streamer.models.config import DistillConfig
-    from streamer.models.distill import kd_loss
-    from streamer.models.train import masked_cross_entropy
+    from streamer.training.config import DistillConfig
+    from streamer.training.distill import kd_loss
+    from streamer.training.train import masked_cross_entropy
 
     g = torch.Generator().manual_seed(0)
     logits = {"sentiment": torch.randn(6, 3, generator=g), "topic": torch.randn(6, 8, generator=g)}
@@ -226,7 +226,7 @@ def test_label_smoothing_applies_per_head() -> None:
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
 
-    from streamer.models.train import masked_cross_entropy
+    from streamer.training.train import masked_cross_entropy
 
     g = torch.Generator().manual_seed(1)
     logits = {"sentiment": torch.randn(4, 3, generator=g), "topic": torch.randn(4, 8, generator=g)}
@@ -246,7 +246,7 @@ def test_label_smoothing_applies_per_head() -> None:
 
 def test_the_full_profile_pools_cls_and_the_others_the_mean(data_dir: Path, tmp_path: Path
                                                              ) -> None:
-    from streamer.models.build import profile_config
+    from streamer.training.build import profile_config
 
     assert profile_config("full", data_dir, tmp_path / "full").pooling == "cls"
     assert profile_config("quick", data_dir, tmp_path / "q").pooling == "mean"
@@ -256,7 +256,7 @@ def test_the_full_profile_pools_cls_and_the_others_the_mean(data_dir: Path, tmp_
 
 def test_only_the_full_profile_chooses_among_teacher_seeds(data_dir: Path, tmp_path: Path
                                                           ) -> None:
-    from streamer.models.build import profile_config
+    from streamer.training.build import profile_config
 
     assert profile_config("full", data_dir, tmp_path / "f", seed=5).teacher_seeds == [5, 13, 21]
     assert profile_config("quick", data_dir, tmp_path / "q").teacher_seeds == []
@@ -266,7 +266,7 @@ def test_only_the_full_profile_chooses_among_teacher_seeds(data_dir: Path, tmp_p
 def test_settings_added_later_keep_older_fingerprints_while_unused(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    from streamer.models.build import profile_config
+    from streamer.training.build import profile_config
 
     cfg = profile_config("quick", data_dir, tmp_path / "q")
     # A cached quick bundle stays valid: its fingerprint hashes what it hashed before.
@@ -280,7 +280,7 @@ def test_settings_added_later_keep_older_fingerprints_while_unused(
 
 
 def test_the_training_fingerprint_ignores_export_settings(data_dir: Path, tmp_path: Path) -> None:
-    from streamer.models.build import profile_config
+    from streamer.training.build import profile_config
 
     cfg = profile_config("full", data_dir, tmp_path / "full")
     export_change = cfg.model_copy(update={"int8_per_channel": False, "verify_rows": 64})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from harness import Namespace, WorkerProcess, mixed_stream, produce, read_topic, wait_consumed
 
-from streamer.models.bundle import load_bundle
+from streamer.bundle.load import load_bundle
 
 pytestmark = pytest.mark.slow
 

@@ -184,7 +184,7 @@ def _split(items: list[tuple[str, Source]]) -> tuple[list[str], list[Source]]:
 
 
 def test_cpu_scorer_identity(cpu_scorer: TorchScorer, tiny_bundle: Path) -> None:
-    from streamer.models.bundle import load_bundle
+    from streamer.bundle.load import load_bundle
 
     manifest = load_bundle(tiny_bundle, verify=()).manifest
     assert cpu_scorer.name == "torch-cpu:teacher-fp32"

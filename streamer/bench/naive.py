@@ -12,7 +12,7 @@ bench producer sets to the intended send time) goes into an HDR histogram pushed
 ``<prefix>:latency:<worker>`` (field ``end_to_end``); ``<prefix>:naive:ready`` is set
 once the model is loaded and partitions are assigned.
 
-Run: ``python -m agents.naive [--bundle DIR] [--threads 2] [--worker-id ID]``; topics,
+Run: ``python -m streamer.bench.naive [--bundle DIR] [--threads 2] [--worker-id ID]``; topics,
 consumer group and Redis prefix come from the usual ``STREAMER_*`` settings.
 """
 
@@ -65,7 +65,7 @@ ScoreFn = Callable[[Sequence[str], Sequence[str]], Any]
 def load_naive_model(bundle_dir: Path, threads: int) -> tuple[ScoreFn, tuple[str, ...], str]:
     """The naive scorer of ``streamer bench models``, its sentiment labels and what it is."""
     from streamer.bench.models import naive_scorer
-    from streamer.models.bundle import load_bundle
+    from streamer.bundle.load import load_bundle
 
     manifest = load_bundle(bundle_dir, verify=()).manifest
     labels = next((tuple(h.labels) for h in manifest.heads if h.name == "sentiment"),
@@ -142,9 +142,9 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
 def main(argv: Sequence[str] | None = None) -> None:
     from agents.worker import Worker
     from streamer.kafka import ensure_topics
-    from streamer.models.quick import default_bundle_path
+    from streamer.training.quick import default_bundle_path
 
-    parser = argparse.ArgumentParser(prog="python -m agents.naive", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m streamer.bench.naive", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=None,
                         help="bundle whose _work/models/teacher to run [default: the worker's]")

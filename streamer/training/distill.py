@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamer.models.config import DistillConfig, TrainConfig
-from streamer.models.encoder import num_layers, pick_layers
-from streamer.models.heads import ModelMeta, MultiTaskModel, copy_with_layers
-from streamer.models.progress import SILENT, Reporter
-from streamer.models.train import EncodedSet, EpochLog, fit, masked_cross_entropy
+from streamer.network.encoder import num_layers, pick_layers
+from streamer.network.heads import ModelMeta, MultiTaskModel, copy_with_layers
+from streamer.training.config import DistillConfig, TrainConfig
+from streamer.training.progress import SILENT, Reporter
+from streamer.training.train import EncodedSet, EpochLog, fit, masked_cross_entropy
 
 
 def kd_loss(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from streamer.alert.evaluation import Detected
 from streamer.detect.core import Buckets, Detector, DetectorParams, ScopeKey
+from streamer.evaluation.judge import Detected
 from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
 from streamer.schemas import Event, Origin
 from streamer.score.base import Scorer

@@ -30,17 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from streamer.atomic import atomic_dir, atomic_file, write_text
-from streamer.models.config import DistillConfig, TrainConfig
-from streamer.models.data import (
-    DatasetSpec,
-    Example,
-    SplitData,
-    default_specs,
-    hold_out,
-    load_split,
-)
-from streamer.models.encoder import Pooling, resolve_base
-from streamer.models.manifest import (
+from streamer.bundle.manifest import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     TOKENIZER_FILE,
@@ -53,13 +43,23 @@ from streamer.models.manifest import (
     VariantInfo,
     VerifyResult,
 )
-from streamer.models.progress import SILENT, Reporter
-from streamer.models.verify import DEFAULT_TOLERANCES, Tolerance
+from streamer.network.encoder import Pooling, resolve_base
+from streamer.training.config import DistillConfig, TrainConfig
+from streamer.training.data import (
+    DatasetSpec,
+    Example,
+    SplitData,
+    default_specs,
+    hold_out,
+    load_split,
+)
+from streamer.training.progress import SILENT, Reporter
+from streamer.training.verify import DEFAULT_TOLERANCES, Tolerance
 
 if TYPE_CHECKING:
-    from streamer.models.card import VariantCard
-    from streamer.models.heads import ModelMeta, MultiTaskModel
-    from streamer.models.tokenize import SourceTokenizers
+    from streamer.bundle.tokenize import SourceTokenizers
+    from streamer.network.heads import ModelMeta, MultiTaskModel
+    from streamer.training.card import VariantCard
 
 Profile = Literal["quick", "full", "tiny"]
 WORK = "_work"
@@ -129,7 +129,7 @@ class BuildConfig(BaseModel):
     speed_threads: int = 1
     eval_fp16_on_cpu: bool = False
     keep_work: bool = True
-    command: str = "streamer.models.build.build_bundle"
+    command: str = "streamer.training.build.build_bundle"
     notes: list[str] = Field(default_factory=list, description="Extra lines for the card.")
 
     def fingerprint_inputs(self, training_only: bool = False) -> dict[str, Any]:
@@ -321,14 +321,14 @@ class Builder:
     def tokenizers(self) -> SourceTokenizers:
         """The bundle's tokenizer, read from tokenizer.json once per build."""
         if self._tokenizers is None:
-            from streamer.models.tokenize import SourceTokenizers
+            from streamer.bundle.tokenize import SourceTokenizers
 
             self._tokenizers = SourceTokenizers(self.out / TOKENIZER_FILE, self.cfg.max_length)
         return self._tokenizers
 
     def model(self, name: str) -> tuple[MultiTaskModel, ModelMeta]:
         if name not in self._models:
-            from streamer.models.heads import load_model
+            from streamer.network.heads import load_model
 
             self._models[name] = load_model(self.work / "models" / name)
         return self._models[name]
@@ -351,7 +351,7 @@ class Builder:
         return {"train": len(split.train), "val": len(split.val)}
 
     def do_tokenizer(self) -> dict[str, int]:
-        from streamer.models.encoder import tokenizer_json
+        from streamer.network.encoder import tokenizer_json
 
         self.out.mkdir(parents=True, exist_ok=True)
         text, pad_id = tokenizer_json(self.cfg.base)
@@ -371,8 +371,8 @@ class Builder:
 
     def do_teacher(self, seed: int | None = None) -> list[dict[str, Any]]:
         """Train the teacher, or (``seed``) one candidate on the rows the selection leaves."""
-        from streamer.models.heads import save_model
-        from streamer.models.train import train_multitask
+        from streamer.network.heads import save_model
+        from streamer.training.train import train_multitask
 
         split, train_cfg, name = self.split, self.cfg.teacher_train, "teacher"
         if seed is not None:
@@ -389,8 +389,8 @@ class Builder:
 
     def do_select_teacher(self) -> dict[str, Any]:
         """Score every candidate on the held-out training rows; the best becomes the teacher."""
-        from streamer.models.heads import save_model
-        from streamer.models.train import encode_examples, head_accuracy
+        from streamer.network.heads import save_model
+        from streamer.training.train import encode_examples, head_accuracy
 
         tokenizers = self.tokenizers()
         held = encode_examples(self.selection_split()[1], tokenizers, dict(self.split.labels))
@@ -427,7 +427,7 @@ class Builder:
     def do_teacher_logits(self) -> dict[str, int]:
         import numpy as np
 
-        from streamer.models.train import encode_examples, predict_logits
+        from streamer.training.train import encode_examples, predict_logits
 
         teacher, _ = self.model("teacher")
         data = encode_examples(self.split.train, self.tokenizers(), dict(self.split.labels))
@@ -440,14 +440,14 @@ class Builder:
         return {"rows": len(data)}
 
     def do_student(self, n_layers: int) -> list[dict[str, Any]]:
-        from streamer.models.encoder import pick_layers
-        from streamer.models.heads import save_model
-        from streamer.models.train import encode_examples, train_multitask
+        from streamer.network.encoder import pick_layers
+        from streamer.network.heads import save_model
+        from streamer.training.train import encode_examples, train_multitask
 
         name = f"student{n_layers}"
         if not self.cfg.teacher:
             # No teacher (quick profile): fine-tune N of the base's layers on the labels.
-            from streamer.models.encoder import load_encoder, num_layers
+            from streamer.network.encoder import load_encoder, num_layers
 
             total = num_layers(load_encoder(self.cfg.base))
             model, meta, logs = train_multitask(
@@ -458,7 +458,7 @@ class Builder:
         else:
             import numpy as np
 
-            from streamer.models.distill import distill
+            from streamer.training.distill import distill
 
             teacher, tmeta = self.model("teacher")
             soft = dict(np.load(self.work / "teacher_logits.npz"))
@@ -476,7 +476,7 @@ class Builder:
         self._models[name] = (model, meta)
 
     def do_export(self, name: str) -> dict[str, Any]:
-        from streamer.models.export import export_onnx
+        from streamer.training.export import export_onnx
 
         model, _ = self.model(name)
         raw = self.work / "onnx" / f"{name}-raw.onnx"
@@ -489,7 +489,7 @@ class Builder:
         return int(conf.num_attention_heads), int(conf.hidden_size)
 
     def do_optimize(self, name: str) -> dict[str, Any]:
-        from streamer.models.optimize import optimize_bert
+        from streamer.training.optimize import optimize_bert
 
         heads, hidden = self._dims(name)
         dst = self.work / "onnx" / f"{name}-fp32.onnx"
@@ -499,7 +499,7 @@ class Builder:
         return report.model_dump()
 
     def do_quantize(self, name: str) -> dict[str, Any]:
-        from streamer.models.quantize import convert_fp16, quantize_int8
+        from streamer.training.quantize import convert_fp16, quantize_int8
 
         result: dict[str, Any] = {}
         if "int8" in self.precisions(name):
@@ -518,7 +518,7 @@ class Builder:
         return result
 
     def verify_ids(self) -> list[list[int]]:
-        from streamer.models.verify import sample_rows
+        from streamer.training.verify import sample_rows
 
         val = self.split.val
         rows = sample_rows(len(val), self.cfg.verify_rows, self.cfg.seed)
@@ -527,7 +527,7 @@ class Builder:
         )
 
     def do_verify(self, name: str) -> dict[str, Any]:
-        from streamer.models.verify import torch_probs, verify_variant
+        from streamer.training.verify import torch_probs, verify_variant
 
         model, _ = self.model(name)
         ids = self.verify_ids()
@@ -548,7 +548,7 @@ class Builder:
         return results
 
     def variants(self, verify: dict[str, dict[str, Any]]) -> list[VariantInfo]:
-        from streamer.models.data import file_sha256
+        from streamer.training.data import file_sha256
 
         out: list[VariantInfo] = []
         for name in self.model_names():
@@ -617,8 +617,8 @@ class Builder:
         return manifest
 
     def do_evaluate(self, variant: VariantInfo) -> dict[str, Any]:
-        from streamer.models.card import VariantCard, evaluate, measure_speed, speed_sample
         from streamer.score.onnx_scorer import OnnxScorer, cuda_available
+        from streamer.training.card import VariantCard, evaluate, measure_speed, speed_sample
 
         card = VariantCard(
             name=variant.name, precision=variant.precision, device=variant.device,
@@ -647,7 +647,7 @@ class Builder:
 
     # --- orchestration --------------------------------------------------------------------
     def run(self) -> Path:
-        from streamer.models.card import VariantCard, build_card, write_card
+        from streamer.training.card import VariantCard, build_card, write_card
 
         cfg = self.cfg
         if is_complete(self.out):

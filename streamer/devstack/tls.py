@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.stack._proc import StackError, file_lock
+from streamer.devstack._proc import StackError, file_lock
 
 _CA_DAYS = 3650
 _SERVER_DAYS = 825

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from streamer.models.data import Example
-from streamer.models.manifest import BuildInfo, BundleManifest, TeacherSelection, VerifyResult
-from streamer.models.metrics import HeadMetrics, head_metrics
-from streamer.models.progress import SILENT, Reporter
+from streamer.bundle.manifest import BuildInfo, BundleManifest, TeacherSelection, VerifyResult
 from streamer.score.base import Scorer
+from streamer.training.data import Example
+from streamer.training.metrics import HeadMetrics, head_metrics
+from streamer.training.progress import SILENT, Reporter
 
 CARD_JSON = "MODEL_CARD.json"
 CARD_MD = "MODEL_CARD.md"

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from streamer.models.data import DatasetSummary
+from streamer.training.data import DatasetSummary
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"

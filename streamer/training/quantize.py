@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from streamer.models.optimize import OptimizeReport, optimize_bert
+from streamer.training.optimize import OptimizeReport, optimize_bert
 
 
 def quantize_int8(src: Path, dst: Path, per_channel: bool = True) -> None:

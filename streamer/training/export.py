@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from streamer.models.heads import MultiTaskModel, ProbabilityModel
+from streamer.network.heads import MultiTaskModel, ProbabilityModel
 
 INPUT_NAMES: tuple[str, str] = ("input_ids", "attention_mask")
 OPSET = 17  # first opset with a native LayerNormalization

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from streamer.models.data import file_sha256
-from streamer.models.manifest import (
+from streamer.bundle.manifest import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     BundleManifest,
@@ -26,6 +25,7 @@ from streamer.models.manifest import (
     VariantInfo,
 )
 from streamer.score.base import ScorerError
+from streamer.training.data import file_sha256
 
 if TYPE_CHECKING:
     import onnxruntime as ort

@@ -14,10 +14,10 @@ import logging
 import time
 from pathlib import Path
 
-from streamer.models.bundle import BundleError, load_bundle
-from streamer.models.progress import Reporter
+from streamer.bundle.load import BundleError, load_bundle
 from streamer.score.base import ScorerError
 from streamer.settings import Settings
+from streamer.training.progress import Reporter
 
 log = logging.getLogger(__name__)
 DEFAULT_BUNDLE = "default"
@@ -67,7 +67,7 @@ def ensure_default_bundle(
             log.info("model bundle: %s (built by another process)", path)
             return path
         try:
-            from streamer.models.build import build_bundle, profile_config
+            from streamer.training.build import build_bundle, profile_config
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ScorerError(
                 f"no model bundle at {path} and building one needs the train extra "

@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
 
-from streamer.models.config import TrainConfig
-from streamer.models.data import HEADS, Example, SplitData
-from streamer.models.encoder import Pooling
-from streamer.models.heads import ModelMeta, MultiTaskModel, build_model
-from streamer.models.progress import SILENT, Reporter
-from streamer.models.tokenize import SourceTokenizers
+from streamer.bundle.tokenize import SourceTokenizers
+from streamer.network.encoder import Pooling
+from streamer.network.heads import ModelMeta, MultiTaskModel, build_model
+from streamer.training.config import TrainConfig
+from streamer.training.data import HEADS, Example, SplitData
+from streamer.training.progress import SILENT, Reporter
 
 # (logits per head, batch row indices into the training set, head index, label index) -> loss
 LossFn = Callable[[dict[str, torch.Tensor], np.ndarray, torch.Tensor, torch.Tensor], torch.Tensor]

@@ -20,8 +20,7 @@ from pathlib import Path
 import redis
 from pydantic import BaseModel
 
-from streamer.settings import Settings
-from streamer.stack._proc import (
+from streamer.devstack._proc import (
     StackError,
     TrackedProcess,
     file_lock,
@@ -30,7 +29,8 @@ from streamer.stack._proc import (
     tail,
     terminate,
 )
-from streamer.stack.tls import ensure_server_tls
+from streamer.devstack.tls import ensure_server_tls
+from streamer.settings import Settings
 
 _MARKER = "redis-server"
 _STOP_GRACE_S = 20.0  # SIGTERM makes redis fsync the AOF first; that is quick at dev sizes

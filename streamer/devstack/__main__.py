@@ -1,4 +1,4 @@
-"""``python -m streamer.stack {fetch|up|down|status}``: the stack without the full CLI.
+"""``python -m streamer.devstack {fetch|up|down|status}``: the stack without the full CLI.
 
 ``fetch`` pre-downloads the Kafka jars (setup scripts and CI caches use it).
 """
@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from streamer.devstack import LocalKafka, StackError, stack_down, stack_status, stack_up
 from streamer.settings import get_settings
-from streamer.stack import LocalKafka, StackError, stack_down, stack_status, stack_up
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streamer.stack")
+    parser = argparse.ArgumentParser(prog="python -m streamer.devstack")
     parser.add_argument("command", choices=["fetch", "up", "down", "status"])
     args = parser.parse_args(argv)
     settings = get_settings()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from streamer.devstack._proc import StackError
+from streamer.devstack.kafka import KafkaStatus, LocalKafka
+from streamer.devstack.redis_server import LocalRedis, RedisStatus
 from streamer.settings import Settings
-from streamer.stack._proc import StackError
-from streamer.stack.kafka import KafkaStatus, LocalKafka
-from streamer.stack.redis_server import LocalRedis, RedisStatus
 
 __all__ = [
     "KafkaStatus",

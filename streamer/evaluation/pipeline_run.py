@@ -3,7 +3,7 @@
 Kafka, a worker process (``streamer worker``) and Redis, in a
 namespace of their own (topics, consumer group, Redis prefix), so a run never touches
 other data. The stream is sent paced by its event times divided by ``speed``; the
-alerts are read back from the alerts topic; :func:`streamer.alert.evaluation.evaluate`
+alerts are read back from the alerts topic; :func:`streamer.evaluation.judge.evaluate`
 matches them with the labels. The same stream is also run through the detector
 offline (scored in-process, no Kafka): equal alert ids show that the pipeline's
 event-time windows made the replay speed irrelevant.
@@ -28,16 +28,16 @@ from pydantic import BaseModel
 
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import accounts
-from streamer.alert.evaluation import Detected, EvalReport, evaluate
 from streamer.alert.follow import read_alerts
-from streamer.alert.record import AlertRecord
 from streamer.alert.store import AlertStore
-from streamer.alert.synth import StreamLine
 from streamer.detect.core import Buckets, DetectorParams, ScopeKey
-from streamer.detect.offline import detect, score_buckets
+from streamer.evaluation.judge import Detected, EvalReport, evaluate
+from streamer.evaluation.offline import detect, score_buckets
+from streamer.evaluation.synthetic import StreamLine
 from streamer.kafka import ensure_topics, make_producer
 from streamer.kafka.security import start_client
 from streamer.produce.demo import SpikeLabel
+from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, Field
 
-from streamer.models.manifest import Precision, VerifyResult
+from streamer.bundle.manifest import Precision, VerifyResult
 
 if TYPE_CHECKING:
-    from streamer.models.heads import MultiTaskModel
+    from streamer.network.heads import MultiTaskModel
 
 
 class Tolerance(BaseModel):

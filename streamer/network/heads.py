@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from streamer.models.encoder import Pooling, keep_layers, load_encoder, pool
+from streamer.network.encoder import Pooling, keep_layers, load_encoder, pool
 
 HEADS_FILE = "heads.pt"
 META_FILE = "model.json"

@@ -1,0 +1,1 @@
+"""The torch network (encoder + heads), shared by training and the torch scorer."""
