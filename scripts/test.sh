@@ -15,6 +15,9 @@ section "ruff"
 section "mypy"
 .venv/bin/mypy
 
+section "import directions"
+.venv/bin/lint-imports --no-cache
+
 section "pytest"
 set +e
 .venv/bin/pytest -q -p no:cacheprovider "$@"

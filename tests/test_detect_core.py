@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streamer.alert.windows import watermark
 from streamer.detect.core import ALL, Decision, Detector, DetectorParams, KeyState
 from streamer.detect.stats import binom_sf, poisson_sf, proportion_z, z_from_p
-from streamer.detect.windows import watermark
 
 P = DetectorParams()
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z, aligned to every bucket width used here

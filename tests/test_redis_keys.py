@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from streamer.aggregate.delta import build_deltas
 from streamer.alert.store import AlertStore
-from streamer.detect.windows import scope_field
+from streamer.alert.windows import scope_field
 from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
 from streamer.keys import Keyspace, alert_id_part, field, key_part
 from streamer.schemas import Origin, Prediction, ScoredEvent

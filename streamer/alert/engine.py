@@ -19,8 +19,8 @@ from typing import Literal, cast
 from streamer.aggregate.store import TrendStore
 from streamer.alert.metrics import AlertMetrics
 from streamer.alert.store import AlertStore
+from streamer.alert.windows import EventTime, top_evidence
 from streamer.detect.core import Decision, Detector, DetectorParams
-from streamer.detect.windows import EventTime, top_evidence
 from streamer.schemas import ScoredEvent
 from streamer.schemas.alerts import AlertRecord, Evidence
 from streamer.settings import Settings

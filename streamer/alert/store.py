@@ -33,8 +33,8 @@ from typing import Any, Literal, cast
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from streamer.alert.windows import alert_tag, parse_scope_field, scope_field
 from streamer.detect.core import KeyState, ScopeKey
-from streamer.detect.windows import alert_tag, parse_scope_field, scope_field
 from streamer.keys import alert_id_part
 from streamer.schemas.alerts import AlertRecord
 

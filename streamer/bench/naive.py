@@ -141,8 +141,8 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
 
 def main(argv: Sequence[str] | None = None) -> None:
     from agents.worker import Worker
+    from streamer.bundle.locate import default_bundle_path
     from streamer.kafka import ensure_topics
-    from streamer.training.quick import default_bundle_path
 
     parser = argparse.ArgumentParser(prog="python -m streamer.bench.naive", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -150,7 +150,7 @@ async def check_stack(settings: Settings, timeout: float = 10.0) -> None:
 
 def naive_bundle(settings: Settings, explicit: Path | None) -> tuple[Path, str, list[str]]:
     """The bundle whose PyTorch teacher the naive pipeline runs, what that is, and notes."""
-    from streamer.training.quick import default_bundle_path
+    from streamer.bundle.locate import default_bundle_path
 
     notes: list[str] = []
     if explicit is not None:
@@ -179,7 +179,7 @@ def naive_bundle(settings: Settings, explicit: Path | None) -> tuple[Path, str, 
 def ours_scorer(settings: Settings) -> str:
     if settings.scorer == "baseline":
         return "scorer: Naive Bayes baseline"
-    from streamer.training.quick import default_bundle_path
+    from streamer.bundle.locate import default_bundle_path
 
     return (f"scorer {settings.scorer}: bundle {default_bundle_path(settings)}, variant "
             f"{settings.bundle_variant}")

@@ -17,24 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from streamer.bundle.errors import BundleError
 from streamer.bundle.manifest import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     BundleManifest,
     Device,
     VariantInfo,
+    file_sha256,
 )
-from streamer.score.base import ScorerError
-from streamer.training.data import file_sha256
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
 REBUILD_HINT = "rebuild it with `streamer models build --out {dir}` (or delete it to rebuild)"
-
-
-class BundleError(ScorerError):
-    """A bundle cannot be used; the message names the problem and the fix."""
 
 
 def _hint(path: Path) -> str:

@@ -6,19 +6,45 @@ version is bumped whenever a field changes meaning; readers refuse other version
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from streamer.training.data import DatasetSummary
+from streamer.schemas.events import Kind as Source
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 TOKENIZER_FILE = "tokenizer.json"
 
+Head = Literal["sentiment", "topic"]
 Precision = Literal["fp32", "fp16", "int8"]
 Device = Literal["cpu", "cuda"]
 Role = Literal["teacher", "student"]
+
+
+class DatasetSummary(BaseModel):
+    """What the manifest and card record about one dataset."""
+
+    name: str
+    head: Head
+    file: str
+    sha256: str
+    source: Source
+    rows: int
+    train_rows: int
+    val_rows: int
+    label_mapping: dict[str, str] = Field(description="Dataset label -> head label, as applied.")
+    label_counts: dict[str, int]
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class HeadInfo(BaseModel):

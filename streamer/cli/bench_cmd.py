@@ -47,8 +47,8 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
     """The naive path (transformers FP32, one message per call) against the ONNX
     teacher and the INT8 student with and without length bucketing."""
     from streamer.bench import models as mb
-    from streamer.bundle.load import BundleError
-    from streamer.training.quick import default_bundle_path
+    from streamer.bundle.errors import BundleError
+    from streamer.bundle.locate import default_bundle_path
 
     s = settings_with()
     bundle_dir = bundle_dir or default_bundle_path(s)

@@ -23,7 +23,7 @@ PROFILES = ("quick", "full", "tiny")
 
 
 def _default_out(profile: str) -> Path:
-    from streamer.training.quick import DEFAULT_BUNDLE
+    from streamer.bundle.locate import DEFAULT_BUNDLE
 
     # The quick profile writes where the worker looks for its default bundle.
     name = DEFAULT_BUNDLE if profile == "quick" else profile
@@ -166,7 +166,8 @@ def eval_cmd(
     as_json: bool,
 ) -> None:
     """Accuracy, macro-F1, confusion matrix and speed of BUNDLE on a labelled file."""
-    from streamer.bundle.load import BundleError, load_bundle
+    from streamer.bundle.errors import BundleError
+    from streamer.bundle.load import load_bundle
     from streamer.score.onnx_scorer import OnnxScorer
     from streamer.training.card import evaluate, measure_speed
     from streamer.training.data import Example, read_rows
@@ -218,7 +219,8 @@ def eval_cmd(
               help="Where bundles live [default: <cache>/bundles].")
 def list_cmd(root: Path | None) -> None:
     """Bundles on this machine, their variants and headline figures."""
-    from streamer.bundle.load import BundleError, read_manifest
+    from streamer.bundle.errors import BundleError
+    from streamer.bundle.load import read_manifest
     from streamer.training.build import is_complete
     from streamer.training.card import CARD_JSON
 

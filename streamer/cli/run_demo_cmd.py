@@ -135,8 +135,9 @@ def run_demo(rate: float, keep_worker: bool, timeout: float, **options: object) 
                       f"Redis on {status.redis.url}")
     console.rule("[bold]2. model")
     from streamer.score.select import prepare_scorer
+    from streamer.training.quick import build_if_missing
 
-    scorer_name = prepare_scorer(settings)
+    scorer_name = prepare_scorer(settings, build_if_missing)
     console.print(f"scorer: [bold]{scorer_name}[/]")
 
     console.rule("[bold]3. worker")

@@ -68,6 +68,7 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     from agents.worker import Worker
     from streamer.kafka import KafkaSecurityError, ensure_topics
     from streamer.score.select import load_scorer
+    from streamer.training.quick import build_if_missing
 
     settings = settings_with(web_port=web_port, scorer=scorer, worker_id=worker_id)
     if settings.worker_max_restarts > 0 and not is_child():
@@ -97,7 +98,7 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     except AggregateUnavailable as exc:
         fail(str(exc), code=1 if exc.transient else NEEDS_OPERATOR)
     try:
-        live = load_scorer(settings)
+        live = load_scorer(settings, build_if_missing)
     except ScorerError as exc:
         fail(str(exc), code=NEEDS_OPERATOR)
     runtime = Runtime.build(settings, live)

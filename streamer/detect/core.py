@@ -39,11 +39,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from streamer.detect.stats import poisson_sf, proportion_z, z_from_p
+from streamer.schemas.alerts import SEVERITIES, AlertKind, Severity
 from streamer.settings import Settings
 
-Severity = Literal["warning", "major", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("warning", "major", "critical")
-AlertKind = Literal["fired", "escalated", "resolved"]
 ScopeKey = tuple[str, str]
 # Per bucket start, per scope key: (messages, negatives).
 Buckets = dict[int, dict[ScopeKey, tuple[int, int]]]

@@ -205,9 +205,10 @@ def offline_alerts(settings: Settings, lines: list[StreamLine], upto_bucket: int
                    ) -> list[Detected]:
     """The same stream through the detector without Kafka or Redis (same scorer)."""
     from streamer.score.select import load_scorer
+    from streamer.training.quick import build_if_missing
 
     buckets = score_buckets(((ln.kind, ln.value) for ln in lines), settings,
-                            load_scorer(settings), scopes=settings.alert_scopes)
+                            load_scorer(settings, build_if_missing), scopes=settings.alert_scopes)
     if upto_bucket is not None:
         buckets = {b: c for b, c in buckets.items() if b <= upto_bucket}
     return detect(DetectorParams.from_settings(settings), buckets,

@@ -6,13 +6,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from streamer.detect.core import AlertKind, Severity
 from streamer.schemas.inputs import SCHEMA_VERSION, WireModel
 from streamer.schemas.types import Identifier, UtcDatetime
 
 # Scope keys are topic labels or tickers: the Redis field alphabet of aggregate/keys.py.
 ScopeKeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._\-]{1,64}$")]
 AlertId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$")]
+Severity = Literal["warning", "major", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("warning", "major", "critical")
+AlertKind = Literal["fired", "escalated", "resolved"]
 SEVERITY_ORDER: dict[str, int] = {"warning": 0, "major": 1, "critical": 2}
 
 

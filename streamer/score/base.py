@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-Source = Literal["news", "chat"]
+from streamer.schemas.events import Kind as Source
 
 
 class ScorerError(RuntimeError):

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.bundle.load import Bundle, BundleError, load_bundle
+from streamer.bundle.errors import BundleError
+from streamer.bundle.load import Bundle, load_bundle
 from streamer.bundle.manifest import Device
 from streamer.bundle.tokenize import (
     DEFAULT_BUCKETS,

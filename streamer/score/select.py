@@ -1,7 +1,9 @@
 """Pick the scorer a worker runs with, from settings.
 
-``onnx``: the model bundle (``STREAMER_BUNDLE_DIR``, else the cached default bundle,
-built with the quick profile on first use), or a ``ScorerError`` saying what to do.
+``onnx``: the model bundle (``STREAMER_BUNDLE_DIR``, else the cached default bundle; the
+caller may pass ``build``, which makes one when none exists: the CLI passes
+``streamer.training.quick.build_if_missing``, so serving code never imports the trainer),
+or a ``ScorerError`` saying what to do.
 ``auto``: the same, but a machine that cannot build a bundle (no ``train`` extra) falls
 back to the Naive Bayes baseline with a warning. ``baseline``: the baseline only.
 ``torch``: the same bundle directory's PyTorch teacher checkpoint (kept by a full build, never
@@ -11,7 +13,11 @@ built here), on CUDA with FP16 and CUDA graphs when torch sees a GPU, else on CP
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
+from streamer.bundle.errors import BundleError
+from streamer.bundle.locate import default_bundle_path
 from streamer.score.base import Scorer, ScorerError
 from streamer.score.baseline import BaselineScorer
 from streamer.settings import Settings
@@ -23,12 +29,14 @@ def load_baseline(settings: Settings) -> BaselineScorer:
     return BaselineScorer.train(settings.labelled_data_dir, settings.cache_dir / "baseline")
 
 
-def load_onnx(settings: Settings) -> Scorer:
-    """The bundle's ONNX Runtime scorer, building the quick default bundle if none exists."""
-    from streamer.score.onnx_scorer import OnnxScorer
-    from streamer.training.quick import ensure_default_bundle
+BundleBuilder = Callable[[Settings], Path]
 
-    path = ensure_default_bundle(settings, threads=settings.bundle_build_threads)
+
+def load_onnx(settings: Settings, build: BundleBuilder | None = None) -> Scorer:
+    """The bundle's ONNX Runtime scorer; ``build`` makes the bundle first when none exists."""
+    from streamer.score.onnx_scorer import OnnxScorer
+
+    path = build(settings) if build is not None else default_bundle_path(settings)
     return OnnxScorer(
         path,
         variant=settings.bundle_variant,
@@ -47,7 +55,6 @@ def load_torch(settings: Settings) -> Scorer:
     PyTorch checkpoint, so building it would only end in the same error minutes later.
     """
     from streamer.score.torch_scorer import TorchScorer, resolve_device
-    from streamer.training.quick import default_bundle_path
 
     path = default_bundle_path(settings)
     device = resolve_device(settings.torch_device)
@@ -68,8 +75,16 @@ def load_torch(settings: Settings) -> Scorer:
     )
 
 
-def load_scorer(settings: Settings) -> Scorer:
-    """The configured scorer, warmed up. Raises ScorerError with what to do on failure."""
+def load_scorer(settings: Settings, build: BundleBuilder | None = None) -> Scorer:
+    """The configured scorer, warmed up. Raises ScorerError with what to do on failure
+    (a bundle's ``BundleError`` included)."""
+    try:
+        return _load_scorer(settings, build)
+    except BundleError as exc:
+        raise ScorerError(str(exc)) from exc
+
+
+def _load_scorer(settings: Settings, build: BundleBuilder | None) -> Scorer:
     scorer: Scorer
     if settings.scorer == "baseline":
         scorer = load_baseline(settings)
@@ -77,8 +92,8 @@ def load_scorer(settings: Settings) -> Scorer:
         scorer = load_torch(settings)  # asked for explicitly: no baseline fallback
     else:
         try:
-            scorer = load_onnx(settings)
-        except ScorerError as exc:
+            scorer = load_onnx(settings, build)
+        except (ScorerError, BundleError) as exc:
             if settings.scorer == "onnx" or settings.bundle_dir is not None:
                 raise  # asked for a bundle explicitly: a broken one is an error
             log.warning("no model bundle (%s): scoring with the Naive Bayes baseline", exc)
@@ -88,6 +103,6 @@ def load_scorer(settings: Settings) -> Scorer:
     return scorer
 
 
-def prepare_scorer(settings: Settings) -> str:
+def prepare_scorer(settings: Settings, build: BundleBuilder | None = None) -> str:
     """Make sure the configured scorer can load (building what it needs); return its name."""
-    return load_scorer(settings).name
+    return load_scorer(settings, build).name

@@ -548,7 +548,7 @@ class Builder:
         return results
 
     def variants(self, verify: dict[str, dict[str, Any]]) -> list[VariantInfo]:
-        from streamer.training.data import file_sha256
+        from streamer.bundle.manifest import file_sha256
 
         out: list[VariantInfo] = []
         for name in self.model_names():

@@ -12,20 +12,18 @@ so the same files and seed always give the same split, and training never sees i
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streamer.score.base import Source
+from streamer.bundle.manifest import DatasetSummary, Head, file_sha256
+from streamer.schemas.events import Kind as Source
 
-Head = Literal["sentiment", "topic"]
 HEADS: tuple[Head, ...] = ("sentiment", "topic")
 # The same variable as Settings.labelled_data_dir (STREAMER_DATA_DIR is the stack's data).
 DATA_ENV = "STREAMER_LABELLED_DATA_DIR"
@@ -61,19 +59,6 @@ class Example(BaseModel):
     source: Source
 
 
-class DatasetSummary(BaseModel):
-    """What the manifest and card record about one dataset."""
-
-    name: str
-    head: Head
-    file: str
-    sha256: str
-    source: Source
-    rows: int
-    train_rows: int
-    val_rows: int
-    label_mapping: dict[str, str] = Field(description="Dataset label -> head label, as applied.")
-    label_counts: dict[str, int]
 
 
 class SplitData(BaseModel):
@@ -123,12 +108,6 @@ def default_specs(data_dir: Path) -> list[DatasetSpec]:
     ]
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_rows(path: Path) -> list[tuple[str, str]]:

@@ -14,33 +14,13 @@ import logging
 import time
 from pathlib import Path
 
-from streamer.bundle.load import BundleError, load_bundle
+from streamer.bundle.load import load_bundle
+from streamer.bundle.locate import default_bundle_path, is_complete_bundle
 from streamer.score.base import ScorerError
 from streamer.settings import Settings
 from streamer.training.progress import Reporter
 
 log = logging.getLogger(__name__)
-DEFAULT_BUNDLE = "default"
-FULL_BUNDLE = "full"  # where `streamer models build --profile full` writes by default
-
-
-def default_bundle_path(settings: Settings) -> Path:
-    """``STREAMER_BUNDLE_DIR`` when set; else the full build's bundle once it is complete
-    (``<cache>/bundles/full``: the accurate one); else ``<cache>/bundles/default``."""
-    if settings.bundle_dir is not None:
-        return settings.bundle_dir
-    full = settings.bundles_dir / FULL_BUNDLE
-    return full if _complete(full) else settings.bundles_dir / DEFAULT_BUNDLE
-
-
-def _complete(path: Path) -> bool:
-    try:
-        load_bundle(path, verify=())
-    except BundleError:
-        return False
-    return True
-
-
 def ensure_default_bundle(
     settings: Settings,
     data_dir: Path | None = None,
@@ -57,13 +37,13 @@ def ensure_default_bundle(
         load_bundle(path, verify=())  # raises BundleError naming the problem
         log.info("model bundle: %s (configured)", path)
         return path
-    if _complete(path):
+    if is_complete_bundle(path):
         log.info("model bundle: %s (cached)", path)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with (path.parent / f".{path.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building it right now
-        if _complete(path):
+        if is_complete_bundle(path):
             log.info("model bundle: %s (built by another process)", path)
             return path
         try:
@@ -96,3 +76,9 @@ def ensure_default_bundle(
             ) from exc
         rep.log(f"quick default bundle built in {time.perf_counter() - start:.0f}s: {path}")
         return path
+
+
+def build_if_missing(settings: Settings) -> Path:
+    """``ensure_default_bundle`` with the settings' build threads: what a worker's first
+    start passes to ``streamer.score.select.load_scorer``."""
+    return ensure_default_bundle(settings, threads=settings.bundle_build_threads)

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from streamer.bundle.load import BundleError, load_bundle
+from streamer.bundle.errors import BundleError
+from streamer.bundle.load import load_bundle
 from streamer.score.base import ScorerError
 from streamer.score.onnx_scorer import OnnxScorer
+from streamer.score.select import load_scorer
+from streamer.settings import Settings
 
 
 def _edit_manifest(bundle: Path, change: dict[str, object]) -> None:
@@ -100,6 +103,9 @@ def test_invalid_manifest(bundle_copy: Path) -> None:
         load_bundle(bundle_copy)
 
 
-def test_bundle_error_is_a_scorer_error() -> None:
-    # The worker's scorer selection reports ScorerErrors as "what to do" messages.
-    assert issubclass(BundleError, ScorerError)
+def test_scorer_selection_reports_a_broken_bundle_as_a_scorer_error(bundle_copy: Path) -> None:
+    # The worker reports ScorerErrors as "what to do" messages and exits for an operator.
+    (bundle_copy / "tokenizer.json").unlink()
+    settings = Settings(_env_file=None, scorer="onnx", bundle_dir=bundle_copy)  # type: ignore[call-arg]
+    with pytest.raises(ScorerError, match=r"missing file tokenizer\.json"):
+        load_scorer(settings)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streamer.bundle.load import BundleError
+from streamer.bundle import locate
+from streamer.bundle.errors import BundleError
 from streamer.settings import Settings
 from streamer.training import quick
 from streamer.training.build import BuildConfig
@@ -67,9 +68,9 @@ def test_a_complete_full_build_is_preferred_over_the_quick_default(
     full = settings.bundles_dir / "full"
     full.mkdir(parents=True)
     (full / "tokenizer.json").write_text("{}")  # a full build still running: not complete
-    assert quick.default_bundle_path(settings) == settings.bundles_dir / "default"
+    assert locate.default_bundle_path(settings) == settings.bundles_dir / "default"
     shutil.rmtree(full)
     _copy_bundle(tiny_bundle, full)
     assert quick.ensure_default_bundle(settings) == full
     explicit = Settings(cache_dir=tmp_path, bundle_dir=settings.bundles_dir / "default")
-    assert quick.default_bundle_path(explicit) == settings.bundles_dir / "default"
+    assert locate.default_bundle_path(explicit) == settings.bundles_dir / "default"
