@@ -58,15 +58,17 @@ observed. Pure and synchronous: no clock, no I/O; the caller measures and report
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from streamer.settings import Settings
 
+log = logging.getLogger(__name__)
 _FORGET = 0.95  # per batch: the service-time fit remembers roughly the last 20 batches
 # Falling behind: the mean backlog of the last _HALF batches exceeds that of the _HALF
 # before by more than _BEHIND of a batch. Halves, not neighbours: a Kafka fetch lands at
@@ -283,3 +285,30 @@ class AdaptiveBatcher:
 
     def _clamp_size(self, size: int) -> int:
         return max(self.min_size, min(self.max_size, int(size)))
+
+
+class AdaptiveFeedback:
+    """Feeds each finished batch to an :class:`AdaptiveBatcher` and reports its limits
+    (``show``: e.g. the worker's gauges) whenever they change, and once at the start."""
+
+    def __init__(self, batcher: AdaptiveBatcher, show: Callable[[int, float], None],
+                 name: str = "") -> None:
+        self.batcher = batcher
+        self.show = show
+        self.name = name
+        self._observed_at: float | None = None  # ms: when the batcher last heard of a batch
+        show(*batcher.limits())
+
+    def after_batch(self, size: int, e2e_latencies_ms: Iterable[float], service_ms: float,
+                    backlog: int, now_ms: float) -> Decision:
+        before = self.batcher.limits()
+        elapsed_s = None if self._observed_at is None else (now_ms - self._observed_at) / 1000.0
+        decision = self.batcher.observe(size, e2e_latencies_ms, service_ms, backlog, elapsed_s)
+        self._observed_at = now_ms
+        if self.batcher.limits() != before:
+            self.show(*self.batcher.limits())
+            log.debug("batch limits %s: size %d, wait %.1f ms (p99 %s ms, %s)",
+                      self.name, decision.size, decision.wait_s * 1000,
+                      "-" if decision.p99_ms is None else f"{decision.p99_ms:.1f}",
+                      decision.reason)
+        return decision

@@ -52,6 +52,12 @@ class BatchOutput:
     # (an upstream repeat of an event id).
     raw: dict[tuple[str, int, int], RawRecord] = field(default_factory=dict)
 
+    def end_to_end_ms(self) -> list[float]:
+        """Record timestamp -> Redis ack of each scored event (the latency recorder's
+        end_to_end), for those that carry both stamps."""
+        return [ev.stamps.aggregated - ev.stamps.produced for ev in self.scored
+                if ev.stamps.aggregated is not None and ev.stamps.produced is not None]
+
 
 def _prediction(labels: tuple[str, ...], row: np.ndarray) -> Prediction:
     return Prediction(
