@@ -104,7 +104,7 @@ def create_app(runtime: Runtime) -> faust.App:
 
     @app.timer(interval=s.latency_push_interval_s)
     async def push_latency() -> None:
-        key = f"{s.redis_key_prefix}:latency:{runtime.worker_id}"
+        key = runtime.store.keys.latency(runtime.worker_id)
         try:
             await runtime.store.redis.hset(key, mapping=runtime.latency.encode())  # type: ignore[misc]
             await runtime.store.redis.expire(key, 86_400)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 from dataclasses import dataclass, field
 
@@ -11,6 +10,7 @@ from agents.commit_gate import CommitGate
 from agents.health import HealthMonitor, KafkaProbe
 from streamer.aggregate import TrendStore
 from streamer.batch import BatchProcessor
+from streamer.keys import safe_name
 from streamer.latency import Clock, LatencyRecorder
 from streamer.metrics import Metrics
 from streamer.score import Scorer
@@ -67,7 +67,7 @@ class Runtime:
         metrics.backend.labels(scorer.name).set(1)
         # It names a Redis key (latency histograms): the same bounded alphabet as the
         # setting's pattern, whatever the host name holds.
-        host = re.sub(r"[^A-Za-z0-9._\-]", "-", socket.gethostname())[:48].strip(".-") or "host"
+        host = safe_name(socket.gethostname(), fallback="host")
         worker_id = settings.worker_id or f"{host}-{os.getpid()}"
         health = HealthMonitor(settings, {"kafka": KafkaProbe(settings), "redis": store.ping})
         return cls(

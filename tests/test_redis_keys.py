@@ -19,9 +19,8 @@ from redis.asyncio import Redis
 
 from streamer.aggregate.delta import build_deltas
 from streamer.alert.store import AlertStore
-from streamer.alert.windows import scope_field
 from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
-from streamer.keys import Keyspace, alert_id_part, field, key_part
+from streamer.keys import Keyspace, alert_id_part, field, key_part, safe_name, scope_field
 from streamer.schemas import Origin, Prediction, ScoredEvent
 from streamer.schemas.events import Stamps
 from streamer.settings import Settings
@@ -103,6 +102,17 @@ def test_scope_fields_and_evidence_keys_hold_only_safe_parts(scope: str, key: st
     out = refused_or_safe(scope_field, scope, key)
     if out is not None:
         assert out == f"{scope}|{key}" and SAFE.fullmatch(key)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hostile)
+def test_latency_keys_take_only_safe_worker_ids_and_host_names_are_made_safe(name: str) -> None:
+    key = refused_or_safe(Keyspace().latency, name)
+    if key is not None:
+        assert key == f"st:latency:{name}" and SAFE.fullmatch(name)
+    host = safe_name(name, fallback="host")
+    assert SAFE.fullmatch(host) and len(host) <= 48
+    assert Keyspace().latency(f"{host}-123").endswith(f":{host}-123")
 
 
 @settings(max_examples=200, deadline=None)

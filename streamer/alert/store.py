@@ -33,9 +33,8 @@ from typing import Any, Literal, cast
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from streamer.alert.windows import alert_tag, parse_scope_field, scope_field
 from streamer.detect.core import KeyState, ScopeKey
-from streamer.keys import alert_id_part
+from streamer.keys import Keyspace, parse_scope_field, scope_field
 from streamer.schemas.alerts import AlertRecord
 
 Sink = Literal["kafka", "webhook"]
@@ -122,26 +121,25 @@ class CommitResult:
 class AlertStore:
     def __init__(self, client: Redis, prefix: str, *, claim_ttl_s: int) -> None:
         self.r = client
-        base = alert_tag(prefix)
-        self.meta = f"{base}:meta"
-        self.state = f"{base}:state"
-        self.seq = f"{base}:seq"
-        self.lease_key = f"{base}:lease"
-        self.recent_key = f"{base}:recent"
-        self._base = base
+        self.keys = keys = Keyspace(prefix)
+        self.meta = keys.alert("meta")
+        self.state = keys.alert("state")
+        self.seq = keys.alert("seq")
+        self.lease_key = keys.alert("lease")
+        self.recent_key = keys.alert("recent")
         self.claim_ttl_s = claim_ttl_s
         self._commit = client.register_script(_COMMIT)
         self._delivered = client.register_script(_DELIVERED)
         self._lease = client.register_script(_LEASE)
 
     def outbox(self, sink: Sink) -> str:
-        return f"{self._base}:outbox:{sink}"
+        return self.keys.outbox(sink)
 
     def order(self, sink: Sink) -> str:
-        return f"{self._base}:order:{sink}"
+        return self.keys.order(sink)
 
     def claim_key(self, alert_id: str) -> str:
-        return f"{self._base}:claim:{alert_id_part(alert_id)}"
+        return self.keys.claim(alert_id)
 
     # --- detector state -----------------------------------------------------------------
     async def cursor(self) -> int | None:

@@ -1,12 +1,9 @@
 """Event-time plumbing in Redis: partition progress -> watermark, closed buckets, evidence.
 
-Key layout (``<p>`` = settings.redis_key_prefix). Alert state shares the hash tag
-``{alerts}``, so each Lua script touches one Redis Cluster slot; evidence is spread by
-scope key:
-
-    <p>:{alerts}:progress   hash "<topic>:<partition>" -> newest event time applied (ms)
-    <p>:{alerts}:seen       hash "<topic>:<partition>" -> wall clock of its last advance
-    <p>:ev:{<scope>|<key>}  sorted set of recent negative messages (score: event ms)
+Keys (``streamer/keys.py`` builds them): ``progress`` (hash "<topic>:<partition>" ->
+newest event time applied, ms) and ``seen`` (hash "<topic>:<partition>" -> wall clock of
+its last advance) under the alerts hash tag, and one ``evidence`` sorted set of recent
+negative messages per scope key (score: event ms).
 
 The **watermark** is the oldest newest-event-time over the partitions still moving,
 minus the allowed lateness: every partition has delivered (and Redis has applied)
@@ -18,7 +15,6 @@ partition cannot stall detection; when every partition is idle the newest time w
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,11 +26,8 @@ from redis.exceptions import NoScriptError
 
 from streamer.aggregate.store import TrendStore
 from streamer.detect.core import ScopeKey
-from streamer.keys import Keyspace, parse_field
+from streamer.keys import Keyspace, is_key_part, parse_field
 from streamer.schemas import ScoredEvent
-
-_SAFE = re.compile(r"[A-Za-z0-9._\-]{1,64}")  # aggregate/keys.py's field alphabet (fullmatch)
-_SCOPES = ("all", "topic", "ticker")
 
 _PROGRESS = """
 local now = ARGV[1]
@@ -50,22 +43,6 @@ for i = 0, n - 1 do
 end
 return n
 """
-
-
-def alert_tag(prefix: str) -> str:
-    return f"{prefix}:{{alerts}}"
-
-
-def scope_field(scope: str, key: str) -> str:
-    """``<scope>|<key>`` from validated names only: nothing else reaches a Redis key."""
-    if scope not in _SCOPES or not isinstance(key, str) or not _SAFE.fullmatch(key):
-        raise ValueError(f"unsafe scope key for Redis: {scope!r} {str(key)[:80]!r}")
-    return f"{scope}|{key}"
-
-
-def parse_scope_field(name: str) -> ScopeKey:
-    scope, key = name.split("|", 1)
-    return scope, key
 
 
 @dataclass(frozen=True)
@@ -87,10 +64,9 @@ class EventTime:
                  evidence_per_key: int = 500) -> None:
         self.store = store
         self.r: Redis = store.redis
-        prefix = store.keys.prefix
-        self.progress_key = f"{alert_tag(prefix)}:progress"
-        self.seen_key = f"{alert_tag(prefix)}:seen"
-        self._evidence_prefix = f"{prefix}:ev"
+        self.keys = store.keys
+        self.progress_key = self.keys.alert("progress")
+        self.seen_key = self.keys.alert("seen")
         self.lateness_ms = lateness_s * 1000.0
         self.idle_ms = idle_s * 1000.0
         self.scopes = tuple(s for s in scopes if s in ("topic", "ticker"))
@@ -107,7 +83,7 @@ class EventTime:
         self._waiting_since_ms = now_ms
 
     def evidence_key(self, scope: str, key: str) -> str:
-        return f"{self._evidence_prefix}:{{{scope_field(scope, key)}}}"
+        return self.keys.evidence(scope, key)
 
     # --- writes (per batch) ----------------------------------------------------------
     async def observe(self, events: Sequence[ScoredEvent], now_ms: float) -> None:
@@ -154,10 +130,10 @@ class EventTime:
 
     def _scope_keys(self, ev: ScoredEvent) -> list[ScopeKey]:
         out: list[ScopeKey] = []
-        if "topic" in self.scopes and _SAFE.fullmatch(ev.topic.label):
+        if "topic" in self.scopes and is_key_part(ev.topic.label):
             out.append(("topic", ev.topic.label))
         if "ticker" in self.scopes:
-            out += [("ticker", t) for t in ev.tickers if _SAFE.fullmatch(t)]
+            out += [("ticker", t) for t in ev.tickers if is_key_part(t)]
         return out
 
     # --- the watermark ----------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from streamer.keys import Keyspace
 from streamer.latency.histograms import END_TO_END, new_histogram
 from streamer.settings import Settings
 
@@ -37,11 +38,11 @@ log = logging.getLogger(__name__)
 
 def counts_key(settings: Settings) -> str:
     """The hash of per-label counters: one HINCRBY per message; the sum = messages done."""
-    return f"{settings.redis_key_prefix}:naive:sentiment"
+    return Keyspace(settings.redis_key_prefix).naive("sentiment")
 
 
 def ready_key(settings: Settings) -> str:
-    return f"{settings.redis_key_prefix}:naive:ready"
+    return Keyspace(settings.redis_key_prefix).naive("ready")
 
 
 def text_of(value: bytes | None) -> tuple[str, str]:
@@ -123,7 +124,7 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
 
     @app.timer(interval=s.latency_push_interval_s)
     async def push_latency() -> None:
-        hkey = f"{s.redis_key_prefix}:latency:{worker_id}"
+        hkey = Keyspace(s.redis_key_prefix).latency(worker_id)
         try:
             await redis.hset(hkey, mapping={END_TO_END[0]: hist.encode().decode("ascii")})  # type: ignore[misc]
             await redis.expire(hkey, 86_400)

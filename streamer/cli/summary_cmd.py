@@ -10,6 +10,7 @@ from rich.table import Table
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import TopicAccount, TrendRow, accounts, trends
 from streamer.cli.common import console, run, settings_with
+from streamer.keys import is_key_part
 from streamer.latency.report import (
     StageLatency,
     alert_row,
@@ -106,7 +107,8 @@ async def _latency(worker: str) -> tuple[list[StageLatency], StageLatency | None
     settings = settings_with()
     store = TrendStore.connect(settings)
     try:
-        merged = await read_histograms(store.redis, settings.redis_key_prefix, worker)
+        merged = await read_histograms(store.redis, settings.redis_key_prefix,
+                                       None if worker == "*" else worker)
         return stage_rows(merged), alert_row(merged)
     finally:
         await store.close()
@@ -122,6 +124,9 @@ def latency(worker: str, as_json: bool, png_dir: Path | None) -> None:
     """Latency per stage (p50/p90/p99/p99.9/max, mean) and each stage's share of end to
     end, and the alert latency (spike's first event -> alert appended), from the HDR
     histograms every worker writes to Redis; --png DIR draws the stages."""
+    if worker != "*" and not is_key_part(worker):
+        raise click.BadParameter("a worker id has only letters, digits and '._-' "
+                                 "(see `streamer summary`)", param_hint="--worker")
     rows, alert = run(_latency(worker))
     if not rows:
         msg = ("no latency recorded yet: is a worker running against this Redis "

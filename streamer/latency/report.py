@@ -6,6 +6,7 @@ import redis.asyncio as aioredis
 from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, Field
 
+from streamer.keys import Keyspace
 from streamer.latency.histograms import ALERT, END_TO_END, STAGES, LatencyRecorder
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
@@ -36,17 +37,17 @@ def stages_sum(rows: list[StageLatency]) -> float | None:
 
 
 async def read_histograms(
-    client: aioredis.Redis, prefix: str, worker: str = "*"
+    client: aioredis.Redis, prefix: str, worker: str | None = None
 ) -> dict[str, HdrHistogram]:
-    """Merged over every worker (``worker='*'``) or one worker's histograms."""
+    """Merged over every worker (``worker=None``) or one worker's histograms."""
     payloads = []
-    async for key in client.scan_iter(match=f"{prefix}:latency:{worker}", count=100):
+    async for key in client.scan_iter(match=Keyspace(prefix).latency_match(worker), count=100):
         payloads.append(await client.hgetall(key))  # type: ignore[misc]
     return LatencyRecorder.decode_merge(payloads)
 
 
 async def read_latency(
-    client: aioredis.Redis, prefix: str, worker: str = "*"
+    client: aioredis.Redis, prefix: str, worker: str | None = None
 ) -> list[StageLatency]:
     """The stage rows (see ``stage_rows``) of ``read_histograms``."""
     return stage_rows(await read_histograms(client, prefix, worker))
