@@ -127,19 +127,18 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
 
     from rich.live import Live
 
-    from streamer.bench import pipeline as pb
-    from streamer.bench.pipeline_run import (
-        DEFAULT_VARIANTS,
-        QUICK_VARIANTS,
-        BenchError,
-        run_pipeline_bench,
-    )
+    from streamer.bench.pipeline.errors import BenchError
+    from streamer.bench.pipeline.processes import REPO
+    from streamer.bench.pipeline.report import docs_section, markdown, update_doc, write
+    from streamer.bench.pipeline.results import Plan
+    from streamer.bench.pipeline.run import run_pipeline_bench
+    from streamer.bench.pipeline.variants import DEFAULT_VARIANTS, QUICK_VARIANTS
     from streamer.cli.common import run
 
     s = settings_with()
     names = [n.strip() for n in variants.split(",") if n.strip()] if variants else list(
         QUICK_VARIANTS if quick else DEFAULT_VARIANTS)
-    plan = pb.Plan(
+    plan = Plan(
         variants=names,
         step_s=step_s or (8.0 if quick else 30.0),
         duration_s=duration_s or (10.0 if quick else 30.0),
@@ -171,10 +170,10 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
             live.stop()
             fail(str(exc))
             return
-    for path in pb.write(result, out):
+    for path in write(result, out):
         console.print(f"wrote {path}")
-    console.print(pb.markdown(result).split("## Per stage")[0], highlight=False)
+    console.print(markdown(result).split("## Per stage")[0], highlight=False)
     if not no_docs:
-        doc = docs_file or Path(pb.__file__).resolve().parents[2] / "docs" / "BENCHMARKS.md"
-        pb.update_doc(doc, pb.docs_section(result, out))
+        doc = docs_file or REPO / "docs" / "BENCHMARKS.md"
+        update_doc(doc, docs_section(result, out))
         console.print(f"updated {doc}")

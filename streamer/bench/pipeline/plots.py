@@ -1,10 +1,13 @@
-"""PNG plots of ``streamer bench pipeline`` (matplotlib, off-screen Agg backend)."""
+"""PNG plots of ``streamer bench pipeline`` (matplotlib, off-screen Agg backend).
+
+Reads the result models and the verdicts' medians; the report calls it, never the reverse."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from streamer.bench.pipeline import PipelineBench, Run, latency_run, median_runs
+from streamer.bench.pipeline.results import PipelineBench, Run
+from streamer.bench.pipeline.verdicts import latency_run, median_runs
 
 LATENCY_PNG = "latency_vs_load.png"
 RAMP_PNG = "throughput_ramp.png"

@@ -1,0 +1,79 @@
+"""Before the first step: the stack answers, and what each pipeline will score with."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from streamer.aggregate import AggregateUnavailable, TrendStore
+from streamer.bench.pipeline.errors import BenchError, StackDown
+from streamer.settings import Settings
+
+
+async def check_stack(settings: Settings, timeout: float = 10.0) -> None:
+    """Raise StackDown (saying to run ``streamer stack up``) unless Kafka and Redis answer."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streamer.kafka.security import client_options, start_client
+
+    hint = "start the local stack with `streamer stack up` (or point KAFKA_BOOTSTRAP / " \
+           "REDIS_URL at running servers)"
+    store = TrendStore.connect(settings)
+    try:
+        await asyncio.wait_for(store.check(), timeout)
+    except AggregateUnavailable as exc:  # its message says what to do
+        raise StackDown(str(exc)) from exc
+    except (TimeoutError, OSError) as exc:
+        raise StackDown(f"Redis at {settings.redis_url} does not answer ({exc}); {hint}") from exc
+    finally:
+        await store.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                request_timeout_ms=int(timeout * 1000),
+                                **client_options(settings))
+    try:
+        await asyncio.wait_for(start_client(settings, admin), timeout)
+        await asyncio.wait_for(admin.list_topics(), timeout)
+    except Exception as exc:
+        raise StackDown(f"Kafka at {settings.kafka_bootstrap} does not answer "
+                        f"({type(exc).__name__}: {exc}); {hint}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+def naive_bundle(settings: Settings, explicit: Path | None) -> tuple[Path, str, list[str]]:
+    """The bundle whose PyTorch teacher the naive pipeline runs, what that is, and notes."""
+    from streamer.bundle.locate import default_bundle_path
+
+    notes: list[str] = []
+    if explicit is not None:
+        path = explicit
+    else:
+        full = settings.bundles_dir / "full"
+        if (full / "_work" / "models" / "teacher").is_dir():
+            path = full
+        else:
+            path = default_bundle_path(settings)
+            notes.append(f"the full bundle ({full}) with its PyTorch teacher is absent: the naive "
+                         f"pipeline runs the model of {path} instead")
+    if not (path / "manifest.json").is_file():
+        raise BenchError(f"no model bundle at {path}: build one with "
+                         "`streamer models build --profile full`")
+    if (path / "_work" / "models" / "teacher").is_dir():
+        what = f"the bundle's teacher ({path.name}, transformers PyTorch FP32)"
+    else:
+        what = (f"the base encoder + fresh heads (transformers PyTorch FP32; {path.name} keeps no "
+                "teacher checkpoint)")
+        notes.append(f"{path} keeps no PyTorch teacher: the naive pipeline runs the base "
+                     "encoder with fresh heads (same architecture, so the same cost)")
+    return path, what, notes
+
+
+def ours_scorer(settings: Settings) -> str:
+    if settings.scorer == "baseline":
+        return "scorer: Naive Bayes baseline"
+    from streamer.bundle.locate import default_bundle_path
+
+    return (f"scorer {settings.scorer}: bundle {default_bundle_path(settings)}, variant "
+            f"{settings.bundle_variant}")
