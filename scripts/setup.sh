@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent setup for development and CI; safe to run again and again.
 #   - .venv (python3.11, or $PYTHON) with the package and its extras ($STREAMER_EXTRAS,
-#     default dev,train: the tests and the first-run model build need torch), editable;
-#     reinstalled only when pyproject.toml or the extras changed. pip's cache:
+#     default dev,train: the tests and the first-run model build need torch, and dev
+#     includes what the charts and devstack extras bring, matplotlib and cryptography, for
+#     the tests), editable; reinstalled only when pyproject.toml or the extras changed. pip's cache:
 #     $PIP_CACHE_DIR keeps torch's large download for the next run.
 #   - redis-server, Java 17 and Maven via apt when missing (root or password-less sudo);
 #     chromium and chromium-driver too (the dashboard test drives a real headless browser).

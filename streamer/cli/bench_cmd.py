@@ -134,7 +134,9 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
     from streamer.bench.pipeline.run import run_pipeline_bench
     from streamer.bench.pipeline.variants import DEFAULT_VARIANTS, QUICK_VARIANTS
     from streamer.cli.common import run
+    from streamer.latency.charts import require_matplotlib
 
+    require_matplotlib()  # before a run of many minutes, not after it
     s = settings_with()
     names = [n.strip() for n in variants.split(",") if n.strip()] if variants else list(
         QUICK_VARIANTS if quick else DEFAULT_VARIANTS)

@@ -7,7 +7,9 @@ Layout (``<data_dir>/tls``, keys 0600):
   <name>.p12 / <name>.p12.pass   the same key and chain as a PKCS12 keystore (for the JVM)
 
 Made once with ``cryptography`` and reused; a server certificate is re-made when it
-was not signed by the current CA or expires within a week.
+was not signed by the current CA or expires within a week. ``cryptography`` is an optional
+extra (``devstack``): without it, a TLS stack fails with a :class:`StackError` that says
+what to install.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from streamer.devstack._proc import StackError, file_lock
 
+DEVSTACK_INSTALL = "pip install 'streamer[devstack]'"
 _CA_DAYS = 3650
 _SERVER_DAYS = 825
 _RENEW_BEFORE = dt.timedelta(days=7)
@@ -56,8 +59,11 @@ def ensure_server_tls(directory: Path, name: str = "server") -> ServerTLS:
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.hazmat.primitives.serialization import pkcs12
         from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise StackError("TLS for the local stack needs the 'cryptography' package") from exc
+    except ImportError as exc:  # the devstack extra is not installed
+        raise StackError(
+            "TLS for the local stack (SASL_SSL Kafka, rediss:// Redis) needs the "
+            f"'cryptography' package, an optional extra: {DEVSTACK_INSTALL}"
+        ) from exc
 
     ca_file, ca_key_file = directory / "ca.pem", directory / "ca.key"
     cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"

@@ -1,12 +1,16 @@
 """``streamer latency --png DIR``: the per-stage table as two PNG charts.
 
-matplotlib is imported here only, with the off-screen Agg backend (no display needed).
+matplotlib is imported here only, with the off-screen Agg backend (no display needed). It
+is an optional extra (``charts``): without it, drawing raises :class:`ChartsUnavailable`,
+which says what to install.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+
+import click
 
 from streamer.latency.histograms import END_TO_END
 from streamer.latency.report import StageLatency
@@ -15,6 +19,26 @@ PERCENTILES_PNG = "latency_percentiles.png"
 SHARES_PNG = "latency_shares.png"
 _QUANTILES = (("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"), ("p99.9", "p999_ms"))
 _COLORS = ("#4a78c2", "#7aa6d8", "#e39b3a", "#c2665a", "#a77cc7", "#6cb38a")
+
+
+CHARTS_INSTALL = "pip install 'streamer[charts]'"
+
+
+class ChartsUnavailable(click.ClickException):
+    """matplotlib is not installed. A ClickException, so a command that draws charts
+    stops with this one line (what to install) rather than a traceback."""
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`ChartsUnavailable`, naming the ``charts`` extra, when matplotlib
+    cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ChartsUnavailable(
+            "charts (`streamer latency --png`, `streamer bench`'s plots) need matplotlib, "
+            f"an optional extra: {CHARTS_INSTALL}"
+        ) from exc
 
 
 def _label(stage: str) -> str:
@@ -44,7 +68,10 @@ def _with_unit(v: float) -> str:
 
 def write_charts(rows: list[StageLatency], out_dir: Path, *, title: str = "") -> list[Path]:
     """Write ``latency_percentiles.png`` (grouped p50/p90/p99/p99.9 bars per stage, log ms)
-    and ``latency_shares.png`` (each stage's share of the end-to-end p50 and p99, stacked)."""
+    and ``latency_shares.png`` (each stage's share of the end-to-end p50 and p99, stacked).
+
+    Raises :class:`ChartsUnavailable` without matplotlib (the ``charts`` extra)."""
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg", force=True)

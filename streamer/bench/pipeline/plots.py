@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamer.bench.pipeline.results import PipelineBench, Run
 from streamer.bench.pipeline.verdicts import latency_run, median_runs
+from streamer.latency.charts import require_matplotlib
 
 LATENCY_PNG = "latency_vs_load.png"
 RAMP_PNG = "throughput_ramp.png"
@@ -19,6 +20,7 @@ def _color(i: int) -> str:
 
 
 def write_plots(b: PipelineBench, out: Path) -> list[Path]:
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg", force=True)
