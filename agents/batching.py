@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 Limits = Callable[[], tuple[int, float]]
 # The event loop's epoll rounds a timeout up to whole milliseconds: a 0.2 ms wait would
-# hold every batch for 1 ms (measured: batch_wait p50 1.3 ms at the adaptive least wait).
+# hold every batch for 1 ms (the measured batch wait: docs/BENCHMARKS.md).
 _TIMER_RESOLUTION_S = 0.001
 
 

@@ -1,7 +1,7 @@
 """Readiness from the worker's last known state, probed in the background.
 
 ``/readyz`` must answer at once whatever state Kafka and Redis are in: a probe that asked
-them on each request took 5 s to answer during a Redis hang (the client's timeouts), and
+them on each request waited out the client's timeouts during a Redis hang, and
 said nothing of Kafka at all. A background task asks both every
 ``health_probe_interval_s``, each bounded by ``health_probe_timeout_s``, and keeps what it
 learnt; the view only reads that. A dependency counts as up while its last probe

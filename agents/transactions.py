@@ -1,15 +1,15 @@
 """Fixes to faust-streaming's exactly-once commit path.
 
 **Commit what is acked before a rebalance forgets it.** When a rebalance starts, faust's
-consumer drops every partition's acked but uncommitted offsets (all partitions: the
-eager protocol revokes them all), while the records already sent for those messages stay
-in their partition's open transaction. The next commit of that transaction, for the
-offsets of a batch acked later (often of the other input topic sharing its transactional
-id), commits those records without their offsets: the messages replay, and the copies
-are committed twice (3 to 6 duplicates on `scored` in 1 run in 4 of the zombie-worker
-fault test, with the second copy always from the same producer and epoch). So before
-faust forgets them, under the commit gate (no batch is half-written), every acked offset
-is committed with its records; batches written after that ack into fresh bookkeeping.
+consumer drops every partition's acked but uncommitted offsets (all partitions: the eager
+protocol revokes them all), while the records already sent for those messages stay in
+their partition's open transaction. The next commit of that transaction, for the offsets
+of a batch acked later (often of the other input topic sharing its transactional id),
+commits those records without their offsets: the messages replay, and the copies are
+committed twice (duplicates on `scored` in some runs of the zombie-worker fault test, the
+second copy always from the same producer and epoch; docs/BENCHMARKS.md). So before faust
+forgets them, under the commit gate (no batch is half-written), every acked offset is
+committed with its records; batches written after that ack into fresh bookkeeping.
 
 **Abort every open transaction when a rebalance rewinds the partitions.**
 

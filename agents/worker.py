@@ -2,14 +2,14 @@
 
 Faust's ``Worker`` turns a spinner on every log record while it starts, and to see every
 record it sets the root logger to DEBUG, which stays after start-up. Every ``log.debug``
-in aiokafka, Faust and mode then builds a ``LogRecord`` (with a stack walk for the
-caller) that the handlers drop: about 8% of a loaded worker's CPU. Without the spinner,
-the root logger keeps the level the worker was started with.
+in aiokafka, Faust and mode then builds a ``LogRecord`` (with a stack walk for the caller)
+that the handlers drop: a measurable share of a loaded worker's CPU (docs/BENCHMARKS.md).
+Without the spinner, the root logger keeps the level the worker was started with.
 
 A stop signal arms a watchdog: with Kafka and Redis gone, Faust's stop waits out one
-timeout after another (40-70 s were measured), so a deploy or an orchestrator's grace
-period would end in SIGKILL anyway. After ``shutdown_timeout_s`` the process exits;
-what it had not committed is replayed by whoever owns the partitions next.
+timeout after another (the measured stops: docs/BENCHMARKS.md), so a deploy or an
+orchestrator's grace period would end in SIGKILL anyway. After ``shutdown_timeout_s`` the
+process exits; what it had not committed is replayed by whoever owns the partitions next.
 """
 
 from __future__ import annotations

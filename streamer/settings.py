@@ -164,9 +164,9 @@ class Settings(BaseSettings):
         "adaptive", description="fixed: batches of up to batch_max_size events, the first "
         "waiting up to batch_max_wait_s; adaptive: size and wait adapt per batch to meet "
         "latency_target_ms, growing batches when the consumer lag grows "
-        "(streamer/batch/adaptive.py; docs/BENCHMARKS.md compares it with fixed settings: "
-        "it has the lowest p99 at low load; at 75% of its capacity on 2 cores, with the fill "
-        "wait, its median p99 over 3 rounds was 0.85x the best fixed setting's).",
+        "(streamer/batch/adaptive.py). The default: in docs/BENCHMARKS.md's comparison with "
+        "fixed settings it has the lowest p99 at low load and a lower p99 than the best "
+        "fixed setting at high load.",
     )
     latency_target_ms: float = Field(
         100.0, gt=0, description="Adaptive batching: p99 end-to-end latency target, Kafka "
@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     )
     infer_threads: int = Field(
         2, ge=1, description="Worker threads for tokenization+inference (off the event "
-        "loop). Two let the news and the chat agent score at once: on 2 cores, 31% more "
+        "loop). Two let the news and the chat agent score at once: on 2 cores, more "
         "saturated throughput than one (docs/BENCHMARKS.md).",
     )
     score_queue_depth: int = Field(
@@ -222,8 +222,8 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         3.0, gt=0, le=30, description="Kafka offset commit interval. Each commit ends the "
         "partitions' transactions, which Kafka aborts after 60 s: keep it well below that. "
-        "Batches wait while a commit runs, so a short one shows in the latency tail (at 25 "
-        "msg/s, p99 8.5-9.5 ms at 3 s against 9.5-12.8 ms at 1 s); a long one delays what "
+        "Batches wait while a commit runs, so a short one shows in the latency tail (3 s "
+        "gave a lower p99 than 1 s at low load: docs/BENCHMARKS.md); a long one delays what "
         "read_committed consumers of the scored topic see by up to this much.",
     )
     commit_stall_timeout_s: float = Field(
@@ -338,7 +338,7 @@ class Settings(BaseSettings):
         "ONNX Runtime call of its own. Those variants compute their activation scales per "
         "call, so a text's scores would depend on the texts that share its call, and a "
         "replay after a rebalance could change labels. Alone, a text is never padded either: "
-        "on CPU it costs no throughput (docs/BENCHMARKS.md).",
+        "on CPU it costs little throughput (docs/BENCHMARKS.md).",
     )
     torch_device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="scorer=torch: where the model runs; 'auto': CUDA when torch sees "

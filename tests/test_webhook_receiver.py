@@ -1,7 +1,7 @@
-"""The README's webhook receiver snippet, run as written, against the sink's own signer.
+"""docs/ALERTS.md's webhook receiver snippet, run as written, against the sink's own signer.
 
 The block is found by its first line (``# streamer-webhook-receiver``) and exec'd in a
-fresh namespace, so the README cannot drift from ``streamer.alert.webhook``.
+fresh namespace, so the docs cannot drift from ``streamer.alert.webhook``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from streamer.alert.webhook import SIGNATURE_HEADER, WebhookSink, sign, verify_signature
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "ALERTS.md"
 MARKER = "# streamer-webhook-receiver"
 SECRET = b"s3cret"
 BODY = b'{"alert_id":"ticker:XOM:1767344400:fired","key":"XOM"}'
@@ -27,22 +27,22 @@ T0 = 1_767_344_400
 Verify = Callable[..., bool]
 
 
-def readme_block() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text("utf-8"), flags=re.S)
+def receiver_block() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text("utf-8"), flags=re.S)
     found = [b for b in blocks if b.startswith(MARKER + "\n")]
-    assert len(found) == 1, f"README needs exactly one python block starting {MARKER!r}"
+    assert len(found) == 1, f"docs/ALERTS.md needs exactly one python block starting {MARKER!r}"
     return found[0]
 
 
 def receiver() -> tuple[Verify, dict[str, Any]]:
     """A fresh copy of the snippet (its own memory of accepted requests)."""
     namespace: dict[str, Any] = {"__name__": "readme_receiver"}
-    exec(compile(readme_block(), "README.md:webhook-receiver", "exec"), namespace)
+    exec(compile(receiver_block(), "docs/ALERTS.md:webhook-receiver", "exec"), namespace)
     return namespace["verify"], namespace
 
 
 def test_snippet_uses_only_the_standard_library() -> None:
-    imports = re.findall(r"^(?:import|from)\s+(\w+)", readme_block(), flags=re.M)
+    imports = re.findall(r"^(?:import|from)\s+(\w+)", receiver_block(), flags=re.M)
     assert set(imports) <= {"hashlib", "hmac", "time"}, imports
 
 

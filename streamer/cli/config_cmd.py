@@ -37,7 +37,7 @@ def markdown_table() -> str:
 
 
 @click.command()
-@click.option("--markdown", is_flag=True, help="Print the README's configuration table.")
+@click.option("--markdown", is_flag=True, help="Print the settings table of docs/SETTINGS.md.")
 def config(markdown: bool) -> None:
     """Show every setting with its environment variable and current value."""
     if markdown:

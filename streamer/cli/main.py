@@ -23,7 +23,8 @@ def cli() -> None:
     """Real-time text monitoring for financial markets.
 
     Kafka in (news, chat) -> scored events out, trends in Redis, alerts, latency.
-    Every setting can also be given as an environment variable (see README).
+    Every setting can also be given as an environment variable (`streamer config`,
+    docs/SETTINGS.md).
     """
 
 

@@ -52,7 +52,7 @@ from streamer.settings import Settings
 
 _MIN_JAVA = 17
 _MAIN_CLASS = "kafka.Kafka"
-_STOP_GRACE_S = 30.0  # controlled shutdown of one node normally takes 1-3 s
+_STOP_GRACE_S = 30.0  # well above a normal controlled shutdown of one node (docs/BENCHMARKS.md)
 
 
 class KafkaStatus(BaseModel):

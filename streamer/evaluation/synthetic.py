@@ -23,9 +23,9 @@ from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage, SpikeL
 
 Kind = Literal["news", "chat"]
 # (topic, ticker) pairs whose negative news the baseline scorer recognises as negative
-# (>= 74% recall on the demo templates). Spikes on topics the scorer cannot see as
-# negative (e.g. its 'trade' or 'interest-rates' headlines) would test the scorer, not
-# the detector.
+# (its recall on the demo templates: docs/BENCHMARKS.md). Spikes on topics the scorer
+# cannot see as negative (e.g. its 'trade' or 'interest-rates' headlines) would test the
+# scorer, not the detector.
 VISIBLE_TARGETS: tuple[tuple[str, str], ...] = (
     ("energy-oil", "XOM"), ("earnings", "AAPL"), ("energy-oil", "CVX"),
     ("earnings", "NVDA"), ("shipping", "FDX"), ("earnings", "PFE"),

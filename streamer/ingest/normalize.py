@@ -45,7 +45,8 @@ def _char_class(pred: Callable[[int], bool]) -> str:
 
 @functools.cache
 def _removed() -> re.Pattern[str]:
-    """Built once, on first use, from the interpreter's Unicode database (about 0.2 s)."""
+    """Built once, on first use, from the interpreter's Unicode database (a noticeable
+    pause: docs/BENCHMARKS.md)."""
     return re.compile(_char_class(_is_removed))
 
 

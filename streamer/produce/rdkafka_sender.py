@@ -1,20 +1,19 @@
 """The benchmark's load generator on librdkafka (the ``confluent-kafka`` package).
 
-The generator shares the machine with the pipeline it measures. aiokafka's producer
-took 375-430 us of CPU per record at 450 msg/s on its own, 510-670 us beside a loaded
-worker (a request per record at linger 0, each through its sender task and futures):
-a quarter of a core of the 2 at 550 msg/s, taken from the worker and the broker.
-librdkafka does the same work in C on its own threads: 165 and 343-346 us. Same
-contract as ``send_all``: open loop, each record stamped with its intended send time,
-acks=all, and every record acknowledged before it returns.
+The generator shares the machine with the pipeline it measures. aiokafka's producer spends
+more CPU per record (a request per record at linger 0, each through its sender task and
+futures), taken from the worker and the broker; librdkafka does the same work in C on its
+own threads, for less (the figures: docs/BENCHMARKS.md). Same contract as ``send_all``:
+open loop, each record stamped with its intended send time, acks=all, and every record
+acknowledged before it returns.
 
 No idempotence, and so no retries (unlike ``send_all``, which waits a stalled broker out
-for ``produce_deadline_s``): librdkafka holds an idempotent producer's first records
-about 500 ms while it gets a producer id, which showed as latency at the start of every
-benchmark step. Without retries no record is written twice, and one the broker refuses,
-or one not acknowledged within the delivery timeout, fails the run with ``SendFailed``
-saying how many were sent. The connection and the topics' metadata are fetched before
-the schedule starts, so the first record leaves on time.
+for ``produce_deadline_s``): librdkafka holds an idempotent producer's first records while
+it gets a producer id (docs/BENCHMARKS.md), which showed as latency at the start of every
+benchmark step. Without retries no record is written twice, and one the broker refuses, or
+one not acknowledged within the delivery timeout, fails the run with ``SendFailed`` saying
+how many were sent. The connection and the topics' metadata are fetched before the
+schedule starts, so the first record leaves on time.
 
 Upstream producers are not part of the system under test, so the benchmark uses this one
 where it can (``available``) and says which one ran.

@@ -9,8 +9,8 @@ few. No torch on this path.
 
 INT8 variants are dynamically quantized: ONNX Runtime computes each activation's scale
 from the whole tensor of a call, so in a shared call a text's scores depend on the other
-texts (1.7% of labels changed when 600 real headlines were scored in other batch
-compositions). By default each of their texts gets a call of its own
+texts (labels changed when real news was scored in other batch compositions:
+docs/BENCHMARKS.md). By default each of their texts gets a call of its own
 (``int8_rows_alone``): its scores are then a function of its text alone, bit for bit, and
 a replay gives the labels the first attempt gave.
 """

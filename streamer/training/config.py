@@ -15,8 +15,8 @@ class TrainConfig(BaseModel):
     grad_clip: float = 1.0
     label_smoothing: float = Field(
         0.0, ge=0, lt=1,
-        description="Cross-entropy label smoothing; 0 = off (0.1 on the full teacher measured "
-        "87.3 sentiment against 87.7 without, docs/BENCHMARKS.md).",
+        description="Cross-entropy label smoothing; 0 = off (0.1 did not help the full "
+        "teacher's sentiment accuracy: docs/BENCHMARKS.md).",
     )
     seed: int = 13
     threads: int = Field(2, ge=1, description="torch CPU threads.")

@@ -1,10 +1,10 @@
 """The QUICK default bundle: what a fresh machine builds on first run when none exists.
 
 A 2-layer model (the first and last blocks of the base) fine-tuned for one epoch on both
-heads, exported, fused and quantized to INT8: about 4.5 minutes on a 2-core CPU. Measured
-against frozen 6-layer embeddings + logistic-regression heads on the same split, it wins on
-both heads (sentiment accuracy 0.83 vs 0.78, topic 0.98 vs 0.96) and serves a third of the
-layers; the figures are in ``build.QUICK_CHOICE`` and on the bundle's card.
+heads, exported, fused and quantized to INT8: minutes on a 2-core CPU. Measured against
+frozen 6-layer embeddings + logistic-regression heads on the same split, it wins on both
+heads and serves a third of the layers; the figures are in ``build.QUICK_CHOICE``, on the
+bundle's card and in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
