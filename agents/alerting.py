@@ -5,7 +5,7 @@ agents, which call ``await hook.after_batch(out)`` once a batch is in Redis and 
 
 ``after_batch`` costs one Redis round trip and never raises. The evaluator task steps
 the event-time detector over closed buckets and claims alerts; the delivery task sends
-them from the Redis outbox to ``settings.topic_alerts`` (and the optional webhook).
+them from the Redis outbox to ``settings.topics.alerts`` (and the optional webhook).
 Alerts are at least once: consumers drop repeats by ``alert_id``.
 """
 
@@ -47,7 +47,7 @@ def register_alerting(app: faust.App, runtime: Runtime) -> AlertHook:
 
 def _register(app: faust.App, runtime: Runtime) -> AlertHook:
     s = runtime.settings
-    if not s.alerts_enabled:
+    if not s.alerts.enabled:
         return AlertHook(None)
     service = AlertService(s, runtime.store, clock_ms=runtime.clock.now_ms,
                            worker_id=runtime.worker_id, registry=runtime.metrics.registry,

@@ -38,25 +38,25 @@ class ConsumeStampSensor(faust.Sensor):
 
 def create_app(runtime: Runtime) -> faust.App:
     s = runtime.settings
-    brokers = [f"kafka://{hp.strip()}" for hp in s.kafka_bootstrap.split(",") if hp.strip()]
+    brokers = [f"kafka://{hp.strip()}" for hp in s.kafka.bootstrap.split(",") if hp.strip()]
     # No tables, so workers on one host can share Faust's data directory.
-    datadir = Path(s.data_dir) / "faust"
+    datadir = Path(s.paths.data_dir) / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        s.app_id,
+        s.worker.app_id,
         broker=brokers,
         broker_credentials=faust_credentials(s),
-        processing_guarantee=s.processing_guarantee,
-        web_host=s.web_host,
-        web_bind=s.web_host,
-        web_port=s.web_port,
-        topic_partitions=s.topic_partitions,
+        processing_guarantee=s.worker.processing_guarantee,
+        web_host=s.web.host,
+        web_bind=s.web.host,
+        web_port=s.web.port,
+        topic_partitions=s.topics.partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=s.commit_interval_s,
-        broker_commit_livelock_soft_timeout=s.commit_stall_timeout_s,
-        broker_session_timeout=s.kafka_session_timeout_s,
-        broker_heartbeat_interval=s.kafka_heartbeat_interval_s,
+        broker_commit_interval=s.commit.interval_s,
+        broker_commit_livelock_soft_timeout=s.commit.stall_timeout_s,
+        broker_session_timeout=s.kafka.session_timeout_s,
+        broker_heartbeat_interval=s.kafka.heartbeat_interval_s,
         producer_acks=-1,
         datadir=str(datadir),
         web_stats_enabled=False,
@@ -69,7 +69,7 @@ def create_app(runtime: Runtime) -> faust.App:
     # exists, and reading it here would turn exactly-once off for good.
     exit_when_fenced(app)
     alerts = register_alerting(app, runtime)
-    for name in s.input_topics:
+    for name in s.topics.inputs:
         topic = app.topic(
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
@@ -102,7 +102,7 @@ def create_app(runtime: Runtime) -> faust.App:
             if isinstance(probe, KafkaProbe):
                 await probe.close()
 
-    @app.timer(interval=s.latency_push_interval_s)
+    @app.timer(interval=s.worker.latency_push_interval_s)
     async def push_latency() -> None:
         key = runtime.store.keys.latency(runtime.worker_id)
         try:

@@ -50,7 +50,7 @@ class HealthMonitor:
     def up(self, name: str) -> bool:
         st = self.state[name]
         return (st.ok and st.checked_at is not None
-                and self.clock() - st.checked_at <= self.settings.health_stale_s)
+                and self.clock() - st.checked_at <= self.settings.health.stale_s)
 
     def snapshot(self) -> dict[str, Any]:
         """Per dependency: up or not, seconds since the last probe ended, the last error."""
@@ -71,10 +71,10 @@ class HealthMonitor:
         st = self.state[name]
         error: str | None = None
         try:
-            if await asyncio.wait_for(probe(), self.settings.health_probe_timeout_s) is False:
+            if await asyncio.wait_for(probe(), self.settings.health.probe_timeout_s) is False:
                 error = "did not answer"
         except TimeoutError:
-            error = f"no answer within {self.settings.health_probe_timeout_s:g}s"
+            error = f"no answer within {self.settings.health.probe_timeout_s:g}s"
         except Exception as exc:  # a probe reports; it never stops the monitor
             error = f"{type(exc).__name__}: {exc}"[:300]
         ok = error is None
@@ -89,7 +89,7 @@ class HealthMonitor:
             await self.probe_once()
             if after_each is not None:
                 after_each()
-            await asyncio.sleep(max(0.0, self.settings.health_probe_interval_s
+            await asyncio.sleep(max(0.0, self.settings.health.probe_interval_s
                                     - (self.clock() - started)))
 
 
@@ -107,8 +107,8 @@ class KafkaProbe:
 
         if self._client is None:
             client = AIOKafkaClient(
-                bootstrap_servers=self.settings.kafka_bootstrap,
-                request_timeout_ms=int(self.settings.health_probe_timeout_s * 1000),
+                bootstrap_servers=self.settings.kafka.bootstrap,
+                request_timeout_ms=int(self.settings.health.probe_timeout_s * 1000),
                 **client_options(self.settings),
             )
             try:

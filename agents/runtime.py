@@ -59,8 +59,9 @@ class Runtime:
         metrics = Metrics()
         latency = LatencyRecorder()
         store = TrendStore.connect(settings)
-        pool = ScoringPool(scorer, threads=settings.infer_threads,
-                           queue_depth=settings.score_queue_depth, gauge=metrics.score_in_flight)
+        scoring = settings.scoring
+        pool = ScoringPool(scorer, threads=scoring.infer_threads,
+                           queue_depth=scoring.score_queue_depth, gauge=metrics.score_in_flight)
         processor = BatchProcessor(
             settings, pool, store, clock=clock, metrics=metrics, latency=latency
         )
@@ -68,7 +69,7 @@ class Runtime:
         # It names a Redis key (latency histograms): the same bounded alphabet as the
         # setting's pattern, whatever the host name holds.
         host = safe_name(socket.gethostname(), fallback="host")
-        worker_id = settings.worker_id or f"{host}-{os.getpid()}"
+        worker_id = settings.worker.id or f"{host}-{os.getpid()}"
         health = HealthMonitor(settings, {"kafka": KafkaProbe(settings), "redis": store.ping})
         return cls(
             settings, scorer, store, processor, pool, metrics, clock, latency, health,

@@ -93,18 +93,19 @@ def make_scoring_agent(
         lag = ConsumerLag(app, runtime.metrics.consumer_lag)  # this agent's partitions
         topic = _topic_of(stream)
         feedback: AdaptiveFeedback | None = None
-        if s.batch_mode == "adaptive":
+        if s.batching.mode == "adaptive":
             m = runtime.metrics
 
             def show(size: int, wait_s: float) -> None:
                 m.batch_size_limit.labels(topic).set(size)
                 m.batch_wait_limit.labels(topic).set(wait_s)
 
-            feedback = AdaptiveFeedback(AdaptiveBatcher.from_settings(s), show, topic)
-            batches = VariableBatches(stream, feedback.batcher.limits, s.batch_max_wait_s)
+            batcher = AdaptiveBatcher.from_settings(s.batching, s.adaptive)
+            feedback = AdaptiveFeedback(batcher, show, topic)
+            batches = VariableBatches(stream, feedback.batcher.limits, s.batching.max_wait_s)
         else:
-            fixed = (s.batch_max_size, s.batch_max_wait_s)
-            batches = VariableBatches(stream, lambda: fixed, s.batch_max_wait_s)
+            fixed = (s.batching.max_size, s.batching.max_wait_s)
+            batches = VariableBatches(stream, lambda: fixed, s.batching.max_wait_s)
         loop: ScoringLoop[EventT] = ScoringLoop(
             runtime.processor, pub,
             records=lambda events: _records(runtime, events),

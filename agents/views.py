@@ -46,7 +46,7 @@ def readiness(app: faust.App, runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     answered the health monitor's last probes; also sets the ``streamer_ready`` gauge."""
     checks: dict[str, Any] = {
         "model_warm": runtime.warm,
-        "partitions_assigned": _assigned(app, runtime.settings.input_topics),
+        "partitions_assigned": _assigned(app, runtime.settings.topics.inputs),
         **runtime.health.snapshot(),
     }
     ok = bool(checks["model_warm"] and checks["partitions_assigned"]
@@ -76,11 +76,11 @@ def _int_arg(request: Request, name: str, default: int, lo: int, hi: int) -> int
 
 
 def register_views(app: faust.App, runtime: Runtime) -> None:
-    token = runtime.settings.web_token
+    token = runtime.settings.web.token
     settings = runtime.settings
     page = dashboard_html()
     alert_store = AlertStore(runtime.store.redis, runtime.store.keys.prefix,
-                             claim_ttl_s=settings.alert_claim_ttl_s)
+                             claim_ttl_s=settings.alerts.claim_ttl_s)
 
     def denied(view: View) -> Response:
         return view.json({"error": "send 'Authorization: Bearer <STREAMER_WEB_TOKEN>'"},
@@ -124,7 +124,7 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
             if not authorized(request, token):
                 return denied(self)
             data = await trends_data(
-                runtime.store, bucket_seconds=settings.bucket_seconds,
+                runtime.store, bucket_seconds=settings.aggregate.bucket_seconds,
                 window_s=_int_arg(request, "window", DEFAULT_WINDOW_S, 60, 86_400),
                 top=_int_arg(request, "top", DEFAULT_TOP, 1, 50))
             return self.json(data, headers=dict(_DATA_HEADERS))
@@ -142,6 +142,6 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             if not authorized(request, token):
                 return denied(self)
-            data = await latency_data(runtime.store.redis, settings.redis_key_prefix)
+            data = await latency_data(runtime.store.redis, settings.redis.key_prefix)
             data["worker"] = runtime.worker_id
             return self.json(data, headers=dict(_DATA_HEADERS))

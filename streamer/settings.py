@@ -1,18 +1,34 @@
-"""All tunables in one typed place; each field reads ``STREAMER_<NAME>`` from the environment.
+"""All tunables, typed, in sections; each field reads one ``STREAMER_*`` variable.
 
-Two names are also read without the prefix because the tooling around Kafka and
-Redis commonly sets them: ``KAFKA_BOOTSTRAP`` and ``REDIS_URL``.
+A component takes only its section (``settings.redis``, ``settings.alerts``, ...). Each
+section reads its own variables, so the names a user sets are those of the flat list in
+docs/SETTINGS.md: a section's prefix plus the field's name (``STREAMER_REDIS_KEY_PREFIX``
+is ``settings.redis.key_prefix``), or the name a field declares where it predates the
+section (``STREAMER_APP_ID`` is ``settings.worker.app_id``). Two names are also read
+without the prefix because the tooling around Kafka and Redis commonly sets them:
+``KAFKA_BOOTSTRAP`` and ``REDIS_URL``.
+
+``Settings(**values)`` and ``settings.replace(**values)`` take those same flat names
+(``redis_key_prefix=...``, lower case, without ``STREAMER_``), so tests and tools can set
+any field without knowing its section.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamer.detect.core import DetectorParams, DetectorTunables
+
+ENV_FILE = ".env"
 
 
 def _default_home() -> Path:
@@ -40,78 +56,166 @@ def _secret(value: SecretStr | None, path: Path | None) -> str | None:
     return lines[0] if lines else ""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="STREAMER_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=ENV_FILE, extra="ignore",
+                              populate_by_name=True)
 
-    # --- servers -----------------------------------------------------------------------
-    kafka_bootstrap: str = Field(
+
+def _var(name: str, *more: str) -> AliasChoices:
+    """The variable of a field whose name predates its section: ``STREAMER_<NAME>``."""
+    return AliasChoices(*more, f"STREAMER_{name.upper()}")
+
+
+class _Section(BaseSettings):
+    def variables(self) -> Iterator[tuple[str, str, FieldInfo]]:
+        """(field, environment variable(s), info) of each field, in order."""
+        for name, info in type(self).model_fields.items():
+            yield name, " / ".join(_env_names(type(self), name, info)), info
+
+
+def _env_names(cls: type[BaseSettings], name: str, info: FieldInfo) -> list[str]:
+    choices = getattr(info.validation_alias, "choices", None)
+    if choices:
+        return [str(c) for c in choices]
+    return [f"{cls.model_config.get('env_prefix', '')}{name}".upper()]
+
+
+class KafkaSettings(_Section):
+    """Kafka clients: servers, security, producer and consumer timing."""
+
+    model_config = _config("STREAMER_KAFKA_")
+
+    bootstrap: str = Field(
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "STREAMER_KAFKA_BOOTSTRAP"),
         description="Kafka bootstrap servers, host:port[,host:port].",
     )
-    redis_url: str = Field(
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol; SASL_SSL: SASL over TLS."
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = Field(
+        "SCRAM-SHA-256", description="SASL mechanism (SASL_PLAINTEXT / SASL_SSL)."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (environment only; never logged)."
+    )
+    sasl_password_file: Path | None = Field(
+        None, description="File holding the SASL password (instead of "
+        "STREAMER_KAFKA_SASL_PASSWORD)."
+    )
+    ssl_cafile: Path | None = Field(
+        None, description="CA certificate (PEM) that signed the brokers' certificates (SSL / "
+        "SASL_SSL); none: the system's trusted CAs.",
+    )
+    linger_ms: int = Field(
+        0, ge=0, le=1000, description="How long the project's producers (streamer produce, "
+        "the demo, the benchmark, the alert dispatcher) hold a record to batch it with "
+        "others; records sent while a request is in flight batch anyway, so 0 costs little "
+        "throughput and saves its full value in latency.",
+    )
+    request_timeout_s: float = Field(
+        40.0, gt=0, le=600, description="How long the project's producers wait for the "
+        "broker to take a record into their send queue or to answer a request before they "
+        "retry it (aiokafka's request_timeout_ms).",
+    )
+    session_timeout_s: float = Field(
+        30.0, ge=6, le=300, description="Consumer-group session timeout: how long a dead "
+        "worker keeps its partitions before the group hands them to the others.",
+    )
+    heartbeat_interval_s: float = Field(
+        3.0, gt=0, description="Consumer heartbeat interval (well below the session timeout).",
+    )
+
+    def password(self) -> str | None:
+        """The SASL password: sasl_password, else the file's first line."""
+        return _secret(self.sasl_password, self.sasl_password_file)
+
+
+class TopicSettings(_Section):
+    """Topic names and the partitions of the topics the app creates."""
+
+    model_config = _config("STREAMER_TOPIC_")
+
+    news: str = Field("news", description="Input topic for news items.")
+    chat: str = Field("chat", description="Input topic for chat messages.")
+    scored: str = Field("scored", description="Output topic for scored events.")
+    alerts: str = Field("alerts", description="Output topic for alert records.")
+    partitions: int = Field(4, ge=1, description="Partitions for topics the app creates.")
+    dlq_suffix: str = Field(".dlq", validation_alias=_var("dlq_suffix"),
+                            description="Dead-letter topic = input topic + this suffix.")
+
+    @property
+    def inputs(self) -> tuple[str, str]:
+        return (self.news, self.chat)
+
+    def dlq(self, topic: str) -> str:
+        return f"{topic}{self.dlq_suffix}"
+
+
+class RedisSettings(_Section):
+    """The Redis client: server, credentials, key prefix, retries."""
+
+    model_config = _config("STREAMER_REDIS_")
+
+    url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "STREAMER_REDIS_URL"),
         description="Redis URL (redis:// or rediss://).",
     )
-    redis_password: SecretStr | None = Field(
+    password: SecretStr | None = Field(
         None, description="Redis password; kept out of the URL so it never reaches logs."
     )
-    redis_password_file: Path | None = Field(
-        None, description="File holding the Redis password (instead of redis_password)."
+    password_file: Path | None = Field(
+        None, description="File holding the Redis password (instead of STREAMER_REDIS_PASSWORD)."
     )
-    redis_username: str | None = Field(
+    username: str | None = Field(
         None, description="Redis ACL user (AUTH username password); none: the default user."
     )
-    redis_tls_ca_file: Path | None = Field(
+    tls_ca_file: Path | None = Field(
         None, description="CA certificate (PEM) that signed the Redis server's certificate, "
         "for rediss:// URLs; none: the system's trusted CAs.",
     )
-
-    # --- Kafka security --------------------------------------------------------------------
-    # Every Kafka client (worker, producers, CLI, admin) takes these through
-    # streamer.kafka.security; secrets come from the environment or a file, never a flag.
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"] = Field(
-        "PLAINTEXT", description="Kafka security protocol; SASL_SSL: SASL over TLS."
+    key_prefix: str = Field("st", description="Prefix of every Redis key the app writes.",
+                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,31}$")
+    retry_attempts: int = Field(
+        30, ge=1, description="Redis write attempts before the worker stops (no offset commit)."
     )
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = Field(
-        "SCRAM-SHA-256", description="SASL mechanism (SASL_PLAINTEXT / SASL_SSL)."
-    )
-    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
-    kafka_sasl_password: SecretStr | None = Field(
-        None, description="SASL password (environment only; never logged)."
-    )
-    kafka_sasl_password_file: Path | None = Field(
-        None, description="File holding the SASL password (instead of kafka_sasl_password)."
-    )
-    kafka_ssl_cafile: Path | None = Field(
-        None, description="CA certificate (PEM) that signed the brokers' certificates (SSL / "
-        "SASL_SSL); none: the system's trusted CAs.",
+    retry_backoff_s: float = Field(0.2, gt=0, description="First Redis retry backoff.")
+    retry_backoff_max_s: float = Field(5.0, gt=0, description="Max Redis retry backoff.")
+    timeout_s: float = Field(5.0, gt=0, description="Redis socket timeout.")
+    read_page: int = Field(
+        1_000, ge=1, description="Bucket keys per Redis round trip (and SCAN COUNT) when reading "
+        "trends; wider spans are read from the keys Redis holds, so a read stays bounded "
+        "whatever the event times.",
     )
 
-    # --- topics ------------------------------------------------------------------------
-    topic_news: str = Field("news", description="Input topic for news items.")
-    topic_chat: str = Field("chat", description="Input topic for chat messages.")
-    topic_scored: str = Field("scored", description="Output topic for scored events.")
-    topic_alerts: str = Field("alerts", description="Output topic for alert records.")
-    dlq_suffix: str = Field(".dlq", description="Dead-letter topic = input topic + this suffix.")
-    topic_partitions: int = Field(4, ge=1, description="Partitions for topics the app creates.")
+    def secret(self) -> str | None:
+        """The Redis password: password, else the file's first line."""
+        return _secret(self.password, self.password_file)
 
-    # --- worker ------------------------------------------------------------------------
-    app_id: str = Field("streamer", description="Faust app id = Kafka consumer group.")
+
+class WorkerSettings(_Section):
+    """The worker process: its identity, guarantee, restarts and shutdown."""
+
+    model_config = _config("STREAMER_WORKER_")
+
+    app_id: str = Field("streamer", validation_alias=_var("app_id"),
+                        description="Faust app id = Kafka consumer group.")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
-        "exactly_once", description="Faust processing guarantee for the scored topic."
+        "exactly_once", validation_alias=_var("processing_guarantee"),
+        description="Faust processing guarantee for the scored topic.",
     )
-    worker_max_restarts: int = Field(
+    id: str | None = Field(None, description="Worker name in metrics; default host-pid.",
+                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
+    max_restarts: int = Field(
         5, ge=0, description="Crashes of the worker process that `streamer worker` restarts "
-        "it after (within worker_restart_window_s); 0: no supervisor, a crash ends it.",
+        "it after (within STREAMER_WORKER_RESTART_WINDOW_S); 0: no supervisor, a crash ends it.",
     )
-    worker_restart_window_s: float = Field(
-        600.0, gt=0, description="Window over which worker_max_restarts is counted.",
+    restart_window_s: float = Field(
+        600.0, gt=0, description="Window over which STREAMER_WORKER_MAX_RESTARTS is counted.",
     )
-    worker_restart_backoff_s: float = Field(
+    restart_backoff_s: float = Field(
         2.0, gt=0, description="Wait before the first restart; doubles per restart, max 30 s.",
     )
     shutdown_timeout_s: float = Field(
@@ -119,160 +223,183 @@ class Settings(BaseSettings):
         "clean stop (last batch written, offsets committed) normally takes a second or two, "
         "but with Kafka or Redis gone every step waits out its own timeout; past this the "
         "process exits at once (code 1). Nothing is lost: what it did not commit replays.",
+        validation_alias=_var("shutdown_timeout_s"),
     )
-    startup_wait_s: float = Field(
+    latency_push_interval_s: float = Field(
+        5.0, gt=0, validation_alias=_var("latency_push_interval_s"),
+        description="How often a worker writes its latency histograms to Redis.",
+    )
+
+
+class StartupSettings(_Section):
+    """How a starting worker waits for Kafka and Redis."""
+
+    model_config = _config("STREAMER_STARTUP_")
+
+    wait_s: float = Field(
         300.0, ge=0, description="How long a starting worker keeps retrying, with backoff, "
         "a Kafka or Redis that does not answer (refused connections, timeouts) before it "
         "exits 1 (its supervisor may start it again). Refused credentials or certificates "
         "are never retried: they exit 78 at once.",
     )
-    startup_retry_backoff_s: float = Field(
+    retry_backoff_s: float = Field(
         1.0, gt=0, description="First wait between start-up retries; doubles up to "
-        "startup_retry_backoff_max_s.",
+        "STREAMER_STARTUP_RETRY_BACKOFF_MAX_S.",
     )
-    startup_retry_backoff_max_s: float = Field(
+    retry_backoff_max_s: float = Field(
         15.0, gt=0, description="Longest wait between start-up retries.",
     )
-    health_probe_interval_s: float = Field(
-        1.0, gt=0, description="How often the worker asks Kafka (cluster metadata) and Redis "
-        "(PING) whether they answer; /readyz reports the last answers and never waits.",
-    )
-    health_probe_timeout_s: float = Field(
-        2.0, gt=0, description="How long one readiness probe of Kafka or Redis may take "
-        "before it counts as not answering.",
-    )
-    health_stale_s: float = Field(
-        5.0, gt=0, description="A dependency counts as up only while its last successful "
-        "probe is at most this old: /readyz turns not-ready this long after Kafka or Redis "
-        "stop answering, at the latest.",
-    )
-    web_host: str = Field("127.0.0.1", description="Worker web server bind address.")
-    web_port: int = Field(6066, description="Worker web server port.")
-    web_token: SecretStr | None = Field(
-        None, description="Bearer token for the worker's metrics and data views; required "
-        "when web_host is not a loopback address (/healthz and /readyz stay open).",
-    )
-    batch_max_size: int = Field(
-        64, ge=1, description="Max events per micro-batch (adaptive mode: the upper bound)."
-    )
-    batch_max_wait_s: float = Field(
-        0.05, gt=0, description="Max seconds the first event of a batch waits for more "
-        "(adaptive mode: the upper bound); also the longest a batch takes in events that are "
-        "already queued.",
-    )
-    batch_mode: Literal["fixed", "adaptive"] = Field(
-        "adaptive", description="fixed: batches of up to batch_max_size events, the first "
-        "waiting up to batch_max_wait_s; adaptive: size and wait adapt per batch to meet "
-        "latency_target_ms, growing batches when the consumer lag grows "
-        "(streamer/batch/adaptive.py). The default: in docs/BENCHMARKS.md's comparison with "
-        "fixed settings it has the lowest p99 at low load and a lower p99 than the best "
-        "fixed setting at high load.",
-    )
-    latency_target_ms: float = Field(
-        100.0, gt=0, description="Adaptive batching: p99 end-to-end latency target, Kafka "
-        "record timestamp to Redis ack.",
-    )
-    batch_min_size: int = Field(
-        1, ge=1, description="Adaptive batching: least batch size limit."
-    )
-    batch_min_wait_s: float = Field(
-        0.0002, gt=0, description="Adaptive batching: least wait for a batch to fill (the "
-        "wait shrinks to it while batches do not fill). Events already queued join a batch "
-        "whatever the wait (for up to batch_max_wait_s), so a short one costs no throughput.",
-    )
-    adaptive_window: int = Field(
-        512, ge=16, description="Adaptive batching: recent events whose latencies give the p99."
-    )
-    adaptive_min_samples: int = Field(
-        32, ge=1, description="Adaptive batching: latencies needed (after a cut) before the "
-        "p99 steers again.",
-    )
-    adaptive_headroom: float = Field(
-        0.8, gt=0, le=1, description="Adaptive batching: grow only while p99 < this x target."
-    )
-    adaptive_decrease: float = Field(
-        0.5, gt=0, lt=1, description="Adaptive batching: multiplicative cut of size and wait."
-    )
-    adaptive_size_step: int = Field(
-        4, ge=1, description="Adaptive batching: additive size increase per batch."
-    )
-    adaptive_wait_share: float = Field(
-        0.25, gt=0, le=1, description="Adaptive batching: the wait stays below this share of "
-        "the target.",
-    )
-    adaptive_service_share: float = Field(
-        0.5, gt=0, le=1, description="Adaptive batching: a batch grows only while its "
-        "predicted service time fits this share of the target.",
-    )
-    adaptive_fill_events: int = Field(
-        4, ge=0, description="Adaptive batching: when this many events arrive within the "
-        "wait cap (adaptive_wait_share of the target), a batch waits for them: fewer, fuller "
-        "batches leave the Kafka consumer more of a busy worker's CPU. Slower streams are "
-        "never held back. 0 turns it off.",
-    )
-    infer_threads: int = Field(
-        2, ge=1, description="Worker threads for tokenization+inference (off the event "
-        "loop). Two let the news and the chat agent score at once: on 2 cores, more "
-        "saturated throughput than one (docs/BENCHMARKS.md).",
-    )
-    score_queue_depth: int = Field(
-        2, ge=0, description="Batches that may wait for a scoring thread; beyond that the "
-        "agents wait (backpressure) instead of queueing without bound.",
-    )
-    commit_interval_s: float = Field(
+
+
+class CommitSettings(_Section):
+    """Kafka offset commits (each one ends the partitions' transactions)."""
+
+    model_config = _config("STREAMER_COMMIT_")
+
+    interval_s: float = Field(
         3.0, gt=0, le=30, description="Kafka offset commit interval. Each commit ends the "
         "partitions' transactions, which Kafka aborts after 60 s: keep it well below that. "
         "Batches wait while a commit runs, so a short one shows in the latency tail (3 s "
         "gave a lower p99 than 1 s at low load: docs/BENCHMARKS.md); a long one delays what "
         "read_committed consumers of the scored topic see by up to this much.",
     )
-    commit_stall_timeout_s: float = Field(
+    stall_timeout_s: float = Field(
         300.0, gt=0, description="A partition whose offsets have not been committed for "
         "this long while its stream has events to take is logged as stalled (Faust's "
         "livelock detector, broker_commit_livelock_soft_timeout).",
     )
-    kafka_linger_ms: int = Field(
-        0, ge=0, le=1000, description="How long the project's producers (streamer produce, "
-        "the demo, the benchmark, the alert dispatcher) hold a record to batch it with "
-        "others; records sent while a request is in flight batch anyway, so 0 costs little "
-        "throughput and saves its full value in latency.",
+
+
+class HealthSettings(_Section):
+    """The worker's readiness probes of Kafka and Redis."""
+
+    model_config = _config("STREAMER_HEALTH_")
+
+    probe_interval_s: float = Field(
+        1.0, gt=0, description="How often the worker asks Kafka (cluster metadata) and Redis "
+        "(PING) whether they answer; /readyz reports the last answers and never waits.",
     )
-    kafka_request_timeout_s: float = Field(
-        40.0, gt=0, le=600, description="How long the project's producers wait for the "
-        "broker to take a record into their send queue or to answer a request before they "
-        "retry it (aiokafka's request_timeout_ms).",
+    probe_timeout_s: float = Field(
+        2.0, gt=0, description="How long one readiness probe of Kafka or Redis may take "
+        "before it counts as not answering.",
     )
-    produce_deadline_s: float = Field(
-        180.0, gt=0, description="How long `streamer replay`, `streamer demo` and the other "
-        "producers of input keep retrying, with backoff, while the broker takes or "
-        "acknowledges no records (a stalled or restarting broker) before they give up "
-        "with an error saying how many messages were sent.",
-    )
-    produce_retry_backoff_s: float = Field(
-        0.5, gt=0, description="First wait before a producer retries a record the broker "
-        "did not take; it doubles up to produce_retry_backoff_max_s.",
-    )
-    produce_retry_backoff_max_s: float = Field(
-        5.0, gt=0, description="Longest wait between a producer's retries of one record.",
-    )
-    bench_generator: Literal["auto", "aiokafka"] = Field(
-        "auto", description="`streamer bench`'s load generator: auto = librdkafka "
-        "(confluent-kafka) when installed and the broker is PLAINTEXT, else aiokafka.",
-    )
-    kafka_session_timeout_s: float = Field(
-        30.0, ge=6, le=300, description="Consumer-group session timeout: how long a dead "
-        "worker keeps its partitions before the group hands them to the others.",
-    )
-    kafka_heartbeat_interval_s: float = Field(
-        3.0, gt=0, description="Consumer heartbeat interval (well below the session timeout).",
-    )
-    worker_id: str | None = Field(None, description="Worker name in metrics; default host-pid.",
-                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
-    latency_push_interval_s: float = Field(
-        5.0, gt=0, description="How often a worker writes its latency histograms to Redis."
+    stale_s: float = Field(
+        5.0, gt=0, description="A dependency counts as up only while its last successful "
+        "probe is at most this old: /readyz turns not-ready this long after Kafka or Redis "
+        "stop answering, at the latest.",
     )
 
-    # --- input validation ----------------------------------------------------------------
+
+class WebSettings(_Section):
+    """The worker's web server: health, metrics, dashboard."""
+
+    model_config = _config("STREAMER_WEB_")
+
+    host: str = Field("127.0.0.1", description="Worker web server bind address.")
+    port: int = Field(6066, description="Worker web server port.")
+    token: SecretStr | None = Field(
+        None, description="Bearer token for the worker's metrics and data views; required "
+        "when STREAMER_WEB_HOST is not a loopback address (/healthz and /readyz stay open).",
+    )
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, v: object) -> object:
+        # An unset variable passed through (compose's ${VAR:-}) must not become the
+        # empty string as a valid token.
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @property
+    def public(self) -> bool:
+        """The web server binds beyond this machine (anything but a loopback address)."""
+        host = self.host.strip("[]")
+        if host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a host name: assume it is reachable from elsewhere
+            return True
+
+
+class BatchSettings(_Section):
+    """Micro-batches: fixed limits, or the bounds and target of adaptive batching."""
+
+    model_config = _config("STREAMER_BATCH_")
+
+    mode: Literal["fixed", "adaptive"] = Field(
+        "adaptive", description="fixed: batches of up to STREAMER_BATCH_MAX_SIZE events, the first "
+        "waiting up to STREAMER_BATCH_MAX_WAIT_S; adaptive: size and wait adapt per batch to meet "
+        "STREAMER_LATENCY_TARGET_MS, growing batches when the consumer lag grows "
+        "(streamer/batch/adaptive.py). The default: in docs/BENCHMARKS.md's comparison with "
+        "fixed settings it has the lowest p99 at low load and a lower p99 than the best "
+        "fixed setting at high load.",
+    )
+    max_size: int = Field(
+        64, ge=1, description="Max events per micro-batch (adaptive mode: the upper bound)."
+    )
+    max_wait_s: float = Field(
+        0.05, gt=0, description="Max seconds the first event of a batch waits for more "
+        "(adaptive mode: the upper bound); also the longest a batch takes in events that are "
+        "already queued.",
+    )
+    min_size: int = Field(
+        1, ge=1, description="Adaptive batching: least batch size limit."
+    )
+    min_wait_s: float = Field(
+        0.0002, gt=0, description="Adaptive batching: least wait for a batch to fill (the "
+        "wait shrinks to it while batches do not fill). Events already queued join a batch "
+        "whatever the wait (for up to STREAMER_BATCH_MAX_WAIT_S), so a short one costs no "
+        "throughput.",
+    )
+    latency_target_ms: float = Field(
+        100.0, gt=0, description="Adaptive batching: p99 end-to-end latency target, Kafka "
+        "record timestamp to Redis ack.",
+        validation_alias=_var("latency_target_ms"),
+    )
+
+
+class AdaptiveSettings(_Section):
+    """How adaptive batching steers (streamer/batch/adaptive.py)."""
+
+    model_config = _config("STREAMER_ADAPTIVE_")
+
+    window: int = Field(
+        512, ge=16, description="Adaptive batching: recent events whose latencies give the p99."
+    )
+    min_samples: int = Field(
+        32, ge=1, description="Adaptive batching: latencies needed (after a cut) before the "
+        "p99 steers again.",
+    )
+    headroom: float = Field(
+        0.8, gt=0, le=1, description="Adaptive batching: grow only while p99 < this x target."
+    )
+    decrease: float = Field(
+        0.5, gt=0, lt=1, description="Adaptive batching: multiplicative cut of size and wait."
+    )
+    size_step: int = Field(
+        4, ge=1, description="Adaptive batching: additive size increase per batch."
+    )
+    wait_share: float = Field(
+        0.25, gt=0, le=1, description="Adaptive batching: the wait stays below this share of "
+        "the target.",
+    )
+    service_share: float = Field(
+        0.5, gt=0, le=1, description="Adaptive batching: a batch grows only while its "
+        "predicted service time fits this share of the target.",
+    )
+    fill_events: int = Field(
+        4, ge=0, description="Adaptive batching: when this many events arrive within the "
+        "wait cap (STREAMER_ADAPTIVE_WAIT_SHARE of the target), a batch waits for them: fewer, "
+        "fuller batches leave the Kafka consumer more of a busy worker's CPU. Slower streams are "
+        "never held back. 0 turns it off.",
+    )
+
+
+class InputSettings(_Section):
+    """What an input message may hold; tickers."""
+
+    model_config = _config("STREAMER_")
+
     max_text_chars: int = Field(
         20_000, ge=1, description="Longest accepted text (headline+body or chat text)."
     )
@@ -285,32 +412,17 @@ class Settings(BaseSettings):
         "is dead-lettered (reason event_time_future): it would move the event-time watermark "
         "past every real event. Old event times are kept (backfills).",
     )
-
-    # --- tickers ----------------------------------------------------------------------------
     symbols_file: Path | None = Field(
         None, description="CSV 'symbol,name[,alias...]' overriding the built-in symbol list."
     )
     max_tickers_per_event: int = Field(16, ge=1, description="Cap on tickers kept per event.")
 
-    @field_validator("web_token", mode="before")
-    @classmethod
-    def _blank_token_is_none(cls, v: object) -> object:
-        # An unset variable passed through (compose's ${VAR:-}) must not become the
-        # empty string as a valid token.
-        return None if isinstance(v, str) and not v.strip() else v
 
-    @property
-    def web_public(self) -> bool:
-        """The web server binds beyond this machine (anything but a loopback address)."""
-        host = self.web_host.strip("[]")
-        if host == "localhost":
-            return False
-        try:
-            return not ipaddress.ip_address(host).is_loopback
-        except ValueError:  # a host name: assume it is reachable from elsewhere
-            return True
+class ScoringSettings(_Section):
+    """Which scorer, which bundle, and how inference runs."""
 
-    # --- scoring --------------------------------------------------------------------------
+    model_config = _config("STREAMER_")
+
     scorer: Literal["auto", "baseline", "onnx", "torch"] = Field(
         "auto",
         description="'auto': the model bundle (built on first run when missing); "
@@ -322,9 +434,25 @@ class Settings(BaseSettings):
         "auto", description="Bundle variant to serve, e.g. 'student3-int8'; 'auto': the "
         "manifest's CUDA default (FP16) with onnxruntime-gpu and a GPU, else its CPU default.",
     )
+    bundle_build_threads: int = Field(
+        2, ge=1, description="torch threads when a worker builds the quick default bundle.",
+    )
+    labelled_data_dir: Path = Field(
+        default_factory=_default_labelled_data,
+        description="Labelled 'text,label' CSVs (tfn-sentiment, phrasebank, reuters-topics).",
+    )
+    infer_threads: int = Field(
+        2, ge=1, description="Worker threads for tokenization+inference (off the event "
+        "loop). Two let the news and the chat agent score at once: on 2 cores, more "
+        "saturated throughput than one (docs/BENCHMARKS.md).",
+    )
+    score_queue_depth: int = Field(
+        2, ge=0, description="Batches that may wait for a scoring thread; beyond that the "
+        "agents wait (backpressure) instead of queueing without bound.",
+    )
     ort_intra_op_threads: int = Field(
         1, ge=1, description="ONNX Runtime intra-op threads per inference thread; keep "
-        "infer_threads * this at about the number of cores.",
+        "STREAMER_INFER_THREADS * this at about the number of cores.",
     )
     ort_tensorrt: bool = Field(
         True, description="On a GPU, run ONNX variants with ONNX Runtime's TensorRT provider "
@@ -341,30 +469,28 @@ class Settings(BaseSettings):
         "on CPU it costs little throughput (docs/BENCHMARKS.md).",
     )
     torch_device: Literal["auto", "cuda", "cpu"] = Field(
-        "auto", description="scorer=torch: where the model runs; 'auto': CUDA when torch sees "
-        "a GPU, else CPU.",
+        "auto", description="STREAMER_SCORER=torch: where the model runs; 'auto': CUDA when "
+        "torch sees a GPU, else CPU.",
     )
     torch_cuda_graphs: bool = Field(
-        True, description="scorer=torch on CUDA: replay captured CUDA graphs, one per "
+        True, description="STREAMER_SCORER=torch on CUDA: replay captured CUDA graphs, one per "
         "(batch bucket, length bucket) shape, instead of launching kernels one by one.",
     )
     torch_threads: int = Field(
-        1, ge=1, description="scorer=torch on CPU: torch intra-op threads (process-wide); "
-        "like ort_intra_op_threads, leave a core for the Kafka and Redis clients.",
+        1, ge=1, description="STREAMER_SCORER=torch on CPU: torch intra-op threads (process-wide); "
+        "like STREAMER_ORT_INTRA_OP_THREADS, leave a core for the Kafka and Redis clients.",
     )
     torch_max_graphs: int = Field(
-        64, ge=1, description="scorer=torch: captured CUDA graphs kept (least recently used "
-        "dropped); each holds GPU memory.",
-    )
-    bundle_build_threads: int = Field(
-        2, ge=1, description="torch threads when a worker builds the quick default bundle.",
-    )
-    labelled_data_dir: Path = Field(
-        default_factory=_default_labelled_data,
-        description="Labelled 'text,label' CSVs (tfn-sentiment, phrasebank, reuters-topics).",
+        64, ge=1, description="STREAMER_SCORER=torch: captured CUDA graphs kept (least recently "
+        "used dropped); each holds GPU memory.",
     )
 
-    # --- aggregates -----------------------------------------------------------------------
+
+class AggregateSettings(_Section):
+    """Event-time trend buckets and de-duplication in Redis."""
+
+    model_config = _config("STREAMER_")
+
     bucket_seconds: int = Field(10, ge=1, description="Width of a Redis trend bucket (event time).")
     bucket_ttl_s: int = Field(
         7_200, ge=60, description="Trend bucket expiry; bounds Redis memory."
@@ -380,164 +506,236 @@ class Settings(BaseSettings):
         86_400, ge=60, description="A partition's remembered event ids expire after this long "
         "with no new message on it.",
     )
-    redis_read_page: int = Field(
-        1_000, ge=1, description="Bucket keys per Redis round trip (and SCAN COUNT) when reading "
-        "trends; wider spans are read from the keys Redis holds, so a read stays bounded "
-        "whatever the event times.",
-    )
-    redis_key_prefix: str = Field("st", description="Prefix of every Redis key the app writes.",
-                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,31}$")
-    redis_retry_attempts: int = Field(
-        30, ge=1, description="Redis write attempts before the worker stops (no offset commit)."
-    )
-    redis_retry_backoff_s: float = Field(0.2, gt=0, description="First Redis retry backoff.")
-    redis_retry_backoff_max_s: float = Field(5.0, gt=0, description="Max Redis retry backoff.")
-    redis_timeout_s: float = Field(5.0, gt=0, description="Redis socket timeout.")
 
-    # --- local stack ----------------------------------------------------------------------
+
+class ProduceSettings(_Section):
+    """The project's producers of input: retries while the broker stalls."""
+
+    model_config = _config("STREAMER_PRODUCE_")
+
+    deadline_s: float = Field(
+        180.0, gt=0, description="How long `streamer replay`, `streamer demo` and the other "
+        "producers of input keep retrying, with backoff, while the broker takes or "
+        "acknowledges no records (a stalled or restarting broker) before they give up "
+        "with an error saying how many messages were sent.",
+    )
+    retry_backoff_s: float = Field(
+        0.5, gt=0, description="First wait before a producer retries a record the broker "
+        "did not take; it doubles up to STREAMER_PRODUCE_RETRY_BACKOFF_MAX_S.",
+    )
+    retry_backoff_max_s: float = Field(
+        5.0, gt=0, description="Longest wait between a producer's retries of one record.",
+    )
+
+
+class PathSettings(_Section):
+    """Where local data and caches live."""
+
+    model_config = _config("STREAMER_")
+
     data_dir: Path = Field(default_factory=_default_home, description="Local stack data.")
     cache_dir: Path = Field(default_factory=_default_cache, description="Jars, bundles, pip.")
+
+    @property
+    def bundles(self) -> Path:
+        return self.cache_dir / "bundles"
+
+
+class StackSettings(_Section):
+    """Tooling only: the local Kafka + Redis, the demo and the benchmark."""
+
+    model_config = _config("STREAMER_")
+
     kafka_version: str = Field("4.1.1", description="Apache Kafka version fetched by Maven.")
     kafka_heap: str = Field("512m", description="Broker max heap (-Xmx).")
     kafka_port: int = Field(9092, description="Local broker port (127.0.0.1).")
     kafka_controller_port: int = Field(9093, description="Local KRaft controller port.")
     redis_port: int = Field(6379, description="Local redis-server port (127.0.0.1).")
     stack_start_timeout_s: float = Field(90.0, gt=0, description="Wait for servers to answer.")
-
-    def kafka_password(self) -> str | None:
-        """The SASL password: kafka_sasl_password, else the file's first line."""
-        return _secret(self.kafka_sasl_password, self.kafka_sasl_password_file)
-
-    def redis_secret(self) -> str | None:
-        """The Redis password: redis_password, else the file's first line."""
-        return _secret(self.redis_password, self.redis_password_file)
-
-    @property
-    def input_topics(self) -> tuple[str, str]:
-        return (self.topic_news, self.topic_chat)
-
-    def dlq_topic(self, topic: str) -> str:
-        return f"{topic}{self.dlq_suffix}"
-
-    @property
-    def bundles_dir(self) -> Path:
-        return self.cache_dir / "bundles"
-
-    # --- alerts -------------------------------------------------------------------------
-    # Windows and the detector run in event time (the Redis buckets), so a replay at any
-    # speed yields the same alerts as the live stream.
-    alerts_enabled: bool = Field(True, description="Run the negative-spike detector in workers.")
-    alert_scopes: tuple[Literal["topic", "ticker"], ...] = Field(
-        ("topic", "ticker"),
-        description="Scopes the detector watches (JSON list, e.g. '[\"ticker\"]').",
-    )
-    alert_short_window_s: int = Field(
-        60, ge=1, description="Short window compared with the baseline (event-time seconds)."
-    )
-    alert_baseline_s: float = Field(
-        1_800.0, gt=0, description="Time constant of the exponentially weighted baseline (s)."
-    )
-    alert_allowed_lateness_s: float = Field(
-        2.0, ge=0, description="Event-time slack before a bucket is final: watermark = "
-        "min over partitions of their newest event time - this.",
-    )
-    alert_idle_partition_s: float = Field(
-        30.0, gt=0, description="A partition with no new event for this long (wall clock) "
-        "stops holding the watermark back.",
-    )
-    alert_warmup_s: int = Field(
-        240, ge=0, description="Event-time history a scope needs before it may fire."
-    )
-    alert_z_threshold: float = Field(
-        4.0, gt=0, description="Fire: z of the window's negative share against the baseline "
-        "(exact binomial tail, widened for the baseline's own uncertainty).",
-    )
-    alert_min_volume: int = Field(
-        8, ge=1, description="Fire: least messages in the (sub-)window tested."
-    )
-    alert_min_negatives: int = Field(
-        5, ge=1, description="Fire: least negative messages in the short window."
-    )
-    alert_min_lift: float = Field(
-        0.10, ge=0, le=1, description="Fire: least absolute rise of the negative share."
-    )
-    alert_min_baseline_share: float = Field(
-        0.02, gt=0, lt=1, description="Floor of the baseline share in the z-score."
-    )
-    alert_burst_min_negatives: int = Field(
-        6, ge=1, description="Quiet-scope burst: least negative messages in the window."
-    )
-    alert_burst_p_value: float = Field(
-        1e-6, gt=0, lt=1, description="Quiet-scope burst: Poisson tail probability to fire."
-    )
-    alert_burst_min_rate: float = Field(
-        0.5, gt=0, description="Quiet-scope burst: floor of expected negatives per window."
-    )
-    alert_z_major: float = Field(7.0, gt=0, description="z at which severity becomes 'major'.")
-    alert_z_critical: float = Field(
-        11.0, gt=0, description="z at which severity becomes 'critical'."
-    )
-    alert_resolve_z: float = Field(
-        2.0, ge=0, description="Resolve: z below this (or lift below alert_resolve_lift)..."
-    )
-    alert_resolve_lift: float = Field(
-        0.05, ge=0, le=1, description="Resolve: ...or absolute lift below this..."
-    )
-    alert_resolve_s: int = Field(
-        120, ge=0, description="...for this long (event-time seconds) without interruption."
-    )
-    alert_cooldown_s: int = Field(
-        600, ge=0, description="After a resolve, the same scope key cannot fire for this long."
-    )
-    alert_baseline_freeze_s: int = Field(
-        900, ge=0, description="An open episode's buckets stay out of the baseline this long "
-        "at most (then a lasting shift is learned).",
-    )
-    alert_scan_subwindows: bool = Field(
-        True, description="Also test the trailing sub-windows (10 s, 20 s, ...): faster onsets."
-    )
-    alert_evidence_k: int = Field(5, ge=0, le=50, description="Evidence messages per alert.")
-    alert_max_buckets_per_call: int = Field(
-        60, ge=1, description="Most buckets one detector call evaluates (bounds stream stalls)."
-    )
-    alert_bootstrap_s: int = Field(
-        1_800, ge=0, description="A detector starting on existing data begins this far "
-        "before the watermark, to learn baselines.",
-    )
-    alert_tick_s: float = Field(
-        1.0, gt=0, description="How often a worker re-checks the watermark without new input."
-    )
-    alert_resend_interval_s: float = Field(
-        2.0, gt=0, description="How often the outbox is scanned for undelivered alerts."
-    )
-    alert_delivery_lease_s: float = Field(
-        10.0, gt=0, description="One worker at a time delivers (in order); its lease lasts this."
-    )
-    alert_send_timeout_s: float = Field(
-        10.0, gt=0, description="Wait this long for Kafka to acknowledge an alert, then retry."
-    )
-    alert_claim_ttl_s: int = Field(
-        7 * 86_400, ge=60, description="How long alert-id claims are remembered in Redis."
-    )
-    alert_webhook_url: str | None = Field(
-        None, description="Optional HTTP(S) URL alerts are POSTed to (JSON)."
-    )
-    alert_webhook_secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key for the webhook's X-Streamer-Signature header."
-    )
-    alert_webhook_timeout_s: float = Field(2.0, gt=0, description="Webhook request timeout.")
-    alert_webhook_retries: int = Field(
-        3, ge=0, description="Webhook retries after the first attempt (exponential backoff)."
-    )
-    alert_webhook_backoff_s: float = Field(
-        0.5, gt=0, description="First webhook retry backoff; doubles per retry."
-    )
     demo_alert_wait_s: float = Field(
         30.0, ge=0, description="run-demo: how long to wait for the injected spike's alert."
     )
-    alert_webhook_max_pending: int = Field(
+    bench_generator: Literal["auto", "aiokafka"] = Field(
+        "auto", description="`streamer bench`'s load generator: auto = librdkafka "
+        "(confluent-kafka) when installed and the broker is PLAINTEXT, else aiokafka.",
+    )
+
+
+class AlertSettings(_Section, DetectorTunables):
+    """Negative-spike alerts: the detector's tunables (defined with the detector), event
+    time, delivery to Kafka and the webhook. Windows and the detector run in event time
+    (the Redis buckets), so a replay at any speed yields the same alerts as the live stream."""
+
+    model_config = _config("STREAMER_ALERT_")
+
+    enabled: bool = Field(True, validation_alias=_var("alerts_enabled"),
+                          description="Run the negative-spike detector in workers.")
+    scopes: tuple[Literal["topic", "ticker"], ...] = Field(
+        ("topic", "ticker"),
+        description="Scopes the detector watches (JSON list, e.g. '[\"ticker\"]').",
+    )
+    allowed_lateness_s: float = Field(
+        2.0, ge=0, description="Event-time slack before a bucket is final: watermark = "
+        "min over partitions of their newest event time - this.",
+    )
+    idle_partition_s: float = Field(
+        30.0, gt=0, description="A partition with no new event for this long (wall clock) "
+        "stops holding the watermark back.",
+    )
+    evidence_k: int = Field(5, ge=0, le=50, description="Evidence messages per alert.")
+    max_buckets_per_call: int = Field(
+        60, ge=1, description="Most buckets one detector call evaluates (bounds stream stalls)."
+    )
+    bootstrap_s: int = Field(
+        1_800, ge=0, description="A detector starting on existing data begins this far "
+        "before the watermark, to learn baselines.",
+    )
+    tick_s: float = Field(
+        1.0, gt=0, description="How often a worker re-checks the watermark without new input."
+    )
+    resend_interval_s: float = Field(
+        2.0, gt=0, description="How often the outbox is scanned for undelivered alerts."
+    )
+    delivery_lease_s: float = Field(
+        10.0, gt=0, description="One worker at a time delivers (in order); its lease lasts this."
+    )
+    send_timeout_s: float = Field(
+        10.0, gt=0, description="Wait this long for Kafka to acknowledge an alert, then retry."
+    )
+    claim_ttl_s: int = Field(
+        7 * 86_400, ge=60, description="How long alert-id claims are remembered in Redis."
+    )
+    webhook_url: str | None = Field(
+        None, description="Optional HTTP(S) URL alerts are POSTed to (JSON)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for the webhook's X-Streamer-Signature header."
+    )
+    webhook_timeout_s: float = Field(2.0, gt=0, description="Webhook request timeout.")
+    webhook_retries: int = Field(
+        3, ge=0, description="Webhook retries after the first attempt (exponential backoff)."
+    )
+    webhook_backoff_s: float = Field(
+        0.5, gt=0, description="First webhook retry backoff; doubles per retry."
+    )
+    webhook_max_pending: int = Field(
         1_000, ge=1, description="Webhook deliveries queued at most; beyond, counted failed."
     )
+
+    def detector(self, bucket_s: int) -> DetectorParams:
+        """The detector's parameters: these tunables and the buckets' width."""
+        return DetectorParams(bucket_s=bucket_s, **{
+            name: getattr(self, name) for name in DetectorTunables.model_fields})
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "kafka": KafkaSettings, "topics": TopicSettings, "redis": RedisSettings,
+    "worker": WorkerSettings, "startup": StartupSettings, "commit": CommitSettings,
+    "health": HealthSettings, "web": WebSettings, "batching": BatchSettings,
+    "adaptive": AdaptiveSettings, "input": InputSettings, "scoring": ScoringSettings,
+    "aggregate": AggregateSettings, "alerts": AlertSettings, "produce": ProduceSettings,
+    "paths": PathSettings, "stack": StackSettings,
+}
+
+
+def _flat_names() -> dict[str, tuple[str, str]]:
+    """Flat name (an environment variable, lower case, without ``STREAMER_``) -> (section,
+    field); the unprefixed ``kafka_bootstrap``-style aliases too."""
+    out: dict[str, tuple[str, str]] = {}
+    for section, cls in SECTIONS.items():
+        for name, info in cls.model_fields.items():
+            for env in _env_names(cls, name, info):
+                flat = env.lower().removeprefix("streamer_")
+                if flat in out and out[flat] != (section, name):
+                    raise RuntimeError(f"two settings read {env}")
+                out[flat] = (section, name)
+    return out
+
+
+class Settings(BaseModel):
+    """Every section; ``Settings()`` reads the environment (and ``.env``) once."""
+
+    model_config = ConfigDict(frozen=True)
+    FLAT: ClassVar[dict[str, tuple[str, str]]]
+
+    kafka: KafkaSettings
+    topics: TopicSettings
+    redis: RedisSettings
+    worker: WorkerSettings
+    startup: StartupSettings
+    commit: CommitSettings
+    health: HealthSettings
+    web: WebSettings
+    batching: BatchSettings
+    adaptive: AdaptiveSettings
+    input: InputSettings
+    scoring: ScoringSettings
+    aggregate: AggregateSettings
+    alerts: AlertSettings
+    produce: ProduceSettings
+    paths: PathSettings
+    stack: StackSettings
+
+    def __init__(self, _env_file: str | Path | None = ENV_FILE, **values: Any) -> None:
+        routed = _route(values)
+        super().__init__(**{
+            name: values[name] if isinstance(values.get(name), cls)
+            else cls(_env_file=_env_file, **routed.get(name, {}))
+            for name, cls in SECTIONS.items()})
+
+    def replace(self, **values: Any) -> Settings:
+        """A copy with fields changed by flat name, validated (strings from an
+        environment are parsed as the worker would parse them)."""
+        routed = _route(values)
+        return self.model_copy(update={
+            section: type(getattr(self, section)).model_validate(
+                {**dict(getattr(self, section)), **fields})
+            for section, fields in routed.items()})
+
+    def with_env(self, env: Mapping[str, str]) -> Settings:
+        """A copy with the settings variables of ``env`` applied, parsed as the worker
+        parses its environment; other variables are ignored."""
+        known = {k.lower().removeprefix("streamer_"): _env_value(v) for k, v in env.items()
+                 if k.lower().removeprefix("streamer_") in Settings.FLAT}
+        return self.replace(**known)
+
+    def flat(self) -> dict[str, Any]:
+        """Every field by its flat name (``redis_key_prefix``)."""
+        return {flat: getattr(getattr(self, section), name)
+                for flat, (section, name) in Settings.FLAT.items()}
+
+    def variables(self) -> Iterator[tuple[str, str, FieldInfo, Any]]:
+        """(section.field, environment variable(s), info, current value) of every field."""
+        for section in SECTIONS:
+            part = getattr(self, section)
+            for name, env, info in part.variables():
+                yield f"{section}.{name}", env, info, getattr(part, name)
+
+
+
+def _env_value(raw: str) -> Any:
+    # Like pydantic-settings: a list or mapping arrives in the environment as JSON.
+    if raw.lstrip().startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _route(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    routed: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if key in SECTIONS:
+            continue  # a whole section, taken as it is
+        where = Settings.FLAT.get(key.lower().removeprefix("streamer_"))
+        if where is None:
+            raise TypeError(f"unknown setting {key!r} (docs/SETTINGS.md lists them)")
+        routed.setdefault(where[0], {})[where[1]] = value
+    return routed
+
+
+Settings.FLAT = _flat_names()
 
 
 @lru_cache(maxsize=1)

@@ -100,5 +100,5 @@ def batches(events: Sequence[ScoredEvent], seed: int, max_size: int) -> list[lis
 
 
 async def apply(store: TrendStore, batch: Sequence[ScoredEvent]) -> None:
-    for delta in build_deltas(batch, [], store._s.bucket_seconds).values():
+    for delta in build_deltas(batch, [], store._s.aggregate.bucket_seconds).values():
         await store.apply(delta)

@@ -153,14 +153,14 @@ def mixed_stream(ns: Namespace, *, seed: int, minutes: float, bad_fraction: floa
     """Demo news + chat with malformed messages; plus one at the broker's size limit."""
     s = ns.settings()
     cfg = DemoConfig(seed=seed, minutes=minutes, news_per_min=60, chat_per_min=160,
-                     bad_fraction=bad_fraction, max_text_chars=s.max_text_chars,
-                     max_message_bytes=s.max_message_bytes)
+                     bad_fraction=bad_fraction, max_text_chars=s.input.max_text_chars,
+                     max_message_bytes=s.input.max_message_bytes)
     messages: list[DemoMessage] = DemoGenerator(cfg).generate()[0]
-    topics = {"news": s.topic_news, "chat": s.topic_chat}
+    topics = {"news": s.topics.news, "chat": s.topics.chat}
     out = [Outgoing(topics[m.kind], None, m.value) for m in messages]
     if big_message:
         # Just under the broker's default message.max.bytes (1 MiB + overhead).
-        out.insert(len(out) // 2, Outgoing(s.topic_news, None, b'{"id":"big","x":"'
+        out.insert(len(out) // 2, Outgoing(s.topics.news, None, b'{"id":"big","x":"'
                                            + b"y" * 1_000_000 + b'"}'))
     return out
 
@@ -169,18 +169,18 @@ def is_valid(settings: Settings, msg: Outgoing) -> bool:
     from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
     from streamer.schemas import Origin
 
-    kind = "news" if msg.topic == settings.topic_news else "chat"
-    parsed = decode(msg.value, kind, max_bytes=settings.max_message_bytes)
+    kind = "news" if msg.topic == settings.topics.news else "chat"
+    parsed = decode(msg.value, kind, max_bytes=settings.input.max_message_bytes)
     if isinstance(parsed, DecodeFailure):
         return False
     ev = normalize(parsed, Origin(topic=msg.topic, partition=0, offset=0),
-                   TickerExtractor.from_csv(), max_chars=settings.max_text_chars)
+                   TickerExtractor.from_csv(), max_chars=settings.input.max_text_chars)
     if isinstance(ev, DecodeFailure):
         return False
     from streamer.ingest.eventtime import check_event_time
 
     now_ms = time.time() * 1000.0
-    return not isinstance(check_event_time(ev, now_ms, settings.max_future_skew_s),
+    return not isinstance(check_event_time(ev, now_ms, settings.input.max_future_skew_s),
                           DecodeFailure)
 
 
@@ -350,12 +350,12 @@ class Outcome:
 def measure(ns: Namespace, messages: list[Outgoing]) -> Outcome:
     s = ns.settings()
     valid_ids = {str(orjson.loads(m.value)["id"]) for m in messages if is_valid(s, m)}
-    records = read_topic(ns, s.topic_scored, len(valid_ids))
+    records = read_topic(ns, s.topics.scored, len(valid_ids))
     ids = Counter(str(ev["id"]) for ev in records)
     n_bad = len(messages) - len(valid_ids)
     dead: list[dict[str, object]] = []
-    for t in s.input_topics if n_bad else ():
-        dead += read_topic(ns, s.dlq_topic(t), 1, timeout=20)
+    for t in s.topics.inputs if n_bad else ():
+        dead += read_topic(ns, s.topics.dlq(t), 1, timeout=20)
     dead_ids = Counter((d["topic"], d["partition"], d["offset"]) for d in dead)
     redis = redis_counts(ns)
     redis_all = sum(n for (scope, _, _), n in redis.items() if scope == "all")

@@ -385,11 +385,11 @@ def test_times_too_long_to_sum_give_no_rate_and_no_error() -> None:
 def test_limits_come_from_the_settings() -> None:
     s = Settings(_env_file=None, latency_target_ms=40, batch_min_size=2, batch_max_size=300,
                  batch_min_wait_s=0.001, batch_max_wait_s=0.2)
-    ctl = AdaptiveBatcher.from_settings(s)
+    ctl = AdaptiveBatcher.from_settings(s.batching, s.adaptive)
     assert ctl.target_ms == 40 and ctl.min_size == 2 and ctl.max_size == 300
     assert ctl.min_wait_s == 0.001 and ctl.max_wait_s == pytest.approx(0.01)
-    assert ctl.fill_events == Settings(_env_file=None).adaptive_fill_events
-    assert Settings(_env_file=None).batch_mode == "adaptive"
+    assert ctl.fill_events == Settings(_env_file=None).adaptive.fill_events
+    assert Settings(_env_file=None).batching.mode == "adaptive"
 
 
 # --- bounds, whatever is observed -------------------------------------------------------

@@ -78,15 +78,15 @@ async def env(redis_url: str, kafka_bootstrap: str) -> AsyncIterator[tuple[Setti
         alert_webhook_timeout_s=0.5, alert_webhook_retries=2, alert_webhook_backoff_s=0.05,
         alert_webhook_secret=SECRET,
     )
-    await ensure_topics(settings, [settings.topic_alerts], partitions=2)
+    await ensure_topics(settings, [settings.topics.alerts], partitions=2)
     trends = TrendStore.connect(settings)
     yield settings, trends
     await trends.close()
 
 
 def store_of(settings: Settings, trends: TrendStore) -> AlertStore:
-    return AlertStore(trends.redis, settings.redis_key_prefix,
-                      claim_ttl_s=settings.alert_claim_ttl_s)
+    return AlertStore(trends.redis, settings.redis.key_prefix,
+                      claim_ttl_s=settings.alerts.claim_ttl_s)
 
 
 async def test_outbox_goes_to_the_alerts_topic_in_order_keyed_by_scope_key(
@@ -101,7 +101,7 @@ async def test_outbox_goes_to_the_alerts_topic_in_order_keyed_by_scope_key(
         assert await disp.deliver_once() == 4
     finally:
         await disp.close()
-    got = await read_alerts(settings.kafka_bootstrap, settings.topic_alerts, 4)
+    got = await read_alerts(settings.kafka.bootstrap, settings.topics.alerts, 4)
     xom = [v["alert_id"] for k, v in got if k == b"ticker:XOM"]
     assert xom == [records[0].alert_id, records[1].alert_id, records[3].alert_id]
     assert {k for k, _ in got} == {b"ticker:XOM", b"ticker:CVX"}
@@ -142,7 +142,7 @@ async def test_an_unacknowledged_alert_stays_in_the_outbox_and_is_resent(
     def broken() -> AIOKafkaProducer:
         return AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", request_timeout_ms=300)
 
-    down = Dispatcher(settings.model_copy(update={"alert_send_timeout_s": 1.0}), store,
+    down = Dispatcher(settings.replace(**{"alert_send_timeout_s": 1.0}), store,
                       worker_id="w1", producer_factory=broken)
     try:
         assert await down.deliver_once() == 0  # "crash" before any acknowledgement
@@ -157,7 +157,7 @@ async def test_an_unacknowledged_alert_stays_in_the_outbox_and_is_resent(
         assert await up.deliver_once() == 2
     finally:
         await up.close()
-    got = await read_alerts(settings.kafka_bootstrap, settings.topic_alerts, 2)
+    got = await read_alerts(settings.kafka.bootstrap, settings.topics.alerts, 2)
     assert [v["alert_id"] for _, v in got] == [record(0).alert_id, record(1).alert_id]
 
 
@@ -211,9 +211,9 @@ class Endpoint:
 
 
 def sink(url: str, settings: Settings) -> WebhookSink:
-    return WebhookSink(url, SECRET, timeout_s=settings.alert_webhook_timeout_s,
-                       retries=settings.alert_webhook_retries,
-                       backoff_s=settings.alert_webhook_backoff_s)
+    return WebhookSink(url, SECRET, timeout_s=settings.alerts.webhook_timeout_s,
+                       retries=settings.alerts.webhook_retries,
+                       backoff_s=settings.alerts.webhook_backoff_s)
 
 
 async def test_webhook_posts_a_signed_record(env: tuple[Settings, TrendStore]) -> None:
@@ -237,7 +237,7 @@ async def test_a_failing_webhook_is_retried_then_counted_failed(
     env: tuple[Settings, TrendStore], behaviour: str
 ) -> None:
     settings, trends = env
-    settings = settings.model_copy(update={"alert_webhook_url": "set-below"})
+    settings = settings.replace(**{"alert_webhook_url": "set-below"})
     store = store_of(settings, trends)
     async with Endpoint(behaviour) as ep:
         disp = Dispatcher(settings, store, worker_id="w1", webhook=sink(ep.url, settings))
@@ -247,10 +247,10 @@ async def test_a_failing_webhook_is_retried_then_counted_failed(
             await _until(lambda: store.pending_count("webhook"), 0, timeout=10)
         finally:
             await disp.close()
-    assert len(ep.hits) == 1 + settings.alert_webhook_retries
+    assert len(ep.hits) == 1 + settings.alerts.webhook_retries
     assert disp.metrics.webhook_failed._value.get() == 1
     assert disp.metrics.delivery_errors.labels("webhook")._value.get() == 3
-    got = await read_alerts(settings.kafka_bootstrap, settings.topic_alerts, 1)
+    got = await read_alerts(settings.kafka.bootstrap, settings.topics.alerts, 1)
     assert [v["alert_id"] for _, v in got] == [record(0).alert_id]
 
 
@@ -309,7 +309,7 @@ async def test_the_stream_is_not_held_up_by_a_hanging_webhook(
     # A bound of its own: a hang here once stalled a CI run; the TimeoutError's traceback
     # shows which await never returned.
     async with asyncio.timeout(120), Endpoint("timeout") as ep:
-        svc_settings = settings.model_copy(update={
+        svc_settings = settings.replace(**{
             "alert_webhook_url": ep.url, "alert_resend_interval_s": 0.2, "alert_tick_s": 0.1,
         })
         svc = AlertService(svc_settings, trends, clock_ms=lambda: time.time() * 1000,
@@ -339,5 +339,5 @@ async def test_the_stream_is_not_held_up_by_a_hanging_webhook(
             await svc.close()
     assert slowest < 0.5, f"after_batch took {slowest:.3f}s"
     assert svc.metrics.webhook_failed._value.get() >= 1
-    got = await read_alerts(settings.kafka_bootstrap, settings.topic_alerts, 1)
+    got = await read_alerts(settings.kafka.bootstrap, settings.topics.alerts, 1)
     assert any(v["kind"] == "fired" for _, v in got)

@@ -67,7 +67,7 @@ def _build_cache(data_dir: Path, cache_dir: Path, start: multiprocessing.synchro
 
 
 def test_workers_building_the_baseline_cache_at_once_all_succeed(tmp_path: Path) -> None:
-    data_dir = Settings(_env_file=None).labelled_data_dir
+    data_dir = Settings(_env_file=None).scoring.labelled_data_dir
     cache_dir = tmp_path / "baseline"
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(WORKERS)

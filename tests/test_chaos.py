@@ -159,7 +159,7 @@ def test_one_of_two_workers_killed_the_other_takes_its_partitions(
         def owned(w: WorkerProcess) -> int:
             return int((w.ready() or {}).get("partitions_assigned", 0))  # type: ignore[call-overload]
 
-        n_parts = 2 * s.topic_partitions
+        n_parts = 2 * s.topics.partitions
         wait_until(lambda: all(owned(w) for w in workers)
                    and sum(owned(w) for w in workers) == n_parts, 90, "both workers own some")
         producer = BackgroundProducer(ns, messages, RATE).start()
@@ -174,11 +174,11 @@ def test_one_of_two_workers_killed_the_other_takes_its_partitions(
             w.stop()
     record("one of two workers SIGKILLed" + scorer[0], outcome, recovery,
            f"kill -> survivor owns all partitions (session timeout "
-           f"{s.kafka_session_timeout_s:.0f} s)")
+           f"{s.kafka.session_timeout_s:.0f} s)")
     assert_clean(outcome)
     # The group notices the dead member after the session timeout; the rebalance that
     # follows takes a few seconds more on a busy 2-core machine.
-    assert recovery <= s.kafka_session_timeout_s + 30
+    assert recovery <= s.kafka.session_timeout_s + 30
 
 
 @pytest.mark.replays
@@ -304,7 +304,7 @@ def test_events_far_in_the_past_and_future_mid_stream(
     ns = Namespace(kafka_bootstrap, redis_url, tmp_path, extra_env=scorer[1])
     s = ns.settings()
     base = stream(ns, seed=83, minutes=3)
-    odd = [Outgoing(s.topic_news, None, orjson.dumps({
+    odd = [Outgoing(s.topics.news, None, orjson.dumps({
         "schema_version": 1, "id": f"odd-{i}", "source": "wire",
         "headline": f"Crude output falls, item {i}", "published_at": when}))
         for i, when in enumerate(["2099-01-01T00:00:00Z", "1987-03-02T09:00:00Z",
@@ -316,7 +316,7 @@ def test_events_far_in_the_past_and_future_mid_stream(
         worker.wait_ready()
         produce(ns, messages, rate=RATE * 2)
         outcome = finish(ns, messages, [worker])
-        dead = [d for t in s.input_topics for d in read_topic(ns, s.dlq_topic(t), 1, timeout=20)]
+        dead = [d for t in s.topics.inputs for d in read_topic(ns, s.topics.dlq(t), 1, timeout=20)]
     finally:
         worker.stop()
     future = [d for d in dead if d["reason"] == "event_time_future"]
@@ -332,7 +332,7 @@ def test_events_far_in_the_past_and_future_mid_stream(
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[LocalRedis]:
     (port,) = free_ports(1)
-    settings = local_settings(tmp_path / "redis").model_copy(update={"redis_port": port})
+    settings = local_settings(tmp_path / "redis").replace(**{"redis_port": port})
     with running(LocalRedis(settings), "a private redis-server") as server:
         yield server
 
@@ -620,7 +620,7 @@ def test_a_worker_stopped_after_kafka_and_redis_are_gone_exits_within_its_deadli
     tmp_path: Path
 ) -> None:
     (port,) = free_ports(1)
-    redis_settings = local_settings(tmp_path / "redis").model_copy(update={"redis_port": port})
+    redis_settings = local_settings(tmp_path / "redis").replace(**{"redis_port": port})
     with running(LocalKafka(local_settings(tmp_path / "kafka")), "a private Kafka broker"
                  ) as kafka, running(LocalRedis(redis_settings), "a private redis-server") as rds:
         ns = Namespace(kafka.bootstrap, rds.url, tmp_path,
@@ -649,7 +649,7 @@ def test_a_worker_stopped_after_kafka_and_redis_are_gone_exits_within_its_deadli
 def hostile_messages(ns: Namespace, n: int) -> list[Outgoing]:
     """Every kind of bad input the decoder must dead-letter, cycled to ``n`` messages."""
     s = ns.settings()
-    long_text = "x" * (s.max_text_chars + 1)
+    long_text = "x" * (s.input.max_text_chars + 1)
     base = {"id": "h", "channel": "retail", "author": "a", "ts": "2026-01-01T00:00:00Z"}
     kinds: list[Callable[[int], bytes]] = [
         lambda i: b"\xff\xfe\x00" + bytes([i % 256]) * 40,  # invalid UTF-8
@@ -666,7 +666,7 @@ def hostile_messages(ns: Namespace, n: int) -> list[Outgoing]:
         lambda i: b'{"id": "%s", "text": "x"}' % (b"i" * 100_000),  # huge id
         lambda i: orjson.dumps({**base, "id": f"h{i}", "text": "\u200b\u200b \t\n"}),
     ]
-    return [Outgoing(s.topic_chat if i % 2 else s.topic_news, None, kinds[i % len(kinds)](i))
+    return [Outgoing(s.topics.chat if i % 2 else s.topics.news, None, kinds[i % len(kinds)](i))
             for i in range(n)]
 
 

@@ -24,8 +24,8 @@ async def test_claimed_alerts_show_newest_first_once_each_with_short_evidence(
     settings = alert_settings(redis_url)
     trends = TrendStore.connect(settings)
     try:
-        store = AlertStore(trends.redis, settings.redis_key_prefix,
-                           claim_ttl_s=settings.alert_claim_ttl_s)
+        store = AlertStore(trends.redis, settings.redis.key_prefix,
+                           claim_ttl_s=settings.alerts.claim_ttl_s)
         first = record(0).model_copy(update={"evidence": [with_evidence(0, n)
                                                           for n in range(10)]})
         await claim(store, [first], webhook=False)
@@ -46,7 +46,7 @@ async def test_claimed_alerts_show_newest_first_once_each_with_short_evidence(
         assert len(rows) == 2 and rows[0]["kind"] == "resolved"
         assert rows[1]["message"].startswith("negative spike: 12 of 20 messages negative")
         assert "baseline 10%" in rows[1]["message"]
-        empty = await trends_data(trends, bucket_seconds=settings.bucket_seconds)
+        empty = await trends_data(trends, bucket_seconds=settings.aggregate.bucket_seconds)
         assert empty["topics"] == [] and empty["end"] is None  # nothing aggregated yet
     finally:
         await trends.close()

@@ -19,7 +19,7 @@ from streamer.metrics import Metrics
 from streamer.schemas import ChatMessage, Event, NewsItem, Origin
 from streamer.schemas.deadletter import Reason
 from streamer.schemas.events import Kind
-from streamer.settings import Settings
+from streamer.settings import InputSettings, Settings
 
 GOOD_CHAT = {"id": "c1", "channel": "desk", "author": "ann", "text": "$AAPL up",
              "sent_at": "2026-01-02T03:04:05Z"}
@@ -137,8 +137,8 @@ def test_arbitrary_json_objects_never_raise(obj: dict[str, object]) -> None:
 
 # --- broader fuzz: every hostile input is an event or a dead letter with a known reason ---
 # The worker's own limits (Settings defaults), not the small ones above.
-MAX_BYTES = Settings.model_fields["max_message_bytes"].default
-MAX_CHARS = Settings.model_fields["max_text_chars"].default
+MAX_BYTES = InputSettings.model_fields["max_message_bytes"].default
+MAX_CHARS = InputSettings.model_fields["max_text_chars"].default
 REASONS = set(get_args(Reason))
 EXTRACTOR = TickerExtractor.from_csv()
 GOOD = {"chat": GOOD_CHAT, "news": GOOD_NEWS}
@@ -436,5 +436,5 @@ def test_bidi_isolates_and_tag_characters_never_reach_the_scored_snippet() -> No
     hidden = "".join(["\u2066", "\u2067", "\u2068", "\u2069", "\u202e", "\U000e0001",
                       "\U000e0041", "\U000e007f"])
     raw = orjson.dumps({**GOOD_NEWS, "headline": f"Exxon {hidden}cuts{hidden} output"})
-    out = score_phase(cfg, [RawRecord(cfg.topic_news, 0, 1, raw)], Metrics())
+    out = score_phase(cfg, [RawRecord(cfg.topics.news, 0, 1, raw)], Metrics())
     assert [ev.snippet for ev in out.scored] == ["Exxon cuts output"]

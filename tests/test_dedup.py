@@ -45,7 +45,7 @@ async def run(store: TrendStore, records: list[RawRecord]) -> BatchOutput:
 
 @pytest.fixture
 async def window_10(settings: Settings) -> AsyncIterator[TrendStore]:
-    s = TrendStore.connect(settings.model_copy(update={"dedup_window_messages": 10}))
+    s = TrendStore.connect(settings.replace(**{"dedup_window_messages": 10}))
     yield s
     await s.close()
 
@@ -112,11 +112,11 @@ async def test_a_repeat_beyond_the_window_counts_again_and_memory_stays_bounded(
     assert [d.offset for d in again.dead] == [10]
     key = store.keys.seen_ids(f"{TOPIC}:0")
     assert await store.redis.zcard(key) <= 11  # the newest offset and the 10 before it
-    assert 0 < await store.redis.ttl(key) <= store._s.dedup_ttl_s
+    assert 0 < await store.redis.ttl(key) <= store._s.aggregate.dedup_ttl_s
 
 
 async def test_zero_turns_deduplication_off(settings: Settings) -> None:
-    store = TrendStore.connect(settings.model_copy(update={"dedup_window_messages": 0}))
+    store = TrendStore.connect(settings.replace(**{"dedup_window_messages": 0}))
     try:
         out = await run(store, records(["a", "a"]))
         assert len(out.scored) == 2 and not out.dead

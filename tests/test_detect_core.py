@@ -172,7 +172,7 @@ def test_replay_speed_and_batching_do_not_change_the_alerts(
     (min over partitions of their newest event time, less the lateness), evaluate the
     buckets it closed. Any interleaving must give the offline run's alerts."""
     events, batches = data
-    params = DetectorParams(warmup_s=60, window_s=60)
+    params = DetectorParams(warmup_s=60, short_window_s=60)
     # Each event is negative with 10%, or 90% inside a 2-minute spike.
     spike_start = events[len(events) // 2][1]
 

@@ -19,7 +19,7 @@ from alert_support import (
 
 from streamer.aggregate import TrendStore
 from streamer.alert.engine import AlertEngine
-from streamer.detect.core import Detector, DetectorParams
+from streamer.detect.core import Detector
 from streamer.schemas.alerts import AlertRecord
 from streamer.schemas.export import export_schemas
 from streamer.settings import Settings
@@ -49,10 +49,10 @@ def engine(store: TrendStore, name: str = "w1", clock: FakeClock | None = None,
 
 
 def offline_ids(settings: Settings, events: list, upto: int) -> list[str]:
-    counts = bucket_counts(events, settings.bucket_seconds)
-    det = Detector(DetectorParams.from_settings(settings))
+    counts = bucket_counts(events, settings.aggregate.bucket_seconds)
+    det = Detector(settings.alerts.detector(settings.aggregate.bucket_seconds))
     ids = []
-    for b in range(min(counts), upto + 1, settings.bucket_seconds):
+    for b in range(min(counts), upto + 1, settings.aggregate.bucket_seconds):
         ids += [d.alert_id for d in det.step(b, counts.get(b, {}))]
     return ids
 
@@ -82,19 +82,19 @@ async def test_watermark_is_the_slowest_moving_partition_less_the_lateness(
     await eng.observe(p0)
     await eng.observe(p1[: len(p1) // 2])
     assert await eng.events.watermark_ms(clock()) is None  # waiting for news:2
-    clock.ms += trends._s.alert_idle_partition_s * 1000 / 2
+    clock.ms += trends._s.alerts.idle_partition_s * 1000 / 2
     await eng.observe(p0)
     await eng.observe(p1[: len(p1) // 2])
-    clock.ms += trends._s.alert_idle_partition_s * 1000 / 2 + 1
-    lateness = trends._s.alert_allowed_lateness_s * 1000
+    clock.ms += trends._s.alerts.idle_partition_s * 1000 / 2 + 1
+    lateness = trends._s.alerts.allowed_lateness_s * 1000
     slow = p1[len(p1) // 2 - 1].event_time.timestamp() * 1000
     assert await eng.events.watermark_ms(clock()) == pytest.approx(slow - lateness)
     # Partition 1 stops moving; after the idle time it no longer holds the watermark.
-    clock.ms += trends._s.alert_idle_partition_s * 1000 + 1
+    clock.ms += trends._s.alerts.idle_partition_s * 1000 + 1
     await eng.observe(p1[len(p1) // 2:])  # partition 1 moves on; partition 0 is idle
     newest1 = p1[-1].event_time.timestamp() * 1000
     assert await eng.events.watermark_ms(clock()) == pytest.approx(newest1 - lateness)
-    clock.ms += trends._s.alert_idle_partition_s * 1000 + 1
+    clock.ms += trends._s.alerts.idle_partition_s * 1000 + 1
     newest = max(e.event_time.timestamp() * 1000 for e in events)
     # Everything idle: the newest time wins.
     assert await eng.events.watermark_ms(clock()) == pytest.approx(newest - lateness)
@@ -245,8 +245,8 @@ async def test_recording_survives_redis_losing_its_scripts(trends: TrendStore) -
     await eng.observe(events[:10])
     await trends.redis.script_flush()
     await eng.observe(events[10:])
-    clock.ms += trends._s.alert_idle_partition_s * 1000 + 1
+    clock.ms += trends._s.alerts.idle_partition_s * 1000 + 1
     newest = max(e.event_time.timestamp() * 1000 for e in events)
-    lateness = trends._s.alert_allowed_lateness_s * 1000
+    lateness = trends._s.alerts.allowed_lateness_s * 1000
     # the progress the flushed script was to record got recorded
     assert await eng.events.watermark_ms(clock()) == pytest.approx(newest - lateness)

@@ -86,13 +86,13 @@ async def test_a_future_event_is_dead_lettered_and_a_later_spike_still_alerts(
     events = make_events(3, 30, spike_at_min=20, spike_per_min=60, partitions=3)
     alerts = await drive(eng, store, batches(events, 1, 50))
     assert any(a.kind == "fired" and a.key == "XOM" for a in alerts), [a.alert_id for a in alerts]
-    data = await trends_data(store, bucket_seconds=store._s.bucket_seconds)
+    data = await trends_data(store, bucket_seconds=store._s.aggregate.bucket_seconds)
     assert data["end"] == int(events[-1].event_time.timestamp()) // 10 * 10 + 10
 
 
 async def test_an_event_within_the_allowed_skew_is_kept(store: TrendStore) -> None:
     proc = BatchProcessor(store._s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0), store)
-    soon = datetime.now(UTC) + timedelta(seconds=store._s.max_future_skew_s / 2)
+    soon = datetime.now(UTC) + timedelta(seconds=store._s.input.max_future_skew_s / 2)
     out = await proc.score([RawRecord("news", 0, 0, news(0, soon))])
     assert not out.dead and [e.event_time for e in out.scored] == [soon]
 
@@ -117,7 +117,7 @@ async def test_summary_and_trends_read_only_the_buckets_redis_holds(
     assert total == len(events) + 1  # everything still in Redis, the stray event included
 
     before = await reads(store)
-    data = await trends_data(store, bucket_seconds=store._s.bucket_seconds, window_s=3600)
+    data = await trends_data(store, bucket_seconds=store._s.aggregate.bucket_seconds, window_s=3600)
     assert await reads(store) - before <= 3600 // 10 * tags + tags  # the window only
     newest = int(events[-1].event_time.timestamp()) // 10 * 10
     assert data["end"] == newest + 10 and data["end"] - data["start"] <= 3600

@@ -81,7 +81,7 @@ def test_the_right_credentials_connect(sasl_kafka: SecureKafka) -> None:
 
 
 def test_a_wrong_password_is_a_clear_error(sasl_kafka: SecureKafka) -> None:
-    wrong = sasl_kafka.settings.model_copy(update={
+    wrong = sasl_kafka.settings.replace(**{
         "kafka_sasl_password": SecretStr(WRONG), "kafka_sasl_password_file": None})
     t0 = time.monotonic()
     with pytest.raises(KafkaSecurityError, match="refused the SASL credentials") as err:
@@ -92,7 +92,7 @@ def test_a_wrong_password_is_a_clear_error(sasl_kafka: SecureKafka) -> None:
 
 
 def test_an_untrusted_certificate_names_the_ca_setting(sasl_kafka: SecureKafka) -> None:
-    no_ca = sasl_kafka.settings.model_copy(update={"kafka_ssl_cafile": None})
+    no_ca = sasl_kafka.settings.replace(**{"kafka_ssl_cafile": None})
     with pytest.raises(KafkaSecurityError, match="STREAMER_KAFKA_SSL_CAFILE"):
         asyncio.run(preflight(no_ca))
 
@@ -100,13 +100,13 @@ def test_an_untrusted_certificate_names_the_ca_setting(sasl_kafka: SecureKafka) 
 def test_a_plaintext_client_is_told_about_the_security_protocol(
     sasl_kafka: SecureKafka,
 ) -> None:
-    plain = sasl_kafka.settings.model_copy(update={"kafka_security_protocol": "PLAINTEXT"})
+    plain = sasl_kafka.settings.replace(**{"kafka_security_protocol": "PLAINTEXT"})
     with pytest.raises(KafkaSecurityError, match="STREAMER_KAFKA_SECURITY_PROTOCOL"):
         asyncio.run(preflight(plain))
 
 
 def test_missing_credentials_are_named(sasl_kafka: SecureKafka) -> None:
-    none = sasl_kafka.settings.model_copy(update={"kafka_sasl_password_file": None})
+    none = sasl_kafka.settings.replace(**{"kafka_sasl_password_file": None})
     with pytest.raises(KafkaSecurityError, match="STREAMER_KAFKA_SASL_PASSWORD"):
         asyncio.run(preflight(none))
 
@@ -183,7 +183,7 @@ def secure_run(sasl_kafka: SecureKafka, redis_url: str,
 
 @pytest.mark.slow
 def test_the_pipeline_runs_through_sasl_ssl(secure_run: SecureRun) -> None:
-    scored = read_topic(secure_run.ns, secure_run.ns.settings().topic_scored,
+    scored = read_topic(secure_run.ns, secure_run.ns.settings().topics.scored,
                         secure_run.n_valid)
     assert len(scored) == secure_run.n_valid == len({ev["id"] for ev in scored})
 

@@ -38,7 +38,7 @@ def assert_exact(ns: Namespace, accs: list, n_messages: int, n_valid: int) -> No
     """Nothing lost, nothing twice: Redis counters, the scored topic and the aggregates."""
     assert sum(a.consumed for a in accs) == n_messages
     assert sum(a.scored for a in accs) == n_valid
-    scored = read_topic(ns, ns.settings().topic_scored, n_valid)
+    scored = read_topic(ns, ns.settings().topics.scored, n_valid)
     assert len(scored) == n_valid == len({ev["id"] for ev in scored})
     assert redis_counts(ns) == expected_counts(scored)
 
@@ -73,7 +73,7 @@ def mixed_run(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.Tem
 
 def test_every_valid_message_is_scored_exactly_once(mixed_run: Run) -> None:
     s = mixed_run.ns.settings()
-    scored = read_topic(mixed_run.ns, s.topic_scored, len(mixed_run.valid_ids))
+    scored = read_topic(mixed_run.ns, s.topics.scored, len(mixed_run.valid_ids))
     ids = Counter(ev["id"] for ev in scored)
     assert set(ids) == mixed_run.valid_ids
     assert max(ids.values()) == 1
@@ -81,7 +81,7 @@ def test_every_valid_message_is_scored_exactly_once(mixed_run: Run) -> None:
 
 def test_the_next_batch_is_scored_while_the_previous_one_is_written(mixed_run: Run) -> None:
     ns = mixed_run.ns
-    scored = read_topic(ns, ns.settings().topic_scored, len(mixed_run.valid_ids))
+    scored = read_topic(ns, ns.settings().topics.scored, len(mixed_run.valid_ids))
     spans: dict[str, dict[float, float]] = {}  # topic -> batch start -> Redis ack
     for ev in scored:
         st = ev["stamps"]
@@ -97,8 +97,8 @@ def test_the_next_batch_is_scored_while_the_previous_one_is_written(mixed_run: R
 
 def test_every_bad_message_is_dead_lettered_with_a_reason(mixed_run: Run) -> None:
     s = mixed_run.ns.settings()
-    dead = read_topic(mixed_run.ns, s.dlq_topic(s.topic_chat), 1) + read_topic(
-        mixed_run.ns, s.dlq_topic(s.topic_news), 1)
+    dead = read_topic(mixed_run.ns, s.topics.dlq(s.topics.chat), 1) + read_topic(
+        mixed_run.ns, s.topics.dlq(s.topics.news), 1)
     assert len(dead) == mixed_run.n_bad
     reasons = Counter(d["reason"] for d in dead)
     for reason in ("invalid_json", "invalid_utf8", "validation_failed", "empty_text",
@@ -149,7 +149,7 @@ def test_a_backlog_is_scored_in_batches_not_one_by_one(mixed_run: Run) -> None:
 
 def test_redis_aggregates_equal_counts_from_the_scored_records(mixed_run: Run) -> None:
     s = mixed_run.ns.settings()
-    scored = read_topic(mixed_run.ns, s.topic_scored, len(mixed_run.valid_ids))
+    scored = read_topic(mixed_run.ns, s.topics.scored, len(mixed_run.valid_ids))
     assert redis_counts(mixed_run.ns) == expected_counts(scored)
 
 
@@ -158,7 +158,7 @@ def test_scored_labels_match_an_independent_scoring_of_the_input(mixed_run: Run)
 
     s = mixed_run.ns.settings()
     scorer = load_baseline(s)
-    scored = read_topic(mixed_run.ns, s.topic_scored, len(mixed_run.valid_ids))
+    scored = read_topic(mixed_run.ns, s.topics.scored, len(mixed_run.valid_ids))
     # The snippet is the full text for these short demo messages.
     short = [ev for ev in scored if len(ev["snippet"]) < 280]
     result = scorer.score([ev["snippet"] for ev in short], [ev["kind"] for ev in short])
@@ -173,7 +173,7 @@ def test_kafkas_console_consumer_reads_records_that_match_the_schema(
     schema = json.loads(
         next(p for p in export_schemas(tmp_path) if p.name == "scored.schema.json").read_text()
     )
-    lines = console_consume(mixed_run.ns.kafka_bootstrap, s.topic_scored, 50)
+    lines = console_consume(mixed_run.ns.kafka_bootstrap, s.topics.scored, 50)
     assert len(lines) == 50
     for line in lines:
         jsonschema.validate(json.loads(line), schema)
@@ -192,7 +192,7 @@ def test_the_injected_spike_raises_an_alert_that_kafkas_console_consumer_reads(
     fired: dict[tuple[str, str], dict] = {}
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and set(fired) != spike:
-        lines = console_consume(mixed_run.ns.kafka_bootstrap, s.topic_alerts, 100,
+        lines = console_consume(mixed_run.ns.kafka_bootstrap, s.topics.alerts, 100,
                                 timeout_s=10, formatter_props={"print.key": "true",
                                                                "key.separator": "\t"})
         for line in lines:

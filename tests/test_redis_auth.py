@@ -37,7 +37,7 @@ async def _check(settings: Settings) -> None:
     store = TrendStore.connect(settings)
     try:
         await store.check()
-        await store.redis.set(f"{settings.redis_key_prefix}:probe", "1")
+        await store.redis.set(f"{settings.redis.key_prefix}:probe", "1")
     finally:
         await store.close()
 
@@ -49,14 +49,14 @@ def test_the_right_password_is_accepted(protected_redis: Settings) -> None:
 def test_a_wrong_password_is_a_clear_error_without_the_password(
     protected_redis: Settings,
 ) -> None:
-    wrong = protected_redis.model_copy(update={"redis_password": SecretStr("not-it")})
+    wrong = protected_redis.replace(**{"redis_password": SecretStr("not-it")})
     with pytest.raises(AggregateUnavailable, match="refused the credentials") as err:
         asyncio.run(_check(wrong))
     assert "STREAMER_REDIS_PASSWORD" in str(err.value) and "not-it" not in str(err.value)
 
 
 def test_no_password_says_one_is_needed(protected_redis: Settings) -> None:
-    none = protected_redis.model_copy(update={"redis_password": None})
+    none = protected_redis.replace(**{"redis_password": None})
     with pytest.raises(AggregateUnavailable, match="needs a password"):
         asyncio.run(_check(none))
 
@@ -74,7 +74,7 @@ def test_the_password_stays_off_the_command_line(protected_redis: Settings) -> N
 def test_a_worker_with_a_wrong_password_stops_with_the_reason(
     protected_redis: Settings, kafka_bootstrap: str, tmp_path: Path,
 ) -> None:
-    ns = Namespace(kafka_bootstrap, protected_redis.redis_url, tmp_path,
+    ns = Namespace(kafka_bootstrap, protected_redis.redis.url, tmp_path,
                    extra_env={"STREAMER_REDIS_PASSWORD": "not-it"})
     out = subprocess.run([sys.executable, "-m", "streamer.cli.main", "worker"],
                          env={**os.environ, **ns.env()}, cwd=REPO, capture_output=True,

@@ -23,7 +23,7 @@ from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
 from streamer.keys import Keyspace, alert_id_part, field, key_part, safe_name, scope_field
 from streamer.schemas import Origin, Prediction, ScoredEvent
 from streamer.schemas.events import Stamps
-from streamer.settings import Settings
+from streamer.settings import InputSettings, Settings
 
 SAFE = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 SAFE_TOPIC = re.compile(r"[A-Za-z0-9._\-]{1,249}")
@@ -136,7 +136,7 @@ def test_input_tickers_reach_keys_only_as_bounded_symbols(given_tickers: list[st
     msg = decode(raw, "news", max_bytes=1 << 20)
     if isinstance(msg, DecodeFailure):
         return
-    ev = normalize(msg, ORIGIN, EXTRACTOR, max_chars=Settings.model_fields[
+    ev = normalize(msg, ORIGIN, EXTRACTOR, max_chars=InputSettings.model_fields[
         "max_text_chars"].default)
     if isinstance(ev, DecodeFailure):
         return
@@ -179,7 +179,7 @@ def test_settings_refuse_unsafe_prefixes_and_worker_ids() -> None:
     for bad in ["w*", "w?", "w\n", "w x", "{w}"]:
         with pytest.raises(ValidationError):
             Settings(worker_id=bad)
-    assert Settings(worker_id="demo-1a2b3c", redis_key_prefix="t1234abcd").worker_id
+    assert Settings(worker_id="demo-1a2b3c", redis_key_prefix="t1234abcd").worker.id
 
 
 def test_kafka_record_topics_are_checked_before_they_name_a_key() -> None:

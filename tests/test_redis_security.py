@@ -50,7 +50,7 @@ async def _check(settings: Settings) -> str:
     store = TrendStore.connect(settings)
     try:
         await store.check()
-        key = f"{settings.redis_key_prefix}:probe"
+        key = f"{settings.redis.key_prefix}:probe"
         await store.redis.set(key, "ok")
         return str(await store.redis.get(key))
     finally:
@@ -64,13 +64,13 @@ def test_the_acl_user_is_accepted(acl_redis: Settings) -> None:
 def test_the_acl_password_can_come_from_a_file(acl_redis: Settings, tmp_path: Path) -> None:
     secret = tmp_path / "redis.pw"
     secret.write_text(PASSWORD + "\n")
-    from_file = acl_redis.model_copy(update={"redis_password": None,
+    from_file = acl_redis.replace(**{"redis_password": None,
                                              "redis_password_file": secret})
     assert asyncio.run(_check(from_file)) == "ok"
 
 
 def test_a_wrong_acl_password_is_a_clear_error(acl_redis: Settings) -> None:
-    wrong = acl_redis.model_copy(update={"redis_password": SecretStr("not-it")})
+    wrong = acl_redis.replace(**{"redis_password": SecretStr("not-it")})
     with pytest.raises(AggregateUnavailable, match="refused the credentials") as err:
         asyncio.run(_check(wrong))
     assert "STREAMER_REDIS_USERNAME" in str(err.value) and "not-it" not in str(err.value)
@@ -78,7 +78,7 @@ def test_a_wrong_acl_password_is_a_clear_error(acl_redis: Settings) -> None:
 
 def test_the_default_user_is_switched_off(acl_redis: Settings) -> None:
     """Without the user name, the same password is the disabled default user's: refused."""
-    anonymous = acl_redis.model_copy(update={"redis_username": None})
+    anonymous = acl_redis.replace(**{"redis_username": None})
     with pytest.raises(AggregateUnavailable, match="refused the credentials") as err:
         asyncio.run(_check(anonymous))
     assert PASSWORD not in str(err.value)
@@ -90,14 +90,14 @@ def test_redis_over_tls_with_the_generated_ca(tls_redis: Settings) -> None:
 
 
 def test_an_untrusted_redis_certificate_is_a_clear_error(tls_redis: Settings) -> None:
-    untrusted = tls_redis.model_copy(update={"redis_tls_ca_file": None})
+    untrusted = tls_redis.replace(**{"redis_tls_ca_file": None})
     with pytest.raises(AggregateUnavailable, match="STREAMER_REDIS_TLS_CA_FILE"):
         asyncio.run(_check(untrusted))
 
 
 def test_plain_redis_to_a_tls_port_does_not_work(tls_redis: Settings) -> None:
-    plain = tls_redis.model_copy(update={
-        "redis_url": tls_redis.redis_url.replace("rediss://", "redis://"),
+    plain = tls_redis.replace(**{
+        "redis_url": tls_redis.redis.url.replace("rediss://", "redis://"),
         "redis_timeout_s": 2.0,
     })
     with pytest.raises(AggregateUnavailable):

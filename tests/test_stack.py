@@ -196,7 +196,7 @@ async def test_local_kafka_restart_keeps_topics_and_offsets(tmp_path: Path) -> N
 
 
 def test_local_kafka_failed_start_reports_broker_output(tmp_path: Path) -> None:
-    settings = local_settings(tmp_path).model_copy(update={"kafka_heap": "1k"})
+    settings = local_settings(tmp_path).replace(**{"kafka_heap": "1k"})
     kafka = LocalKafka(settings)
     try:
         kafka.fetch_jars()

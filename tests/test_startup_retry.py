@@ -34,7 +34,7 @@ def test_a_worker_started_before_kafka_waits_for_it(redis_url: str, tmp_path: Pa
 def test_a_worker_started_before_redis_waits_for_it(kafka_bootstrap: str,
                                                       tmp_path: Path) -> None:
     (port,) = free_ports(1)
-    redis = LocalRedis(local_settings(tmp_path / "redis").model_copy(update={"redis_port": port}))
+    redis = LocalRedis(local_settings(tmp_path / "redis").replace(**{"redis_port": port}))
     ns = Namespace(kafka_bootstrap, redis.url, tmp_path, extra_env={
         "STREAMER_STARTUP_WAIT_S": "120", "STREAMER_WORKER_MAX_RESTARTS": "0"})
     worker = WorkerProcess(ns, "early").start()

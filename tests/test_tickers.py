@@ -97,13 +97,13 @@ def test_a_custom_symbol_file_decides_which_given_tickers_count(tmp_path: Path) 
 def test_the_worker_counts_dropped_tickers_by_topic_and_reason() -> None:
     settings = Settings()
     metrics = Metrics()
-    records = [RawRecord(settings.topic_news, 0, 1, news([*JUNK, "XOM"])),
-               RawRecord(settings.topic_news, 0, 2, news(["NULL"])),
-               RawRecord(settings.topic_news, 0, 3, news(["NULL"], headline=" "))]
+    records = [RawRecord(settings.topics.news, 0, 1, news([*JUNK, "XOM"])),
+               RawRecord(settings.topics.news, 0, 2, news(["NULL"])),
+               RawRecord(settings.topics.news, 0, 3, news(["NULL"], headline=" "))]
     out = score_phase(settings, records, metrics)
     assert [ev.tickers for ev in out.scored] == [["XOM"], []]
     assert len(out.dead) == 1  # a dead-lettered message drops no tickers
     count = metrics.registry.get_sample_value(
         "streamer_tickers_dropped_total",
-        {"topic": settings.topic_news, "reason": "unknown_symbol"})
+        {"topic": settings.topics.news, "reason": "unknown_symbol"})
     assert count == len(JUNK) + 1

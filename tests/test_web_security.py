@@ -33,7 +33,7 @@ def status(url: str, token: str | None = None) -> int:
     ("0.0.0.0", True), ("10.1.2.3", True), ("worker-1.internal", True),
 ])
 def test_only_loopback_counts_as_private(host: str, public: bool) -> None:
-    assert Settings(_env_file=None, web_host=host).web_public is public
+    assert Settings(_env_file=None, web_host=host).web.public is public
 
 
 def test_a_public_bind_without_a_token_refuses_to_start(
@@ -67,4 +67,4 @@ def test_metrics_on_a_public_bind_need_the_token_and_the_log_never_shows_it(
 
 
 def test_a_blank_token_counts_as_none() -> None:
-    assert Settings(_env_file=None, web_token="  ").web_token is None
+    assert Settings(_env_file=None, web_token="  ").web.token is None

@@ -93,11 +93,11 @@ class Dispatcher:
             except Exception:
                 self.metrics.errors.labels("deliver").inc()
                 log.exception("alert delivery pass failed; retrying")
-            await wait_event(self._wake, self.settings.alert_resend_interval_s)
+            await wait_event(self._wake, self.settings.alerts.resend_interval_s)
 
     async def deliver_once(self) -> int:
         """One pass over the outbox, if this worker holds the lease. Returns records sent."""
-        lease_ms = int(self.settings.alert_delivery_lease_s * 1000)
+        lease_ms = int(self.settings.alerts.delivery_lease_s * 1000)
         if not await self.store.lease(self.worker_id, lease_ms):
             return 0
         sent = 0
@@ -114,12 +114,12 @@ class Dispatcher:
         try:
             if self._producer is None:
                 producer = self._producer_factory()
-                async with asyncio.timeout(self.settings.alert_send_timeout_s):
+                async with asyncio.timeout(self.settings.alerts.send_timeout_s):
                     await producer.start()
                 self._producer = producer
-            async with asyncio.timeout(self.settings.alert_send_timeout_s):
+            async with asyncio.timeout(self.settings.alerts.send_timeout_s):
                 await self._producer.send_and_wait(
-                    self.settings.topic_alerts, rec.model_dump_json().encode(), key=rec.kafka_key
+                    self.settings.topics.alerts, rec.model_dump_json().encode(), key=rec.kafka_key
                 )
         except asyncio.CancelledError:
             raise

@@ -20,7 +20,7 @@ from streamer.aggregate.store import TrendStore
 from streamer.alert.metrics import AlertMetrics
 from streamer.alert.store import AlertStore
 from streamer.alert.windows import EventTime, top_evidence
-from streamer.detect.core import Decision, Detector, DetectorParams
+from streamer.detect.core import Decision, Detector
 from streamer.schemas import ScoredEvent
 from streamer.schemas.alerts import AlertRecord, Evidence
 from streamer.settings import Settings
@@ -44,7 +44,7 @@ class AlertEngine:
     def __init__(self, settings: Settings, trends: TrendStore, *, clock_ms: Callable[[], float],
                  worker_id: str, metrics: AlertMetrics | None = None) -> None:
         self.settings = settings
-        self.params = DetectorParams.from_settings(settings)
+        self.params = settings.alerts.detector(settings.aggregate.bucket_seconds)
         self.trends = trends
         self.clock_ms = clock_ms
         self.worker_id = worker_id
@@ -52,15 +52,15 @@ class AlertEngine:
         window = self.params.buckets * self.params.bucket_s
         self.events = EventTime(
             trends,
-            lateness_s=settings.alert_allowed_lateness_s,
-            idle_s=settings.alert_idle_partition_s,
-            scopes=settings.alert_scopes,
+            lateness_s=settings.alerts.allowed_lateness_s,
+            idle_s=settings.alerts.idle_partition_s,
+            scopes=settings.alerts.scopes,
             # Evidence must outlive the window plus the time evaluation may lag behind.
             evidence_retention_s=max(10 * window, 600),
-            evidence_ttl_s=settings.bucket_ttl_s,
+            evidence_ttl_s=settings.aggregate.bucket_ttl_s,
         )
         self.store = AlertStore(trends.redis, trends.keys.prefix,
-                                claim_ttl_s=settings.alert_claim_ttl_s)
+                                claim_ttl_s=settings.alerts.claim_ttl_s)
         self._det: Detector | None = None
         self._lock = asyncio.Lock()
 
@@ -95,12 +95,12 @@ class AlertEngine:
             span = await self.trends.time_range()
             if span is None:
                 return Evaluation([], False, wm)
-            start = max(span[0], target - s.alert_bootstrap_s) // w * w
+            start = max(span[0], target - s.alerts.bootstrap_s) // w * w
         else:
             start = det.cursor + w
         if start > target:
             return Evaluation([], False, wm, det.cursor)
-        end = min(target, start + (s.alert_max_buckets_per_call - 1) * w)
+        end = min(target, start + (s.alerts.max_buckets_per_call - 1) * w)
         starts = list(range(start, end + 1, w))
         counts = await self.events.read_buckets(starts)
         if (end < target and det.cursor is not None and det.idle
@@ -109,7 +109,7 @@ class AlertEngine:
             # than read an empty stretch (years, after a stray old event) chunk by chunk.
             nxt = await self.trends.first_bucket(end + w, target)
             start = target if nxt is None else nxt
-            end = min(target, start + (s.alert_max_buckets_per_call - 1) * w)
+            end = min(target, start + (s.alerts.max_buckets_per_call - 1) * w)
             starts = list(range(start, end + 1, w))
             counts = await self.events.read_buckets(starts)
         expected = det.cursor
@@ -122,7 +122,7 @@ class AlertEngine:
         result = await self.store.commit(
             expected_cursor=expected, cursor=det.cursor, origin=det.origin,
             changed=changed, removed=removed, alerts=records,
-            webhook=bool(s.alert_webhook_url), webhook_max_pending=s.alert_webhook_max_pending,
+            webhook=bool(s.alerts.webhook_url), webhook_max_pending=s.alerts.webhook_max_pending,
         )
         self.metrics.buckets.inc(len(starts))
         if not result.committed:
@@ -142,7 +142,7 @@ class AlertEngine:
 
     async def _record(self, det: Detector, d: Decision, now_ms: float) -> AlertRecord:
         st = det.states[(d.scope, d.key)]
-        k = self.settings.alert_evidence_k
+        k = self.settings.alerts.evidence_k
         evidence: list[Evidence] = []
         first_ms = st.first_event_ms
         first_produced_ms: float | None = None
@@ -160,7 +160,7 @@ class AlertEngine:
                          negative_prob=min(1.0, max(0.0, i.negative_prob)))
                 for i in top_evidence(items, k)
             ]
-        detected_ms = d.window_end * 1000.0 + self.settings.alert_allowed_lateness_s * 1000.0
+        detected_ms = d.window_end * 1000.0 + self.settings.alerts.allowed_lateness_s * 1000.0
         st_stats = d.stats
         return AlertRecord(
             alert_id=d.alert_id,

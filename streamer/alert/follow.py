@@ -17,7 +17,7 @@ async def read_alerts(settings: Settings, *, follow: bool, from_beginning: bool,
                       idle_timeout_s: float | None = None) -> AsyncIterator[AlertRecord]:
     """Alerts from the alerts topic (read_committed), each alert id once."""
     consumer = AIOKafkaConsumer(
-        settings.topic_alerts, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+        settings.topics.alerts, bootstrap_servers=settings.kafka.bootstrap, group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
         isolation_level="read_committed", enable_auto_commit=False,
         **client_options(settings),

@@ -32,11 +32,11 @@ log = logging.getLogger(__name__)
 
 async def input_partitions(settings: Settings) -> set[str]:
     """``topic:partition`` of every input partition, from the broker's metadata."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
                                 **client_options(settings))
     await start_client(settings, admin)
     try:
-        topics = await admin.describe_topics(list(settings.input_topics))
+        topics = await admin.describe_topics(list(settings.topics.inputs))
     finally:
         await admin.close()
     return {f"{t['topic']}:{p['partition']}" for t in topics if not t["error_code"]
@@ -53,14 +53,14 @@ class AlertService:
         self.engine = AlertEngine(settings, trends, clock_ms=clock_ms, worker_id=worker_id,
                                   metrics=self.metrics)
         webhook = None
-        if settings.alert_webhook_url:
-            secret = settings.alert_webhook_secret
+        if settings.alerts.webhook_url:
+            secret = settings.alerts.webhook_secret
             webhook = WebhookSink(
-                settings.alert_webhook_url,
+                settings.alerts.webhook_url,
                 secret.get_secret_value() if secret else None,
-                timeout_s=settings.alert_webhook_timeout_s,
-                retries=settings.alert_webhook_retries,
-                backoff_s=settings.alert_webhook_backoff_s,
+                timeout_s=settings.alerts.webhook_timeout_s,
+                retries=settings.alerts.webhook_retries,
+                backoff_s=settings.alerts.webhook_backoff_s,
             )
         self.dispatcher = Dispatcher(settings, self.engine.store, worker_id=worker_id,
                                      metrics=self.metrics, producer_factory=producer_factory,
@@ -107,7 +107,7 @@ class AlertService:
                 raise_if_cancelled()
                 await asyncio.sleep(0)  # catching up: let the stream run between passes
                 continue
-            await wait_event(self._wake, self.settings.alert_tick_s)
+            await wait_event(self._wake, self.settings.alerts.tick_s)
 
     async def run_dispatcher(self) -> None:
         await self.dispatcher.run()

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streamer.settings import Settings
+    from streamer.settings import AdaptiveSettings, BatchSettings
 
 log = logging.getLogger(__name__)
 _FORGET = 0.95  # per batch: the service-time fit remembers roughly the last 20 batches
@@ -137,16 +137,11 @@ class AdaptiveBatcher:
         self.last: Decision | None = None
 
     @classmethod
-    def from_settings(cls, s: Settings) -> AdaptiveBatcher:
-        return cls(
-            s.latency_target_ms, s.batch_min_size, s.batch_max_size,
-            s.batch_min_wait_s, s.batch_max_wait_s,
-            window=s.adaptive_window, min_samples=s.adaptive_min_samples,
-            headroom=s.adaptive_headroom, decrease=s.adaptive_decrease,
-            size_step=s.adaptive_size_step,
-            wait_share=s.adaptive_wait_share, service_share=s.adaptive_service_share,
-            fill_events=s.adaptive_fill_events,
-        )
+    def from_settings(cls, batching: BatchSettings, adaptive: AdaptiveSettings
+                      ) -> AdaptiveBatcher:
+        # The adaptive section's fields are this constructor's keywords, one for one.
+        return cls(batching.latency_target_ms, batching.min_size, batching.max_size,
+                   batching.min_wait_s, batching.max_wait_s, **dict(adaptive))
 
     # --- state ---------------------------------------------------------------------------
 

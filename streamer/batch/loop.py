@@ -103,7 +103,7 @@ class ScoringLoop(Generic[E]):
             try:
                 await self.processor.aggregate(out)
                 s = self.processor.settings
-                await publish(self.sink, out, s.topic_scored, s.dlq_topic)
+                await publish(self.sink, out, s.topics.scored, s.topics.dlq)
                 if self.after_write is not None:
                     await self.after_write(out)
             except Exception as exc:

@@ -83,12 +83,12 @@ class BatchProcessor:
         self.scorer = pool.scorer
         self.store = store
         self.tickers = tickers or TickerExtractor.from_csv(
-            settings.symbols_file, max_tickers=settings.max_tickers_per_event
+            settings.input.symbols_file, max_tickers=settings.input.max_tickers_per_event
         )
         self.clock = clock or Clock()
         self.metrics = metrics or Metrics()
         self.latency = latency or LatencyRecorder()
-        self._kinds: dict[str, Kind] = {settings.topic_news: "news", settings.topic_chat: "chat"}
+        self._kinds: dict[str, Kind] = {settings.topics.news: "news", settings.topics.chat: "chat"}
 
     def kind_of(self, topic: str) -> Kind:
         return self._kinds[topic]
@@ -102,7 +102,7 @@ class BatchProcessor:
             self.metrics.consumed.labels(rec.topic).inc()
             result = self._decode(rec)
             if not isinstance(result, DecodeFailure):
-                result = check_event_time(result, batched, self.settings.max_future_skew_s)
+                result = check_event_time(result, batched, self.settings.input.max_future_skew_s)
             if isinstance(result, DecodeFailure):
                 out.dead.append(self._dead_letter(result, rec))
                 continue
@@ -128,7 +128,7 @@ class BatchProcessor:
     async def aggregate(self, out: BatchOutput) -> BatchOutput:
         """Apply a scored batch to Redis (once per offset), stamp and count it; first,
         upstream repeats of an event id become dead letters (``dedup_window_messages``)."""
-        if self.settings.dedup_window_messages > 0:
+        if self.settings.aggregate.dedup_window_messages > 0:
             await self._drop_repeats(out)
         await self._aggregate(out)
         aggregated = self.clock.now_ms()
@@ -142,11 +142,12 @@ class BatchProcessor:
         return out
 
     def _decode(self, rec: RawRecord) -> Event | DecodeFailure:
-        msg = decode(rec.value, self.kind_of(rec.topic), max_bytes=self.settings.max_message_bytes)
+        msg = decode(rec.value, self.kind_of(rec.topic),
+                     max_bytes=self.settings.input.max_message_bytes)
         if isinstance(msg, DecodeFailure):
             return msg
         origin = Origin(topic=rec.topic, partition=rec.partition, offset=rec.offset)
-        return normalize(msg, origin, self.tickers, max_chars=self.settings.max_text_chars,
+        return normalize(msg, origin, self.tickers, max_chars=self.settings.input.max_text_chars,
                          on_dropped_ticker=lambda why: self.metrics.tickers_dropped.labels(
                              rec.topic, why).inc())
 
@@ -225,14 +226,15 @@ class BatchProcessor:
                 failure = DecodeFailure("duplicate_id", (
                     f"event id {ev.id[:64]!r} already arrived at offset {first} of "
                     f"{topic}[{partition}]; a repeat within the last "
-                    f"{self.settings.dedup_window_messages} messages is not counted again "
+                    f"{self.settings.aggregate.dedup_window_messages} messages is not counted "
+                    "again "
                     "(STREAMER_DEDUP_WINDOW_MESSAGES)"))
                 out.dead.append(self._dead_letter(failure, rec))
         if repeats:
             out.scored = [ev for ev in out.scored if id(ev) not in repeats]
 
     async def _aggregate(self, out: BatchOutput) -> None:
-        width = self.settings.bucket_seconds
+        width = self.settings.aggregate.bucket_seconds
         # Dead letters count as done in Redis too (their offsets advance the watermark).
         dead = [(d.topic, d.partition, d.offset) for d in out.dead]
         for (topic, partition), delta in build_deltas(out.scored, dead, width).items():

@@ -35,7 +35,7 @@ async def kafka_hop(settings: Settings, payloads: list[bytes], rate: float,
     await ensure_topics(settings, [topic], partitions=1)
     hist = new_histogram()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+        topic, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
         enable_auto_commit=False, **client_options(settings))
     await start_client(settings, consumer)
     try:

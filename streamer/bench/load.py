@@ -15,18 +15,18 @@ from streamer.settings import Settings
 
 
 def _rdkafka(settings: Settings) -> bool:
-    return settings.bench_generator == "auto" and rdkafka_sender.available(settings)
+    return settings.stack.bench_generator == "auto" and rdkafka_sender.available(settings)
 
 
 def generator(settings: Settings) -> str:
     """Which producer sends the load, for the report."""
     if _rdkafka(settings):
         return rdkafka_sender.version()
-    if settings.bench_generator == "aiokafka":
+    if settings.stack.bench_generator == "aiokafka":
         return "aiokafka (STREAMER_BENCH_GENERATOR=aiokafka)"
     return ("aiokafka (install confluent-kafka for a lighter generator)"
-            if settings.kafka_security_protocol == "PLAINTEXT"
-            else f"aiokafka ({settings.kafka_security_protocol} broker)")
+            if settings.kafka.security_protocol == "PLAINTEXT"
+            else f"aiokafka ({settings.kafka.security_protocol} broker)")
 
 
 async def send_load(settings: Settings, messages: Iterable[Outgoing], *,

@@ -38,11 +38,11 @@ log = logging.getLogger(__name__)
 
 def counts_key(settings: Settings) -> str:
     """The hash of per-label counters: one HINCRBY per message; the sum = messages done."""
-    return Keyspace(settings.redis_key_prefix).naive("sentiment")
+    return Keyspace(settings.redis.key_prefix).naive("sentiment")
 
 
 def ready_key(settings: Settings) -> str:
-    return Keyspace(settings.redis_key_prefix).naive("ready")
+    return Keyspace(settings.redis.key_prefix).naive("ready")
 
 
 def text_of(value: bytes | None) -> tuple[str, str]:
@@ -84,26 +84,26 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
     from streamer.kafka.security import faust_credentials
 
     s = settings
-    brokers = [f"kafka://{hp.strip()}" for hp in s.kafka_bootstrap.split(",") if hp.strip()]
-    datadir = Path(s.data_dir) / "faust-naive"
+    brokers = [f"kafka://{hp.strip()}" for hp in s.kafka.bootstrap.split(",") if hp.strip()]
+    datadir = Path(s.paths.data_dir) / "faust-naive"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        s.app_id,
+        s.worker.app_id,
         broker=brokers,
         broker_credentials=faust_credentials(s),
         processing_guarantee="at_least_once",
         web_enabled=False,
-        topic_partitions=s.topic_partitions,
+        topic_partitions=s.topics.partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=s.commit_interval_s,
+        broker_commit_interval=s.commit.interval_s,
         producer_acks=-1,
         datadir=str(datadir),
     )
     # The project's Redis connection settings (password, TLS); nothing else of the store.
     redis: aioredis.Redis = TrendStore.connect(s).redis
     hist = new_histogram()
-    topic = app.topic(s.topic_news, s.topic_chat, key_type=bytes, value_type=bytes,
+    topic = app.topic(s.topics.news, s.topics.chat, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
     key = counts_key(s)
 
@@ -122,9 +122,9 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
                 us = round((time.time() - m.timestamp) * 1e6)
                 hist.record_value(max(1, min(us, 3_600_000_000)))
 
-    @app.timer(interval=s.latency_push_interval_s)
+    @app.timer(interval=s.worker.latency_push_interval_s)
     async def push_latency() -> None:
-        hkey = Keyspace(s.redis_key_prefix).latency(worker_id)
+        hkey = Keyspace(s.redis.key_prefix).latency(worker_id)
         try:
             await redis.hset(hkey, mapping={END_TO_END[0]: hist.encode().decode("ascii")})  # type: ignore[misc]
             await redis.expire(hkey, 86_400)
@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"naive pipeline: {what} from {bundle}; torch threads {args.threads}", flush=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(asyncio.wait_for(ensure_topics(settings, settings.input_topics), 60))
+    loop.run_until_complete(asyncio.wait_for(ensure_topics(settings, settings.topics.inputs), 60))
     app = create_naive_app(settings, score, labels, args.worker_id)
     Worker(app, loglevel=args.loglevel, loop=loop).execute_from_commandline()
 

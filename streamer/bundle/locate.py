@@ -16,10 +16,10 @@ FULL_BUNDLE = "full"  # where `streamer models build --profile full` writes by d
 def default_bundle_path(settings: Settings) -> Path:
     """``STREAMER_BUNDLE_DIR`` when set; else the full build's bundle once it is complete
     (``<cache>/bundles/full``: the accurate one); else ``<cache>/bundles/default``."""
-    if settings.bundle_dir is not None:
-        return settings.bundle_dir
-    full = settings.bundles_dir / FULL_BUNDLE
-    return full if is_complete_bundle(full) else settings.bundles_dir / DEFAULT_BUNDLE
+    if settings.scoring.bundle_dir is not None:
+        return settings.scoring.bundle_dir
+    full = settings.paths.bundles / FULL_BUNDLE
+    return full if is_complete_bundle(full) else settings.paths.bundles / DEFAULT_BUNDLE
 
 
 def is_complete_bundle(path: Path) -> bool:

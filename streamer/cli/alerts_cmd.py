@@ -16,7 +16,7 @@ from streamer.aggregate import TrendStore
 from streamer.alert.follow import read_alerts
 from streamer.alert.store import AlertStore
 from streamer.cli.common import console, fail, run, settings_with
-from streamer.detect.core import ALL, SEVERITIES, Detector, DetectorParams, WindowStats
+from streamer.detect.core import ALL, SEVERITIES, Detector, WindowStats
 from streamer.keys import Scope
 from streamer.schemas.alerts import SEVERITY_ORDER, AlertRecord
 from streamer.settings import Settings
@@ -91,7 +91,7 @@ def alerts(follow: bool, min_severity: str, scope: str | None, key: str | None,
     except KeyboardInterrupt:
         return
     except Exception as exc:
-        fail(f"could not read {settings.topic_alerts} from {settings.kafka_bootstrap}: {exc}",
+        fail(f"could not read {settings.topics.alerts} from {settings.kafka.bootstrap}: {exc}",
              "start Kafka (`streamer stack up`) or set KAFKA_BOOTSTRAP")
     if not as_json and not follow:
         console.print(f"[dim]{n} alert(s)[/]")
@@ -127,7 +127,7 @@ async def _trend_rows(settings: Settings, scope: Scope | None, key: str | None,
         span = await store.time_range()
         if span is None:
             return [], "no trend data in Redis yet"
-        w = settings.bucket_seconds
+        w = settings.aggregate.bucket_seconds
         end = span[1]  # the newest bucket (event time): a replay of old data shows too
         start = end + w - window_s
         scopes: list[Scope] = [scope] if scope else ["topic", "ticker"]
@@ -141,10 +141,10 @@ async def _trend_rows(settings: Settings, scope: Scope | None, key: str | None,
         elif key is None:
             keys = keys[:top] if scope == "ticker" else keys
         alerts = AlertStore(store.redis, store.keys.prefix,
-                            claim_ttl_s=settings.alert_claim_ttl_s)
+                            claim_ttl_s=settings.alerts.claim_ttl_s)
         snap = await alerts.snapshot()
-        det = Detector(DetectorParams.from_settings(settings), snap.states, snap.cursor,
-                       snap.origin)
+        params = settings.alerts.detector(settings.aggregate.bucket_seconds)
+        det = Detector(params, snap.states, snap.cursor, snap.origin)
         rows = []
         per_slot = max(1, (window_s // w + slots - 1) // slots)
         for sc, k in keys:
@@ -203,13 +203,13 @@ def trends(topic: str | None, ticker: str | None, window: str, top: int, width: 
     if topic and ticker:
         raise click.UsageError("give --topic or --ticker, not both")
     settings = settings_with()
-    window_s = max(settings.bucket_seconds, parse_duration(window))
+    window_s = max(settings.aggregate.bucket_seconds, parse_duration(window))
     scope: Scope | None = "topic" if topic else "ticker" if ticker else None
     try:
         rows, caption = run(_trend_rows(settings, scope, topic or ticker, window_s, top,
                                         max(1, width)))
     except Exception as exc:
-        fail(f"could not read trends from Redis at {settings.redis_url}: {exc}",
+        fail(f"could not read trends from Redis at {settings.redis.url}: {exc}",
              "start Redis (`streamer stack up`) or set REDIS_URL")
     t = Table(title="Trends (event time)", caption=caption)
     for col in ("scope", "key", "messages", "negative", "baseline", "z", "state",

@@ -73,7 +73,7 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
     console.print(table)
     for note in result.notes:
         console.print(f"- {note}")
-    md, js = mb.write(result, out or s.data_dir / "bench")
+    md, js = mb.write(result, out or s.paths.data_dir / "bench")
     console.print(f"wrote {md} and {js}")
 
 

@@ -21,7 +21,7 @@ console = Console(width=None if Console().is_terminal else 120)
 def settings_with(**overrides: Any) -> Settings:
     base = get_settings()
     updates = {k: v for k, v in overrides.items() if v is not None}
-    return base.model_copy(update=updates) if updates else base
+    return base.replace(**updates) if updates else base
 
 
 def setup_logging(level: str = "INFO") -> None:

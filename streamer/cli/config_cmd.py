@@ -12,14 +12,6 @@ from streamer.cli.common import console, settings_with
 from streamer.settings import Settings
 
 
-def env_name(name: str, info: FieldInfo) -> str:
-    alias = info.validation_alias
-    choices = getattr(alias, "choices", None)
-    if choices:
-        return " / ".join(str(c) for c in choices)
-    return f"STREAMER_{name.upper()}"
-
-
 def default_text(info: FieldInfo) -> str:
     if info.default_factory is not None:
         return "(computed)"
@@ -29,11 +21,18 @@ def default_text(info: FieldInfo) -> str:
 
 
 def markdown_table() -> str:
-    lines = ["| setting | environment variable | default | meaning |", "|---|---|---|---|"]
-    for name, info in Settings.model_fields.items():
-        lines.append(f"| `{name}` | `{env_name(name, info)}` | `{default_text(info)}` | "
+    """One table per section: each field, its variable, default and meaning."""
+    lines: list[str] = []
+    section = ""
+    for path, env, info, _ in Settings(_env_file=None).variables():
+        if path.split(".")[0] != section:
+            section = path.split(".")[0]
+            lines += ["", f"### `settings.{section}`", "",
+                      "| field | environment variable | default | meaning |",
+                      "|---|---|---|---|"]
+        lines.append(f"| `{path.split('.', 1)[1]}` | `{env}` | `{default_text(info)}` | "
                      f"{info.description or ''} |")
-    return "\n".join(lines)
+    return "\n".join(lines[1:])
 
 
 @click.command()
@@ -45,10 +44,9 @@ def config(markdown: bool) -> None:
         return
     current = settings_with()
     t = Table(title="Settings (environment variable -> current value)")
-    for col in ("environment variable", "value", "meaning"):
+    for col in ("setting", "environment variable", "value", "meaning"):
         t.add_column(col)
-    for name, info in Settings.model_fields.items():
-        value = getattr(current, name)
+    for path, env, info, value in current.variables():
         shown = "********" if isinstance(value, SecretStr) else str(value)
-        t.add_row(env_name(name, info), shown, info.description or "")
+        t.add_row(path, env, shown, info.description or "")
     console.print(t)

@@ -126,10 +126,10 @@ def eval_alerts(streams: tuple[Path, ...], labels: Path, speed: float, timeout: 
     if not lines:
         fail("the stream is empty")
     times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
-    ns = namespace(base, base.data_dir / "eval", web_port=_free_port())
+    ns = namespace(base, base.paths.data_dir / "eval", web_port=_free_port())
     console.print(f"namespace [bold]{ns.uid}[/]: topics news-{ns.uid}, chat-{ns.uid}, "
                   f"alerts-{ns.uid}; Redis prefix ev{ns.uid}")
-    log = base.data_dir / "logs" / f"eval-{ns.uid}.log"
+    log = base.paths.data_dir / "logs" / f"eval-{ns.uid}.log"
     worker = Worker(ns, log)
     try:
         asyncio.run(prepare(ns))

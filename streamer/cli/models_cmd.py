@@ -27,7 +27,7 @@ def _default_out(profile: str) -> Path:
 
     # The quick profile writes where the worker looks for its default bundle.
     name = DEFAULT_BUNDLE if profile == "quick" else profile
-    return settings_with().bundles_dir / name
+    return settings_with().paths.bundles / name
 
 
 @click.group("models", context_settings={"help_option_names": ["-h", "--help"]})
@@ -224,7 +224,7 @@ def list_cmd(root: Path | None) -> None:
     from streamer.training.build import is_complete
     from streamer.training.card import CARD_JSON
 
-    where = root or settings_with().bundles_dir
+    where = root or settings_with().paths.bundles
     # Only directories that are (or are becoming) bundles.
     candidates = sorted(p for p in where.iterdir() if p.is_dir()) if where.is_dir() else []
     dirs = [p for p in candidates if (p / "manifest.json").is_file() or (p / "_work").is_dir()]

@@ -34,15 +34,15 @@ def replay(file: Path, topic: str, rate: float, rebase: bool) -> None:
 
 
 def demo_outgoing(settings: Settings, messages: list[DemoMessage]) -> list[Outgoing]:
-    topics = {"news": settings.topic_news, "chat": settings.topic_chat}
+    topics = {"news": settings.topics.news, "chat": settings.topics.chat}
     return [Outgoing(topics[m.kind], None, m.value) for m in messages]
 
 
 def demo_config(settings: Settings, **options: object) -> DemoConfig:
     values = {k: v for k, v in options.items() if v is not None}
     return DemoConfig(
-        max_text_chars=settings.max_text_chars,
-        max_message_bytes=settings.max_message_bytes,
+        max_text_chars=settings.input.max_text_chars,
+        max_message_bytes=settings.input.max_message_bytes,
         **values,
     )
 

@@ -47,9 +47,9 @@ def _ready(port: int) -> bool:
 
 
 def _start_worker(settings: Settings, worker_id: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "REDIS_URL": settings.redis_url, "STREAMER_WORKER_ID": worker_id,
-           "STREAMER_WEB_PORT": str(settings.web_port), "STREAMER_SCORER": settings.scorer}
+    env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+           "REDIS_URL": settings.redis.url, "STREAMER_WORKER_ID": worker_id,
+           "STREAMER_WEB_PORT": str(settings.web.port), "STREAMER_SCORER": settings.scoring.scorer}
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
         return subprocess.Popen(
@@ -142,10 +142,10 @@ def run_demo(rate: float, keep_worker: bool, timeout: float, **options: object) 
 
     console.rule("[bold]3. worker")
     worker_id = f"demo-{uuid.uuid4().hex[:6]}"
-    log = settings.data_dir / "logs" / f"{worker_id}.log"
+    log = settings.paths.data_dir / "logs" / f"{worker_id}.log"
     t_worker = time.monotonic()
     proc = _start_worker(settings, worker_id, log)
-    while not _ready(settings.web_port):
+    while not _ready(settings.web.port):
         if proc.poll() is not None:
             fail(f"the worker exited with code {proc.returncode}", f"see its log: {log}")
         if time.monotonic() - t_worker > 180:
@@ -154,7 +154,7 @@ def run_demo(rate: float, keep_worker: bool, timeout: float, **options: object) 
         time.sleep(0.5)
     worker_start_s = time.monotonic() - t_worker
     console.print(f"worker {worker_id} ready in {worker_start_s:.1f}s "
-                  f"(health on http://127.0.0.1:{settings.web_port}/readyz, log {log})")
+                  f"(health on http://127.0.0.1:{settings.web.port}/readyz, log {log})")
     try:
         _stream_and_report(settings, worker_id, rate, timeout, options,
                            setup_s=t_worker - t_setup, worker_start_s=worker_start_s)
@@ -201,7 +201,7 @@ def _stream_and_report(settings: Settings, worker_id: str, rate: float, timeout:
     console.print(trends_table(rows, "ticker", 10))
     console.print(latency_table(lat))
     console.rule("[bold]6. alerts")
-    if not settings.alerts_enabled:
+    if not settings.alerts.enabled:
         console.print("[yellow]alerts are disabled (STREAMER_ALERTS_ENABLED=false)[/]")
         return
     _report_alerts(asyncio.run(_run_alerts(settings, start_s, end_s, labels)), labels)
@@ -224,7 +224,7 @@ async def _run_alerts(settings: Settings, start_s: float, end_s: float,
     The detector runs behind the event-time watermark, so the alert for a spike near the
     end of the stream may still be on its way when the last message is aggregated.
     """
-    deadline = time.monotonic() + settings.demo_alert_wait_s
+    deadline = time.monotonic() + settings.stack.demo_alert_wait_s
     while True:
         found = [
             rec async for rec in read_alerts(settings, follow=False, from_beginning=True)
@@ -259,8 +259,8 @@ def _report_alerts(found: list[AlertRecord], labels: list[SpikeLabel]) -> None:
 async def _alert_latency(settings: Settings, worker_id: str) -> StageLatency | None:
     store = TrendStore.connect(settings)
     try:
-        await asyncio.sleep(settings.latency_push_interval_s + 0.5)  # the next push
-        return alert_row(await read_histograms(store.redis, settings.redis_key_prefix,
+        await asyncio.sleep(settings.worker.latency_push_interval_s + 0.5)  # the next push
+        return alert_row(await read_histograms(store.redis, settings.redis.key_prefix,
                                                worker_id))
     finally:
         await store.close()
@@ -271,8 +271,8 @@ async def _window(settings: Settings, start_s: float, end_s: float, worker_id: s
     store = TrendStore.connect(settings)
     try:
         # The worker pushes its histograms periodically; wait for the final push.
-        await asyncio.sleep(settings.latency_push_interval_s + 0.5)
+        await asyncio.sleep(settings.worker.latency_push_interval_s + 0.5)
         return (trend_rows(await window(store, start_s, end_s), minus=before),
-                await read_latency(store.redis, settings.redis_key_prefix, worker_id))
+                await read_latency(store.redis, settings.redis.key_prefix, worker_id))
     finally:
         await store.close()

@@ -52,7 +52,7 @@ def up() -> None:
             t0 = time.monotonic()
             redis_url = LocalRedis(settings).start()
             redis_s = time.monotonic() - t0
-        kafka_msg = f"starting Kafka {settings.kafka_version} (the first run fetches jars)..."
+        kafka_msg = f"starting Kafka {settings.stack.kafka_version} (the first run fetches jars)..."
         with _console.status(kafka_msg):
             t0 = time.monotonic()
             bootstrap = LocalKafka(settings).start()
@@ -61,9 +61,10 @@ def up() -> None:
         raise _fail(exc) from exc
     _console.print(f"[green]redis[/] listening on [bold]{redis_url}[/] ({redis_s:.1f}s)")
     _console.print(f"[green]kafka[/] listening on [bold]{bootstrap}[/] ({kafka_s:.1f}s)")
-    _console.print(f"data: {settings.data_dir}   stop with: streamer stack down", highlight=False)
-    if settings.kafka_security_protocol == "SASL_SSL" or redis_url.startswith("rediss://"):
-        ca = settings.data_dir / "tls" / "ca.pem"
+    _console.print(f"data: {settings.paths.data_dir}   stop with: streamer stack down",
+                   highlight=False)
+    if settings.kafka.security_protocol == "SASL_SSL" or redis_url.startswith("rediss://"):
+        ca = settings.paths.data_dir / "tls" / "ca.pem"
         _console.print(f"TLS: clients trust {ca} (STREAMER_KAFKA_SSL_CAFILE, "
                        "STREAMER_REDIS_TLS_CA_FILE)", highlight=False)
 
@@ -101,7 +102,7 @@ def fetch() -> None:
     """Download the Kafka jars into the cache (CI warm-up); needs mvn and Java >= 17."""
     settings = get_settings()
     try:
-        with _console.status(f"fetching Kafka {settings.kafka_version} jars with mvn..."):
+        with _console.status(f"fetching Kafka {settings.stack.kafka_version} jars with mvn..."):
             libs = LocalKafka(settings).fetch_jars()
     except StackError as exc:
         raise _fail(exc) from exc

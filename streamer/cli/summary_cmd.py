@@ -84,7 +84,7 @@ async def _collect() -> tuple[list[TopicAccount], list[TrendRow], list[StageLate
     settings = settings_with()
     store = TrendStore.connect(settings)
     try:
-        merged = await read_histograms(store.redis, settings.redis_key_prefix)
+        merged = await read_histograms(store.redis, settings.redis.key_prefix)
         return (await accounts(store), await trends(store), stage_rows(merged),
                 alert_row(merged))
     finally:
@@ -107,7 +107,7 @@ async def _latency(worker: str) -> tuple[list[StageLatency], StageLatency | None
     settings = settings_with()
     store = TrendStore.connect(settings)
     try:
-        merged = await read_histograms(store.redis, settings.redis_key_prefix,
+        merged = await read_histograms(store.redis, settings.redis.key_prefix,
                                        None if worker == "*" else worker)
         return stage_rows(merged), alert_row(merged)
     finally:
@@ -130,7 +130,7 @@ def latency(worker: str, as_json: bool, png_dir: Path | None) -> None:
     rows, alert = run(_latency(worker))
     if not rows:
         msg = ("no latency recorded yet: is a worker running against this Redis "
-               f"(prefix {settings_with().redis_key_prefix!r})?")
+               f"(prefix {settings_with().redis.key_prefix!r})?")
         if png_dir is not None:
             raise click.ClickException(msg + " (no charts written)")
         if not as_json:

@@ -62,13 +62,13 @@ def supervise(argv: list[str], settings: Settings) -> int:
 def _run(argv: list[str], settings: Settings, stopping: Callable[[], bool],
          started: Callable[[subprocess.Popen[bytes]], None]) -> int:
     crashes: deque[float] = deque()
-    backoff = settings.worker_restart_backoff_s
+    backoff = settings.worker.restart_backoff_s
     while True:
         child = subprocess.Popen(argv, env={**os.environ, CHILD_ENV: "1"})
         started(child)
         if stopping():  # a signal that came before the child existed
             child.terminate()
-        rc = _wait(child, stopping, settings.shutdown_timeout_s + _KILL_GRACE_S)
+        rc = _wait(child, stopping, settings.worker.shutdown_timeout_s + _KILL_GRACE_S)
         if stopping() or rc == 0:
             return rc
         if rc == NEEDS_OPERATOR:
@@ -76,16 +76,16 @@ def _run(argv: list[str], settings: Settings, stopping: Callable[[], bool],
             return rc
         now = time.monotonic()
         crashes.append(now)
-        while crashes and now - crashes[0] > settings.worker_restart_window_s:
+        while crashes and now - crashes[0] > settings.worker.restart_window_s:
             crashes.popleft()
-        if len(crashes) > settings.worker_max_restarts:
+        if len(crashes) > settings.worker.max_restarts:
             log.error("worker crashed %d times in %.0f s (exit %d); giving up "
                       "(STREAMER_WORKER_MAX_RESTARTS)", len(crashes),
-                      settings.worker_restart_window_s, rc)
+                      settings.worker.restart_window_s, rc)
             return rc
         log.warning("worker crashed (exit %d); restarting in %.1f s (%d/%d in the window); "
                     "it resumes from the committed offsets", rc, backoff, len(crashes),
-                    settings.worker_max_restarts)
+                    settings.worker.max_restarts)
         deadline = time.monotonic() + backoff
         while not stopping() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -39,8 +39,8 @@ async def _until_reachable(settings: Settings, what: str,
     """``attempt()`` until it succeeds; a transient failure is retried with a doubling
     backoff until ``startup_wait_s`` has passed, then raised, like any other failure."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.startup_wait_s
-    backoff = settings.startup_retry_backoff_s
+    deadline = loop.time() + settings.startup.wait_s
+    backoff = settings.startup.retry_backoff_s
     while True:
         try:
             await attempt()
@@ -49,9 +49,9 @@ async def _until_reachable(settings: Settings, what: str,
             if not _is_transient(exc) or loop.time() + backoff > deadline:
                 raise
             log.warning("%s: %s; retrying in %.0f s (until STREAMER_STARTUP_WAIT_S=%.0f s "
-                        "have passed)", what, exc, backoff, settings.startup_wait_s)
+                        "have passed)", what, exc, backoff, settings.startup.wait_s)
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, settings.startup_retry_backoff_max_s)
+            backoff = min(backoff * 2, settings.startup.retry_backoff_max_s)
 
 
 @click.command()
@@ -71,12 +71,12 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     from streamer.training.quick import build_if_missing
 
     settings = settings_with(web_port=web_port, scorer=scorer, worker_id=worker_id)
-    if settings.worker_max_restarts > 0 and not is_child():
+    if settings.worker.max_restarts > 0 and not is_child():
         logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [supervisor] "
                             "[%(levelname)s] %(message)s")
         raise SystemExit(supervise(child_argv(), settings))
-    if settings.web_public and settings.web_token is None:
-        fail(f"the web server would listen on {settings.web_host} without a token",
+    if settings.web.public and settings.web.token is None:
+        fail(f"the web server would listen on {settings.web.host} without a token",
              "set STREAMER_WEB_TOKEN (clients send 'Authorization: Bearer <token>'), or "
              "bind it to 127.0.0.1 with STREAMER_WEB_HOST", code=NEEDS_OPERATOR)
     # Faust runs on the thread's default loop; set it up front and reuse it.
@@ -91,7 +91,7 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
         fail(str(exc), kafka_hint if exc.transient else None,
              code=1 if exc.transient else NEEDS_OPERATOR)
     except Exception as exc:
-        fail(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc!r}", kafka_hint)
+        fail(f"Kafka at {settings.kafka.bootstrap} did not answer: {exc!r}", kafka_hint)
     try:
         loop.run_until_complete(_until_reachable(settings, "Redis",
                                                  lambda: _check_redis(settings)))
@@ -106,7 +106,7 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     log.info("worker %s starting with scorer %s", runtime.worker_id, live.name)
     try:
         Worker(app, loglevel=loglevel, loop=loop,
-               shutdown_timeout_s=settings.shutdown_timeout_s).execute_from_commandline()
+               shutdown_timeout_s=settings.worker.shutdown_timeout_s).execute_from_commandline()
     except SystemExit as exc:
         if exc.code and runtime.needs_operator:
             raise SystemExit(NEEDS_OPERATOR) from exc

@@ -7,11 +7,11 @@ for a live stream and for a replay at any speed, and what the property tests che
 
 Per scope key (``("topic", "energy-oil")``, ``("ticker", "XOM")``):
 
-* the **short window** is the last ``ceil(window_s / bucket_s)`` buckets;
+* the **short window** is the last ``ceil(short_window_s / bucket_s)`` buckets;
 * the **baseline** is an exponentially weighted average of the buckets that have left
   the short window (time constant ``baseline_s``), so a spike does not raise its own
   baseline while it is being judged; during an episode its buckets are left out of the
-  baseline altogether (for at most ``freeze_s``, after which a lasting shift is learned);
+  baseline altogether (for at most ``baseline_freeze_s``, after which a lasting shift is learned);
 * **fire** when the window's negative share is significantly above the baseline
   share (two-proportion z over a threshold, a minimum volume, a minimum number of
   negatives and a minimum absolute lift), or, on a quiet scope whose baseline volume
@@ -36,11 +36,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from streamer.detect.stats import poisson_sf, proportion_z, z_from_p
 from streamer.schemas.alerts import SEVERITIES, AlertKind, Severity
-from streamer.settings import Settings
 
 ScopeKey = tuple[str, str]
 # Per bucket start, per scope key: (messages, negatives).
@@ -60,60 +59,76 @@ def severity_rank(severity: Severity | None) -> int:
     return -1 if severity is None else SEVERITIES.index(severity)
 
 
-@dataclass(frozen=True)
-class DetectorParams:
-    """Every tunable of the detector; ``from_settings`` maps the ``alert_*`` settings."""
+class DetectorTunables(BaseModel):
+    """The detector's tunables, defined once: ``AlertSettings`` reads each from
+    ``STREAMER_ALERT_<NAME>`` (streamer/settings.py)."""
 
-    bucket_s: int = 10
-    window_s: int = 60
-    baseline_s: float = 1_800.0
-    warmup_s: int = 240
-    z_threshold: float = 4.0
-    min_volume: int = 8
-    min_negatives: int = 5
-    min_lift: float = 0.10
-    min_baseline_share: float = 0.02
-    burst_min_negatives: int = 6
-    burst_p_value: float = 1e-6
-    burst_min_rate: float = 0.5
-    z_major: float = 7.0
-    z_critical: float = 11.0
-    resolve_z: float = 2.0
-    resolve_lift: float = 0.05
-    resolve_s: int = 120
-    cooldown_s: int = 600
-    freeze_s: int = 900
-    scan: bool = True
+    short_window_s: int = Field(
+        60, ge=1, description="Short window compared with the baseline (event-time seconds)."
+    )
+    baseline_s: float = Field(
+        1_800.0, gt=0, description="Time constant of the exponentially weighted baseline (s)."
+    )
+    warmup_s: int = Field(
+        240, ge=0, description="Event-time history a scope needs before it may fire."
+    )
+    z_threshold: float = Field(
+        4.0, gt=0, description="Fire: z of the window's negative share against the baseline "
+        "(exact binomial tail, widened for the baseline's own uncertainty).",
+    )
+    min_volume: int = Field(8, ge=1, description="Fire: least messages in the (sub-)window tested.")
+    min_negatives: int = Field(
+        5, ge=1, description="Fire: least negative messages in the short window."
+    )
+    min_lift: float = Field(
+        0.10, ge=0, le=1, description="Fire: least absolute rise of the negative share."
+    )
+    min_baseline_share: float = Field(
+        0.02, gt=0, lt=1, description="Floor of the baseline share in the z-score."
+    )
+    burst_min_negatives: int = Field(
+        6, ge=1, description="Quiet-scope burst: least negative messages in the window."
+    )
+    burst_p_value: float = Field(
+        1e-6, gt=0, lt=1, description="Quiet-scope burst: Poisson tail probability to fire."
+    )
+    burst_min_rate: float = Field(
+        0.5, gt=0, description="Quiet-scope burst: floor of expected negatives per window."
+    )
+    z_major: float = Field(7.0, gt=0, description="z at which severity becomes 'major'.")
+    z_critical: float = Field(11.0, gt=0, description="z at which severity becomes 'critical'.")
+    resolve_z: float = Field(
+        2.0, ge=0, description="Resolve: z below this (or lift below resolve_lift)..."
+    )
+    resolve_lift: float = Field(
+        0.05, ge=0, le=1, description="Resolve: ...or absolute lift below this..."
+    )
+    resolve_s: int = Field(
+        120, ge=0, description="...for this long (event-time seconds) without interruption."
+    )
+    cooldown_s: int = Field(
+        600, ge=0, description="After a resolve, the same scope key cannot fire for this long."
+    )
+    baseline_freeze_s: int = Field(
+        900, ge=0, description="An open episode's buckets stay out of the baseline this long "
+        "at most (then a lasting shift is learned).",
+    )
+    scan_subwindows: bool = Field(
+        True, description="Also test the trailing sub-windows (10 s, 20 s, ...): faster onsets."
+    )
 
-    @classmethod
-    def from_settings(cls, s: Settings) -> DetectorParams:
-        return cls(
-            bucket_s=s.bucket_seconds,
-            window_s=s.alert_short_window_s,
-            baseline_s=s.alert_baseline_s,
-            warmup_s=s.alert_warmup_s,
-            z_threshold=s.alert_z_threshold,
-            min_volume=s.alert_min_volume,
-            min_negatives=s.alert_min_negatives,
-            min_lift=s.alert_min_lift,
-            min_baseline_share=s.alert_min_baseline_share,
-            burst_min_negatives=s.alert_burst_min_negatives,
-            burst_p_value=s.alert_burst_p_value,
-            burst_min_rate=s.alert_burst_min_rate,
-            z_major=s.alert_z_major,
-            z_critical=s.alert_z_critical,
-            resolve_z=s.alert_resolve_z,
-            resolve_lift=s.alert_resolve_lift,
-            resolve_s=s.alert_resolve_s,
-            cooldown_s=s.alert_cooldown_s,
-            freeze_s=s.alert_baseline_freeze_s,
-            scan=s.alert_scan_subwindows,
-        )
+
+class DetectorParams(DetectorTunables):
+    """Everything the detector needs: its tunables and the width of a bucket."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket_s: int = Field(10, ge=1, description="Width of an event-time bucket (s).")
 
     @property
     def buckets(self) -> int:
         """Buckets in the short window."""
-        return max(1, math.ceil(self.window_s / self.bucket_s))
+        return max(1, math.ceil(self.short_window_s / self.bucket_s))
 
     @property
     def decay(self) -> float:
@@ -308,9 +323,10 @@ class Detector:
         st.n.append(n)
         st.neg.append(neg)
         # An open episode's own buckets do not teach the baseline (else a spike raises
-        # the bar for the next one), for at most freeze_s: a lasting shift is learned.
+        # the bar for the next one), for at most baseline_freeze_s: a lasting shift is learned.
         frozen = (st.active and st.onset is not None and st.episode is not None
-                  and bucket - p.buckets * w >= st.onset and bucket - st.episode < p.freeze_s)
+                  and bucket - p.buckets * w >= st.onset
+                  and bucket - st.episode < p.baseline_freeze_s)
         if self._evicted_updates(bucket - w, bucket) and not frozen:
             a = 1.0 - p.decay
             st.bn = p.decay * st.bn + a * old_n
@@ -404,7 +420,7 @@ class Detector:
         # Trailing sub-windows (last 1..K buckets) that pass the volume and lift rules:
         # the best one catches an onset before it fills the whole window.
         peak_z, peak_j = -math.inf, 0
-        if p.scan:
+        if p.scan_subwindows:
             nj = xj = 0
             for j in range(1, len(st.n) + 1):
                 nj += st.n[-j]

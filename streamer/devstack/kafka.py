@@ -118,10 +118,10 @@ class LocalKafka(TrackedProcess):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.version = settings.kafka_version
-        self.home = settings.cache_dir / "kafka" / settings.kafka_version
+        self.version = settings.stack.kafka_version
+        self.home = settings.paths.cache_dir / "kafka" / settings.stack.kafka_version
         self.libs_dir = self.home / "libs"
-        self.dir = settings.data_dir / "kafka"
+        self.dir = settings.paths.data_dir / "kafka"
         self.log_dirs = self.dir / "data"
         self.logs = self.dir / "logs"
         self.pid_file = self.dir / "kafka.pid"
@@ -133,7 +133,7 @@ class LocalKafka(TrackedProcess):
     @property
     def secure(self) -> bool:
         """The client listener is SASL_SSL (else PLAINTEXT)."""
-        protocol = self.settings.kafka_security_protocol
+        protocol = self.settings.kafka.security_protocol
         if protocol not in ("PLAINTEXT", "SASL_SSL"):
             raise StackError(
                 f"the local Kafka runs PLAINTEXT or SASL_SSL, not {protocol} "
@@ -144,7 +144,7 @@ class LocalKafka(TrackedProcess):
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.settings.kafka_port}"
+        return f"127.0.0.1:{self.settings.stack.kafka_port}"
 
     @property
     def _complete_marker(self) -> Path:
@@ -324,14 +324,14 @@ class LocalKafka(TrackedProcess):
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{s.kafka_controller_port}",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{s.stack.kafka_controller_port}",
             "listeners": (
-                f"PLAINTEXT://127.0.0.1:{s.kafka_port},"
-                f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}"
+                f"PLAINTEXT://127.0.0.1:{s.stack.kafka_port},"
+                f"CONTROLLER://127.0.0.1:{s.stack.kafka_controller_port}"
             ),
             "advertised.listeners": (
-                f"PLAINTEXT://127.0.0.1:{s.kafka_port},"
-                f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}"
+                f"PLAINTEXT://127.0.0.1:{s.stack.kafka_port},"
+                f"CONTROLLER://127.0.0.1:{s.stack.kafka_controller_port}"
             ),
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
@@ -359,13 +359,13 @@ class LocalKafka(TrackedProcess):
         s = self.settings
         if self._internal_port is None:
             self._internal_port = _free_port()
-        tls = ensure_server_tls(s.data_dir / "tls", "kafka")
-        mechanism = s.kafka_sasl_mechanism
+        tls = ensure_server_tls(s.paths.data_dir / "tls", "kafka")
+        mechanism = s.kafka.sasl_mechanism
         if not mechanism.startswith("SCRAM-"):
             raise StackError(f"the local Kafka supports SCRAM mechanisms, not {mechanism}")
-        clients = f"SASL_SSL://127.0.0.1:{s.kafka_port}"
+        clients = f"SASL_SSL://127.0.0.1:{s.stack.kafka_port}"
         internal = f"INTERNAL://127.0.0.1:{self._internal_port}"
-        controller = f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}"
+        controller = f"CONTROLLER://127.0.0.1:{s.stack.kafka_controller_port}"
         prefix = f"listener.name.sasl_ssl.{mechanism.lower()}"
         return {
             "listeners": f"{clients},{internal},{controller}",
@@ -385,7 +385,7 @@ class LocalKafka(TrackedProcess):
     def _scram_arg(self) -> str:
         s = self.settings
         try:
-            user, password = s.kafka_sasl_username, s.kafka_password()
+            user, password = s.kafka.sasl_username, s.kafka.password()
         except ValueError as exc:
             raise StackError(str(exc)) from exc
         if not user or not password:
@@ -395,7 +395,7 @@ class LocalKafka(TrackedProcess):
         if re.search(r'[\s,\[\]="\\]', user + password):
             raise StackError("the local Kafka's SCRAM user name and password may not hold "
                              'spaces or any of , [ ] = " \\')
-        return f"{s.kafka_sasl_mechanism}=[name={user},password={password}]"
+        return f"{s.kafka.sasl_mechanism}=[name={user},password={password}]"
 
     def _prepare_storage(self) -> None:
         """Write config; format the storage only the first time (formatting wipes nothing,
@@ -411,19 +411,19 @@ class LocalKafka(TrackedProcess):
         state = self._load_state()
         formatted = (self.log_dirs / "meta.properties").is_file()
         if formatted and state is not None:
-            if state.controller_port != self.settings.kafka_controller_port:
+            if state.controller_port != self.settings.stack.kafka_controller_port:
                 # The controller's endpoint is stored in the metadata log at format time.
                 raise StackError(
                     f"{self.dir} was formatted for controller port {state.controller_port}, "
-                    f"not {self.settings.kafka_controller_port}. Set "
+                    f"not {self.settings.stack.kafka_controller_port}. Set "
                     f"STREAMER_KAFKA_CONTROLLER_PORT={state.controller_port} or delete "
                     f"{self.dir} (loses topics)."
                 )
-            if self.secure and state.scram_user != self.settings.kafka_sasl_username:
+            if self.secure and state.scram_user != self.settings.kafka.sasl_username:
                 # SCRAM users are written into the metadata log when it is formatted.
                 raise StackError(
                     f"{self.dir} was formatted without SCRAM user "
-                    f"{self.settings.kafka_sasl_username!r}; delete {self.dir} (loses "
+                    f"{self.settings.kafka.sasl_username!r}; delete {self.dir} (loses "
                     "topics) to start a SASL_SSL broker with it.")
             return
         if formatted:
@@ -434,11 +434,11 @@ class LocalKafka(TrackedProcess):
         state = _KafkaState(
             cluster_id=new_cluster_id(),
             version=self.version,
-            controller_port=self.settings.kafka_controller_port,
+            controller_port=self.settings.stack.kafka_controller_port,
         )
         args = ["format", "--standalone", "-t", state.cluster_id, "-c", str(self.properties_file)]
         if self.secure:
-            state.scram_user = self.settings.kafka_sasl_username
+            state.scram_user = self.settings.kafka.sasl_username
             args += ["--add-scram", self._scram_arg()]
         proc = self.run_tool("kafka.tools.StorageTool", args, timeout=120,
                              secret_args=self.secure)
@@ -451,14 +451,14 @@ class LocalKafka(TrackedProcess):
 
     def start(self) -> str:
         """Start the broker (or find it running) and return its bootstrap once it answers."""
-        timeout = self.settings.stack_start_timeout_s
+        timeout = self.settings.stack.stack_start_timeout_s
         with file_lock(self.dir / ".lock"):
             if self.is_running():
                 self._wait_ready(timeout)
                 return self.bootstrap
             self.pid_file.unlink(missing_ok=True)  # stale
             self.fetch_jars()
-            for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
+            for port in (self.settings.stack.kafka_port, self.settings.stack.kafka_controller_port):
                 if port_in_use(port):
                     raise StackError(
                         f"port 127.0.0.1:{port} is already in use by another program; "
@@ -467,7 +467,7 @@ class LocalKafka(TrackedProcess):
                     )
             self._prepare_storage()
             jvm_opts = [
-                f"-Xmx{self.settings.kafka_heap}",
+                f"-Xmx{self.settings.stack.kafka_heap}",
                 "-Xms64m",  # grow on demand; a dev broker rarely needs the full heap
                 "-XX:+UseG1GC",
                 "-XX:MaxGCPauseMillis=20",
@@ -514,7 +514,7 @@ class LocalKafka(TrackedProcess):
                     f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s "
                     f"({last_error}).\n{self._log_tail()}"
                 )
-            if not _accepts(self.settings.kafka_port):
+            if not _accepts(self.settings.stack.kafka_port):
                 # Plain TCP first: aiokafka logs every refused connect at ERROR level.
                 last_error = "port not open yet"
                 time.sleep(0.2)

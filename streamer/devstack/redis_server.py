@@ -52,7 +52,7 @@ class LocalRedis(TrackedProcess):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.dir = settings.data_dir / "redis"
+        self.dir = settings.paths.data_dir / "redis"
         self.pid_file = self.dir / "redis.pid"
         self.log_file = self.dir / "redis.log"
         self.conf_file = self.dir / "redis.conf"
@@ -61,12 +61,12 @@ class LocalRedis(TrackedProcess):
     @property
     def tls(self) -> bool:
         """Serve TLS only (REDIS_URL is rediss://), with a certificate from the stack's CA."""
-        return self.settings.redis_url.startswith("rediss://")
+        return self.settings.redis.url.startswith("rediss://")
 
     @property
     def url(self) -> str:
         scheme = "rediss" if self.tls else "redis"
-        return f"{scheme}://127.0.0.1:{self.settings.redis_port}/0"
+        return f"{scheme}://127.0.0.1:{self.settings.stack.redis_port}/0"
 
     # --- prerequisites ---------------------------------------------------------------
 
@@ -130,13 +130,13 @@ class LocalRedis(TrackedProcess):
     def _client(self, timeout_s: float) -> redis.Redis:
         tls: dict[str, object] = {}
         if self.tls:
-            ca = ensure_server_tls(self.settings.data_dir / "tls", "redis").ca_file
+            ca = ensure_server_tls(self.settings.paths.data_dir / "tls", "redis").ca_file
             tls = {"ssl": True, "ssl_ca_certs": str(ca)}
         return redis.Redis(
             host="127.0.0.1",
-            port=self.settings.redis_port,
-            username=self.settings.redis_username,
-            password=self.settings.redis_secret(),
+            port=self.settings.stack.redis_port,
+            username=self.settings.redis.username,
+            password=self.settings.redis.secret(),
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             **tls,  # type: ignore[arg-type]
@@ -144,7 +144,7 @@ class LocalRedis(TrackedProcess):
 
     def _config(self) -> str:
         """redis.conf lines for the password or ACL user (empty when neither is set)."""
-        user, password = self.settings.redis_username, self.settings.redis_secret()
+        user, password = self.settings.redis.username, self.settings.redis.secret()
 
         def quoted(text: str) -> str:
             return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -164,16 +164,16 @@ class LocalRedis(TrackedProcess):
 
     def start(self) -> str:
         """Start redis-server (or find it running) and return its URL once it answers PING."""
-        timeout = self.settings.stack_start_timeout_s
+        timeout = self.settings.stack.stack_start_timeout_s
         with file_lock(self.dir / ".lock"):
             if self.is_running():
                 self._wait_ready(timeout)
                 return self.url
             self.pid_file.unlink(missing_ok=True)  # stale
             binary = self.ensure_installed()
-            if port_in_use(self.settings.redis_port):
+            if port_in_use(self.settings.stack.redis_port):
                 raise StackError(
-                    f"port 127.0.0.1:{self.settings.redis_port} is already in use by another "
+                    f"port 127.0.0.1:{self.settings.stack.redis_port} is already in use by another "
                     "program (a system redis?); stop it or set STREAMER_REDIS_PORT."
                 )
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -187,9 +187,9 @@ class LocalRedis(TrackedProcess):
                 argv.append(str(self.conf_file))
             else:
                 self.conf_file.unlink(missing_ok=True)
-            port = str(self.settings.redis_port)
+            port = str(self.settings.stack.redis_port)
             if self.tls:
-                tls = ensure_server_tls(self.settings.data_dir / "tls", "redis")
+                tls = ensure_server_tls(self.settings.paths.data_dir / "tls", "redis")
                 argv += [
                     "--port", "0",
                     "--tls-port", port,

@@ -24,10 +24,10 @@ def score_buckets(
     *, scopes: Iterable[str] = ("topic", "ticker"), batch: int = 1024,
 ) -> Buckets:
     """``(kind, raw message)`` -> per bucket start, per scope key: (messages, negatives)."""
-    tickers = TickerExtractor.from_csv(settings.symbols_file,
-                                       max_tickers=settings.max_tickers_per_event)
+    tickers = TickerExtractor.from_csv(settings.input.symbols_file,
+                                       max_tickers=settings.input.max_tickers_per_event)
     wanted = set(scopes)
-    width = settings.bucket_seconds
+    width = settings.aggregate.bucket_seconds
     acc: dict[int, dict[ScopeKey, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     pending: list[Event] = []
 
@@ -54,10 +54,10 @@ def score_buckets(
 
     origin = Origin(topic="offline", partition=0, offset=0)
     for kind, raw in lines:
-        msg = decode(raw, kind, max_bytes=settings.max_message_bytes)  # type: ignore[arg-type]
+        msg = decode(raw, kind, max_bytes=settings.input.max_message_bytes)  # type: ignore[arg-type]
         if isinstance(msg, DecodeFailure):
             continue
-        ev = normalize(msg, origin, tickers, max_chars=settings.max_text_chars)
+        ev = normalize(msg, origin, tickers, max_chars=settings.input.max_text_chars)
         if isinstance(ev, DecodeFailure):
             continue
         pending.append(ev)

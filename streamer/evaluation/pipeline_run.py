@@ -30,7 +30,7 @@ from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import accounts
 from streamer.alert.follow import read_alerts
 from streamer.alert.store import AlertStore
-from streamer.detect.core import Buckets, DetectorParams, ScopeKey
+from streamer.detect.core import Buckets, ScopeKey
 from streamer.evaluation.judge import Detected, EvalReport, evaluate
 from streamer.evaluation.offline import detect, score_buckets
 from streamer.evaluation.synthetic import StreamLine
@@ -69,16 +69,14 @@ def namespace(base: Settings, data_dir: Path, *, uid: str | None = None,
         names["web_port"] = str(web_port)
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP": base.kafka_bootstrap,
-        "REDIS_URL": base.redis_url,
-        "STREAMER_SCORER": base.scorer,
+        "KAFKA_BOOTSTRAP": base.kafka.bootstrap,
+        "REDIS_URL": base.redis.url,
+        "STREAMER_SCORER": base.scoring.scorer,
         **{f"STREAMER_{k.upper()}": v for k, v in names.items()},
         **(extra_env or {}),
     }
-    overrides = {k.removeprefix("STREAMER_").lower(): v for k, v in (extra_env or {}).items()
-                 if k.startswith("STREAMER_")}
     # Validated like the worker will validate them (env strings -> typed settings).
-    settings = type(base).model_validate({**base.model_dump(), **names, **overrides})
+    settings = base.replace(**names).with_env(extra_env or {})
     return EvalNamespace(settings, env, uid)
 
 
@@ -100,7 +98,7 @@ class Worker:
         return self
 
     def ready(self) -> bool:
-        url = f"http://127.0.0.1:{self.ns.settings.web_port}/readyz"
+        url = f"http://127.0.0.1:{self.ns.settings.web.port}/readyz"
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 return bool(orjson.loads(r.read()).get("ready"))
@@ -135,7 +133,7 @@ async def replay(settings: Settings, lines: list[StreamLine], speed: float | Non
                  on_progress: Callable[[int], None] | None = None) -> float:
     """Send ``lines`` in order; line i leaves at (event time i - first) / speed after
     the start (``speed`` None or 0: as fast as possible). Returns wall seconds taken."""
-    topics = {"news": settings.topic_news, "chat": settings.topic_chat}
+    topics = {"news": settings.topics.news, "chat": settings.topics.chat}
     times = [ln.event_time.timestamp() if ln.event_time else None for ln in lines]
     first = next((t for t in times if t is not None), 0.0)
     producer = make_producer(settings)
@@ -172,10 +170,10 @@ async def wait_for(settings: Settings, sent: int, last_event_s: float, *, timeou
     """Wait until the worker consumed ``sent`` records and the detector evaluated every
     bucket the final watermark closes, with the outbox empty. Returns the cursor."""
     store = TrendStore.connect(settings)
-    alerts = AlertStore(store.redis, settings.redis_key_prefix,
-                        claim_ttl_s=settings.alert_claim_ttl_s)
-    w = settings.bucket_seconds
-    target = int(last_event_s - settings.alert_allowed_lateness_s) // w * w - w
+    alerts = AlertStore(store.redis, settings.redis.key_prefix,
+                        claim_ttl_s=settings.alerts.claim_ttl_s)
+    w = settings.aggregate.bucket_seconds
+    target = int(last_event_s - settings.alerts.allowed_lateness_s) // w * w - w
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -208,11 +206,11 @@ def offline_alerts(settings: Settings, lines: list[StreamLine], upto_bucket: int
     from streamer.training.quick import build_if_missing
 
     buckets = score_buckets(((ln.kind, ln.value) for ln in lines), settings,
-                            load_scorer(settings, build_if_missing), scopes=settings.alert_scopes)
+                            load_scorer(settings, build_if_missing), scopes=settings.alerts.scopes)
     if upto_bucket is not None:
         buckets = {b: c for b, c in buckets.items() if b <= upto_bucket}
-    return detect(DetectorParams.from_settings(settings), buckets,
-                  lateness_s=settings.alert_allowed_lateness_s, scopes=settings.alert_scopes)
+    return detect(settings.alerts.detector(settings.aggregate.bucket_seconds), buckets,
+                  lateness_s=settings.alerts.allowed_lateness_s, scopes=settings.alerts.scopes)
 
 
 class EvalResult(BaseModel):
@@ -235,7 +233,7 @@ async def scored_buckets(settings: Settings, labels: list[SpikeLabel]) -> Bucket
     try:
         for lb in labels:
             key = (lb.scope, lb.key)
-            rows = await store.buckets(lb.start.timestamp() - settings.alert_baseline_s,
+            rows = await store.buckets(lb.start.timestamp() - settings.alerts.baseline_s,
                                        lb.end.timestamp(), scopes=[lb.scope])
             for b, keys in rows.items():
                 if (wc := keys.get(key)) is not None:
@@ -248,7 +246,7 @@ async def scored_buckets(settings: Settings, labels: list[SpikeLabel]) -> Bucket
 def score(labels: list[SpikeLabel], records: list[AlertRecord], lines: list[StreamLine],
           settings: Settings, buckets: Buckets | None = None) -> EvalReport:
     times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
-    p = DetectorParams.from_settings(settings)
+    p = settings.alerts.detector(settings.aggregate.bucket_seconds)
     return evaluate(labels, to_detected(records), span=(min(times), max(times)),
                     warmup_s=p.warmup_s + p.buckets * p.bucket_s, buckets=buckets,
                     bucket_s=p.bucket_s, baseline_s=p.baseline_s)

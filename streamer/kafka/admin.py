@@ -17,12 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def project_topics(settings: Settings) -> list[str]:
-    inputs = list(settings.input_topics)
+    inputs = list(settings.topics.inputs)
     return [
         *inputs,
-        *(settings.dlq_topic(t) for t in inputs),
-        settings.topic_scored,
-        settings.topic_alerts,
+        *(settings.topics.dlq(t) for t in inputs),
+        settings.topics.scored,
+        settings.topics.alerts,
     ]
 
 
@@ -31,7 +31,7 @@ async def ensure_topics(
 ) -> list[str]:
     """Create missing topics; returns the names created. Existing ones are left as they are."""
     names = list(topics) if topics is not None else project_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
                                 **client_options(settings))
     await start_client(settings, admin)
     try:
@@ -39,7 +39,7 @@ async def ensure_topics(
         missing = [n for n in names if n not in existing]
         if not missing:
             return []
-        n = partitions or settings.topic_partitions
+        n = partitions or settings.topics.partitions
         # Another process may create one between our list and create: that is fine.
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(
@@ -53,7 +53,7 @@ async def ensure_topics(
 
 async def delete_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
     """Delete those of ``topics`` that exist; returns the names deleted."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
                                 **client_options(settings))
     await start_client(settings, admin)
     try:

@@ -16,11 +16,11 @@ async def group_lag(settings: Settings, topics: Iterable[str] | None = None,
     """Per input partition: end offset minus the group's committed offset (all of it
     when nothing is committed yet). Zero everywhere means every message was consumed
     and its results committed."""
-    group = group or settings.app_id
-    names = list(topics) if topics is not None else list(settings.input_topics)
+    group = group or settings.worker.app_id
+    names = list(topics) if topics is not None else list(settings.topics.inputs)
     security = client_options(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security)
-    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap, **security)
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
                              enable_auto_commit=False, **security)
     await start_client(settings, admin)
     await start_client(settings, probe)

@@ -11,7 +11,7 @@ from streamer.settings import Settings
 def max_request_bytes(settings: Settings) -> int:
     """The largest produce request the project's producers send: twice the largest
     accepted message, and never under Kafka's 1 MiB default."""
-    return max(1_048_576, settings.max_message_bytes * 2)
+    return max(1_048_576, settings.input.max_message_bytes * 2)
 
 
 def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
@@ -22,11 +22,11 @@ def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     request timeout was never handed over, and sending it again is safe too.
     """
     options: dict[str, object] = {
-        "bootstrap_servers": settings.kafka_bootstrap,
+        "bootstrap_servers": settings.kafka.bootstrap,
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": settings.kafka_linger_ms,
-        "request_timeout_ms": int(settings.kafka_request_timeout_s * 1000),
+        "linger_ms": settings.kafka.linger_ms,
+        "request_timeout_ms": int(settings.kafka.request_timeout_s * 1000),
         "compression_type": None,
         "max_request_size": max_request_bytes(settings),
         **client_options(settings),

@@ -31,7 +31,7 @@ class KafkaSecurityError(RuntimeError):
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
     from aiokafka.helpers import create_ssl_context
 
-    cafile = settings.kafka_ssl_cafile
+    cafile = settings.kafka.ssl_cafile
     if cafile is not None and not cafile.is_file():
         raise KafkaSecurityError(
             f"STREAMER_KAFKA_SSL_CAFILE={cafile} is not a readable file")
@@ -40,14 +40,14 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
 
 
 def _credentials(settings: Settings) -> tuple[str, str]:
-    user = settings.kafka_sasl_username
+    user = settings.kafka.sasl_username
     try:
-        password = settings.kafka_password()
+        password = settings.kafka.password()
     except ValueError as exc:
         raise KafkaSecurityError(f"{exc}; check STREAMER_KAFKA_SASL_PASSWORD_FILE") from exc
     if not user or password is None:
         raise KafkaSecurityError(
-            f"STREAMER_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+            f"STREAMER_KAFKA_SECURITY_PROTOCOL={settings.kafka.security_protocol} needs "
             "STREAMER_KAFKA_SASL_USERNAME and STREAMER_KAFKA_SASL_PASSWORD (or "
             "STREAMER_KAFKA_SASL_PASSWORD_FILE)")
     return user, password
@@ -55,13 +55,13 @@ def _credentials(settings: Settings) -> tuple[str, str]:
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for AIOKafkaProducer/Consumer/AdminClient/Client."""
-    protocol = settings.kafka_security_protocol
+    protocol = settings.kafka.security_protocol
     options: dict[str, Any] = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = _ssl_context(settings)
     if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
         user, password = _credentials(settings)
-        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+        options.update(sasl_mechanism=settings.kafka.sasl_mechanism,
                        sasl_plain_username=user, sasl_plain_password=password)
     return options
 
@@ -70,7 +70,7 @@ def faust_credentials(settings: Settings) -> Any:
     """``broker_credentials`` for faust.App: None (PLAINTEXT), SSL or SASL credentials."""
     import faust
 
-    protocol = settings.kafka_security_protocol
+    protocol = settings.kafka.security_protocol
     if protocol == "PLAINTEXT":
         return None
     if protocol == "SSL":
@@ -78,7 +78,7 @@ def faust_credentials(settings: Settings) -> Any:
     user, password = _credentials(settings)
     # Faust picks SASL_SSL when an ssl_context is given, SASL_PLAINTEXT otherwise.
     return faust.SASLCredentials(
-        username=user, password=password, mechanism=settings.kafka_sasl_mechanism,
+        username=user, password=password, mechanism=settings.kafka.sasl_mechanism,
         ssl_context=_ssl_context(settings) if protocol == "SASL_SSL" else None,
     )
 
@@ -87,17 +87,17 @@ def describe(settings: Settings, exc: BaseException) -> str:
     """What went wrong talking to Kafka, in words, without any secret."""
     from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
-    where = settings.kafka_bootstrap
-    protocol = settings.kafka_security_protocol
+    where = settings.kafka.bootstrap
+    protocol = settings.kafka.security_protocol
     if isinstance(exc, KafkaSecurityError):
         return str(exc)
     if isinstance(exc, SaslAuthenticationFailed):
         return (f"Kafka at {where} refused the SASL credentials of user "
-                f"{settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism}): check "
+                f"{settings.kafka.sasl_username!r} ({settings.kafka.sasl_mechanism}): check "
                 "STREAMER_KAFKA_SASL_USERNAME and STREAMER_KAFKA_SASL_PASSWORD(_FILE)")
     if isinstance(exc, UnsupportedSaslMechanismError):
         return (f"Kafka at {where} does not offer SASL mechanism "
-                f"{settings.kafka_sasl_mechanism}; check STREAMER_KAFKA_SASL_MECHANISM")
+                f"{settings.kafka.sasl_mechanism}; check STREAMER_KAFKA_SASL_MECHANISM")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"Kafka at {where}: the broker's TLS certificate is not trusted "
                 f"({exc.verify_message}); set STREAMER_KAFKA_SSL_CAFILE to the CA that "
@@ -140,7 +140,7 @@ async def preflight(settings: Settings, timeout_s: float = 15.0) -> None:
 
     options = client_options(settings)
     last: BaseException | None = None
-    for hostport in (h.strip() for h in settings.kafka_bootstrap.split(",")):
+    for hostport in (h.strip() for h in settings.kafka.bootstrap.split(",")):
         if not hostport:
             continue
         host, _, port = hostport.rpartition(":")

@@ -45,7 +45,7 @@ def available(settings: Settings) -> bool:
 
     Secured brokers keep aiokafka, whose TLS and SASL set-up the project already checks.
     """
-    return (settings.kafka_security_protocol == "PLAINTEXT"
+    return (settings.kafka.security_protocol == "PLAINTEXT"
             and importlib.util.find_spec("confluent_kafka") is not None)
 
 
@@ -62,11 +62,11 @@ async def send_paced(settings: Settings, messages: Iterable[Outgoing], *,
     from confluent_kafka import KafkaException, Producer
 
     producer = Producer({
-        "bootstrap.servers": settings.kafka_bootstrap,
+        "bootstrap.servers": settings.kafka.bootstrap,
         "acks": "all",
         "enable.idempotence": False,
         "retries": 0,
-        "linger.ms": settings.kafka_linger_ms,
+        "linger.ms": settings.kafka.linger_ms,
         # Keys land on the partitions the Java and aiokafka clients would pick.
         "partitioner": "murmur2_random",
         "compression.type": "none",
@@ -90,7 +90,7 @@ async def send_paced(settings: Settings, messages: Iterable[Outgoing], *,
             await loop.run_in_executor(None, functools.partial(
                 producer.list_topics, topic, timeout=_DELIVERY_TIMEOUT_MS / 1000))
         except KafkaException as exc:
-            raise SendFailed(f"Kafka at {settings.kafka_bootstrap}: {exc}") from exc
+            raise SendFailed(f"Kafka at {settings.kafka.bootstrap}: {exc}") from exc
     report = SendReport()
     t0 = loop.time()
     async for intended_ms, msg in paced(items, rate):
@@ -109,11 +109,11 @@ async def send_paced(settings: Settings, messages: Iterable[Outgoing], *,
     try:
         left = await loop.run_in_executor(None, producer.flush, _DELIVERY_TIMEOUT_MS / 1000)
     except KafkaException as exc:
-        raise SendFailed(f"Kafka at {settings.kafka_bootstrap}: {exc} "
+        raise SendFailed(f"Kafka at {settings.kafka.bootstrap}: {exc} "
                          f"({acked} of {len(items)} sent)") from exc
     if left or failures:
         reason = failures[0] if failures else f"{left} records still unacknowledged"
-        raise SendFailed(f"Kafka at {settings.kafka_bootstrap} did not acknowledge "
+        raise SendFailed(f"Kafka at {settings.kafka.bootstrap} did not acknowledge "
                          f"{len(failures) + left} records: {reason} "
                          f"({acked} of {len(items)} sent)")
     report.sent = sum(report.by_topic.values())

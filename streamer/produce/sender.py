@@ -47,7 +47,7 @@ class ProduceGaveUp(RuntimeError):
         self.sent = sent
         of = f" of {total}" if total is not None else ""
         super().__init__(
-            f"Kafka at {settings.kafka_bootstrap} {what} for {settings.produce_deadline_s:g}s "
+            f"Kafka at {settings.kafka.bootstrap} {what} for {settings.produce.deadline_s:g}s "
             f"(STREAMER_PRODUCE_DEADLINE_S): gave up, {sent}{of} messages sent"
         )
 
@@ -65,9 +65,9 @@ async def _queue(producer: AIOKafkaProducer, settings: Settings, msg: Outgoing,
     """
     loop = asyncio.get_running_loop()
     start = loop.time()
-    backoff = settings.produce_retry_backoff_s
+    backoff = settings.produce.retry_backoff_s
     while True:
-        left = settings.produce_deadline_s - (loop.time() - start)
+        left = settings.produce.deadline_s - (loop.time() - start)
         try:
             fut: asyncio.Future[Any] = await asyncio.wait_for(
                 producer.send(msg.topic, msg.value, key=msg.key, timestamp_ms=timestamp_ms),
@@ -76,12 +76,12 @@ async def _queue(producer: AIOKafkaProducer, settings: Settings, msg: Outgoing,
             return fut
         except (KafkaTimeoutError, TimeoutError):
             pass
-        if loop.time() - start + backoff >= settings.produce_deadline_s:
+        if loop.time() - start + backoff >= settings.produce.deadline_s:
             raise ProduceGaveUp(settings, "took no records", sent, total)
         log.info("Kafka at %s took no record for %.0fs; retrying in %.1fs",
-                 settings.kafka_bootstrap, loop.time() - start, backoff)
+                 settings.kafka.bootstrap, loop.time() - start, backoff)
         await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, settings.produce_retry_backoff_max_s)
+        backoff = min(backoff * 2, settings.produce.retry_backoff_max_s)
 
 
 async def _wait_acked(settings: Settings, pending: list[asyncio.Future[Any]], sent: int,
@@ -91,7 +91,7 @@ async def _wait_acked(settings: Settings, pending: list[asyncio.Future[Any]], se
     them meanwhile)."""
     if not pending:
         return
-    _, waiting = await asyncio.wait(pending, timeout=settings.produce_deadline_s)
+    _, waiting = await asyncio.wait(pending, timeout=settings.produce.deadline_s)
     if waiting:
         raise ProduceGaveUp(settings, "acknowledged no records", sent + _acknowledged(pending),
                             total)
@@ -141,7 +141,7 @@ async def send_all(
         # Everything reported sent is acknowledged by now; after giving up, stop() would
         # wait on the stalled broker for the records still in flight, so it is bounded.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(producer.stop(), timeout=settings.kafka_request_timeout_s)
+            await asyncio.wait_for(producer.stop(), timeout=settings.kafka.request_timeout_s)
     report.sent = sum(report.by_topic.values())
     report.seconds = loop.time() - t0
     return report

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def load_baseline(settings: Settings) -> BaselineScorer:
-    return BaselineScorer.train(settings.labelled_data_dir, settings.cache_dir / "baseline")
+    return BaselineScorer.train(settings.scoring.labelled_data_dir,
+                                settings.paths.cache_dir / "baseline")
 
 
 BundleBuilder = Callable[[Settings], Path]
@@ -39,12 +40,12 @@ def load_onnx(settings: Settings, build: BundleBuilder | None = None) -> Scorer:
     path = build(settings) if build is not None else default_bundle_path(settings)
     return OnnxScorer(
         path,
-        variant=settings.bundle_variant,
-        intra_op_threads=settings.ort_intra_op_threads,
-        max_group=settings.score_max_group,
-        int8_rows_alone=settings.score_int8_rows_alone,
-        tensorrt=settings.ort_tensorrt,
-        trt_cache=settings.cache_dir / "tensorrt",
+        variant=settings.scoring.bundle_variant,
+        intra_op_threads=settings.scoring.ort_intra_op_threads,
+        max_group=settings.scoring.score_max_group,
+        int8_rows_alone=settings.scoring.score_int8_rows_alone,
+        tensorrt=settings.scoring.ort_tensorrt,
+        trt_cache=settings.paths.cache_dir / "tensorrt",
     )
 
 
@@ -57,21 +58,21 @@ def load_torch(settings: Settings) -> Scorer:
     from streamer.score.torch_scorer import TorchScorer, resolve_device
 
     path = default_bundle_path(settings)
-    device = resolve_device(settings.torch_device)
+    device = resolve_device(settings.scoring.torch_device)
     if device == "cpu":
         import torch
 
-        torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(settings.scoring.torch_threads)
     log.info(
         "torch scorer: bundle %s, device %s (asked: %s), CUDA graphs %s",
-        path, device, settings.torch_device,
-        "on" if settings.torch_cuda_graphs and device == "cuda" else "off",
+        path, device, settings.scoring.torch_device,
+        "on" if settings.scoring.torch_cuda_graphs and device == "cuda" else "off",
     )
     return TorchScorer.from_bundle(
         path,
         device=device,
-        cuda_graphs=settings.torch_cuda_graphs and device == "cuda",
-        max_graphs=settings.torch_max_graphs,
+        cuda_graphs=settings.scoring.torch_cuda_graphs and device == "cuda",
+        max_graphs=settings.scoring.torch_max_graphs,
     )
 
 
@@ -86,15 +87,15 @@ def load_scorer(settings: Settings, build: BundleBuilder | None = None) -> Score
 
 def _load_scorer(settings: Settings, build: BundleBuilder | None) -> Scorer:
     scorer: Scorer
-    if settings.scorer == "baseline":
+    if settings.scoring.scorer == "baseline":
         scorer = load_baseline(settings)
-    elif settings.scorer == "torch":
+    elif settings.scoring.scorer == "torch":
         scorer = load_torch(settings)  # asked for explicitly: no baseline fallback
     else:
         try:
             scorer = load_onnx(settings, build)
         except (ScorerError, BundleError) as exc:
-            if settings.scorer == "onnx" or settings.bundle_dir is not None:
+            if settings.scoring.scorer == "onnx" or settings.scoring.bundle_dir is not None:
                 raise  # asked for a bundle explicitly: a broken one is an error
             log.warning("no model bundle (%s): scoring with the Naive Bayes baseline", exc)
             scorer = load_baseline(settings)

@@ -33,7 +33,7 @@ def ensure_default_bundle(
     Concurrent workers on one machine wait on a lock file instead of building twice.
     """
     path = default_bundle_path(settings)
-    if settings.bundle_dir is not None:
+    if settings.scoring.bundle_dir is not None:
         load_bundle(path, verify=())  # raises BundleError naming the problem
         log.info("model bundle: %s (configured)", path)
         return path
@@ -62,7 +62,7 @@ def ensure_default_bundle(
         start = time.perf_counter()
         cfg = profile_config(
             "quick",
-            data_dir or settings.labelled_data_dir,
+            data_dir or settings.scoring.labelled_data_dir,
             path,
             threads=threads,
             command="streamer (first run: quick default bundle)",
@@ -81,4 +81,4 @@ def ensure_default_bundle(
 def build_if_missing(settings: Settings) -> Path:
     """``ensure_default_bundle`` with the settings' build threads: what a worker's first
     start passes to ``streamer.score.select.load_scorer``."""
-    return ensure_default_bundle(settings, threads=settings.bundle_build_threads)
+    return ensure_default_bundle(settings, threads=settings.scoring.bundle_build_threads)

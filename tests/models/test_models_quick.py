@@ -22,13 +22,13 @@ def _copy_bundle(src: Path, dst: Path) -> None:
 def test_cached_bundle_is_reused(tiny_bundle: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(cache_dir=tmp_path)
-    _copy_bundle(tiny_bundle, settings.bundles_dir / "default")
+    _copy_bundle(tiny_bundle, settings.paths.bundles / "default")
 
     def no_build(*_: object, **__: object) -> Path:
         raise AssertionError("must not build when a bundle is cached")
 
     monkeypatch.setattr("streamer.training.build.build_bundle", no_build)
-    assert quick.ensure_default_bundle(settings) == settings.bundles_dir / "default"
+    assert quick.ensure_default_bundle(settings) == settings.paths.bundles / "default"
 
 
 def test_missing_bundle_is_built_with_the_quick_profile(
@@ -44,7 +44,7 @@ def test_missing_bundle_is_built_with_the_quick_profile(
 
     monkeypatch.setattr("streamer.training.build.build_bundle", fake_build)
     path = quick.ensure_default_bundle(settings, reporter=SILENT)
-    assert path == settings.bundles_dir / "default"
+    assert path == settings.paths.bundles / "default"
     (cfg,) = seen
     assert cfg.profile == "quick" and not cfg.teacher and cfg.student_layers == [2]
     assert cfg.student_precisions == ["int8"] and cfg.max_length == {"chat": 64, "news": 128}
@@ -64,13 +64,13 @@ def test_a_complete_full_build_is_preferred_over_the_quick_default(
     tiny_bundle: Path, tmp_path: Path
 ) -> None:
     settings = Settings(cache_dir=tmp_path)
-    _copy_bundle(tiny_bundle, settings.bundles_dir / "default")
-    full = settings.bundles_dir / "full"
+    _copy_bundle(tiny_bundle, settings.paths.bundles / "default")
+    full = settings.paths.bundles / "full"
     full.mkdir(parents=True)
     (full / "tokenizer.json").write_text("{}")  # a full build still running: not complete
-    assert locate.default_bundle_path(settings) == settings.bundles_dir / "default"
+    assert locate.default_bundle_path(settings) == settings.paths.bundles / "default"
     shutil.rmtree(full)
     _copy_bundle(tiny_bundle, full)
     assert quick.ensure_default_bundle(settings) == full
-    explicit = Settings(cache_dir=tmp_path, bundle_dir=settings.bundles_dir / "default")
-    assert locate.default_bundle_path(explicit) == settings.bundles_dir / "default"
+    explicit = Settings(cache_dir=tmp_path, bundle_dir=settings.paths.bundles / "default")
+    assert locate.default_bundle_path(explicit) == settings.paths.bundles / "default"

@@ -27,7 +27,7 @@ def test_the_worker_scores_through_the_bundle(
     finally:
         worker.stop()
     assert sum(a.scored for a in accounts) == len(messages)
-    scored = read_topic(ns, ns.settings().topic_scored, len(messages))
+    scored = read_topic(ns, ns.settings().topics.scored, len(messages))
     assert len(scored) == len(messages)
     manifest = load_bundle(tiny_bundle, verify=()).manifest
     assert {ev["scorer"] for ev in scored} == {f"onnx-cpu:{manifest.default_variant['cpu']}"}

@@ -17,7 +17,7 @@ class Messages:
     def make(self, settings: Settings, n: int, rate: float) -> list[Outgoing]:
         from streamer.produce.demo import DemoConfig, DemoGenerator
 
-        topics = {"news": settings.topic_news, "chat": settings.topic_chat}
+        topics = {"news": settings.topics.news, "chat": settings.topics.chat}
         out: list[Outgoing] = []
         while len(out) < n:
             self.seed += 1
@@ -26,8 +26,8 @@ class Messages:
             cfg = DemoConfig(seed=self.seed, minutes=minutes, news_per_min=per_min / 4,
                              chat_per_min=per_min * 3 / 4, bad_fraction=0.0, spike_at_min=None,
                              start=datetime.now(UTC) + timedelta(seconds=1),
-                             max_text_chars=settings.max_text_chars,
-                             max_message_bytes=settings.max_message_bytes)
+                             max_text_chars=settings.input.max_text_chars,
+                             max_message_bytes=settings.input.max_message_bytes)
             msgs = DemoGenerator(cfg).generate()[0]
             out += [Outgoing(topics[m.kind], None, m.value) for m in msgs]
         return out[:n]

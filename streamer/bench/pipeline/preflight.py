@@ -25,17 +25,17 @@ async def check_stack(settings: Settings, timeout: float = 10.0) -> None:
     except AggregateUnavailable as exc:  # its message says what to do
         raise StackDown(str(exc)) from exc
     except (TimeoutError, OSError) as exc:
-        raise StackDown(f"Redis at {settings.redis_url} does not answer ({exc}); {hint}") from exc
+        raise StackDown(f"Redis at {settings.redis.url} does not answer ({exc}); {hint}") from exc
     finally:
         await store.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
                                 request_timeout_ms=int(timeout * 1000),
                                 **client_options(settings))
     try:
         await asyncio.wait_for(start_client(settings, admin), timeout)
         await asyncio.wait_for(admin.list_topics(), timeout)
     except Exception as exc:
-        raise StackDown(f"Kafka at {settings.kafka_bootstrap} does not answer "
+        raise StackDown(f"Kafka at {settings.kafka.bootstrap} does not answer "
                         f"({type(exc).__name__}: {exc}); {hint}") from exc
     finally:
         with contextlib.suppress(Exception):
@@ -50,7 +50,7 @@ def naive_bundle(settings: Settings, explicit: Path | None) -> tuple[Path, str, 
     if explicit is not None:
         path = explicit
     else:
-        full = settings.bundles_dir / "full"
+        full = settings.paths.bundles / "full"
         if (full / "_work" / "models" / "teacher").is_dir():
             path = full
         else:
@@ -71,9 +71,9 @@ def naive_bundle(settings: Settings, explicit: Path | None) -> tuple[Path, str, 
 
 
 def ours_scorer(settings: Settings) -> str:
-    if settings.scorer == "baseline":
+    if settings.scoring.scorer == "baseline":
         return "scorer: Naive Bayes baseline"
     from streamer.bundle.locate import default_bundle_path
 
-    return (f"scorer {settings.scorer}: bundle {default_bundle_path(settings)}, variant "
-            f"{settings.bundle_variant}")
+    return (f"scorer {settings.scoring.scorer}: bundle {default_bundle_path(settings)}, variant "
+            f"{settings.scoring.bundle_variant}")

@@ -80,13 +80,11 @@ class Session:
         self.uid = uuid.uuid4().hex[:8]
         ns = self._namespace()
         # Validated like the worker will validate them (env strings -> typed settings).
-        self.settings = type(self.base).model_validate({
-            **self.base.model_dump(),
-            **{k.removeprefix("STREAMER_").lower(): v for k, v in ns.items()}})
+        self.settings = self.base.with_env(ns)
         self.port = free_port()
         env = {**os.environ, **ns, **self.v.env,
-               "KAFKA_BOOTSTRAP": self.base.kafka_bootstrap, "REDIS_URL": self.base.redis_url,
-               "STREAMER_DATA_DIR": str(self.base.data_dir),
+               "KAFKA_BOOTSTRAP": self.base.kafka.bootstrap, "REDIS_URL": self.base.redis.url,
+               "STREAMER_DATA_DIR": str(self.base.paths.data_dir),
                "STREAMER_WEB_PORT": str(self.port),
                "STREAMER_WORKER_ID": f"{self.v.name}-{self.uid}",
                "STREAMER_LATENCY_PUSH_INTERVAL_S": str(PUSH_INTERVAL_S)}
@@ -165,7 +163,7 @@ class Session:
 
         with contextlib.suppress(Exception):
             r = self._redis()
-            match = Keyspace(self.settings.redis_key_prefix).everything
+            match = Keyspace(self.settings.redis.key_prefix).everything
             keys = [k async for k in r.scan_iter(match=match, count=500)]
             for i in range(0, len(keys), 500):
                 await r.unlink(*keys[i:i + 500])
@@ -187,4 +185,4 @@ class Session:
         return sum(a.consumed for a in await accounts(self._store))
 
     async def histograms(self) -> dict[str, HdrHistogram]:
-        return await read_histograms(self._redis(), self.settings.redis_key_prefix)
+        return await read_histograms(self._redis(), self.settings.redis.key_prefix)

@@ -84,7 +84,7 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
                             plan.warmup_rate, timeout_s=max(30.0, plan.warmup_s))
         except Exception as exc:
             raise BenchError(f"the broker's warm-up failed ({exc!r}): check Kafka at "
-                             f"{base.kafka_bootstrap}, or skip it with --warmup-s 0") from exc
+                             f"{base.kafka.bootstrap}, or skip it with --warmup-s 0") from exc
     runner.t0 = time.monotonic()
     try:
         await side_by_side(measure_capacity(runner, s, res, messages) for s, res in pairs)
