@@ -45,7 +45,7 @@ def create_app(runtime: Runtime) -> faust.App:
     app = faust.App(
         s.worker.app_id,
         broker=brokers,
-        broker_credentials=faust_credentials(s),
+        broker_credentials=faust_credentials(s.kafka),
         processing_guarantee=s.worker.processing_guarantee,
         web_host=s.web.host,
         web_bind=s.web.host,

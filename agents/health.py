@@ -109,7 +109,7 @@ class KafkaProbe:
             client = AIOKafkaClient(
                 bootstrap_servers=self.settings.kafka.bootstrap,
                 request_timeout_ms=int(self.settings.health.probe_timeout_s * 1000),
-                **client_options(self.settings),
+                **client_options(self.settings.kafka),
             )
             try:
                 await client.bootstrap()

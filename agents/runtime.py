@@ -58,7 +58,7 @@ class Runtime:
         clock = Clock()
         metrics = Metrics()
         latency = LatencyRecorder()
-        store = TrendStore.connect(settings)
+        store = TrendStore.connect(settings.redis, settings.aggregate)
         scoring = settings.scoring
         pool = ScoringPool(scorer, threads=scoring.infer_threads,
                            queue_depth=scoring.score_queue_depth, gauge=metrics.score_in_flight)

@@ -18,6 +18,20 @@ from streamer.settings import Settings
 T0 = datetime(2026, 1, 2, 9, 0, tzinfo=UTC)
 
 
+class SettingsStore(TrendStore):
+    """A trend store that keeps the whole settings it was connected with, for the tests
+    that build other components beside it (the store itself takes only its sections)."""
+
+    s: Settings
+
+    @classmethod
+    def of(cls, settings: Settings) -> SettingsStore:
+        store = cls.connect(settings.redis, settings.aggregate)
+        assert isinstance(store, SettingsStore)
+        store.s = settings
+        return store
+
+
 def alert_settings(redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "redis_key_prefix": f"t{uuid.uuid4().hex[:8]}",
@@ -100,5 +114,5 @@ def batches(events: Sequence[ScoredEvent], seed: int, max_size: int) -> list[lis
 
 
 async def apply(store: TrendStore, batch: Sequence[ScoredEvent]) -> None:
-    for delta in build_deltas(batch, [], store._s.aggregate.bucket_seconds).values():
+    for delta in build_deltas(batch, [], store.bucket_seconds).values():
         await store.apply(delta)

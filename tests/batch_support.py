@@ -48,7 +48,7 @@ def record(offset: int, headline: str = "Crude slumps on supply glut") -> RawRec
 @pytest.fixture
 async def batch_processor(redis_url: str) -> AsyncIterator[BatchProcessor]:
     settings = alert_settings(redis_url)
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     pool = ScoringPool(PoisonScorer(), threads=1, queue_depth=0)
     yield BatchProcessor(settings, pool, store, metrics=Metrics())
     pool.shutdown()

@@ -213,7 +213,7 @@ class BackgroundProducer:
 
 
 async def _accounts(settings: Settings) -> list[TopicAccount]:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         return await accounts(store)
     finally:
@@ -292,7 +292,7 @@ async def _read_topic(bootstrap: str, topic: str, expected: int, timeout: float,
 def read_topic(ns: Namespace, topic: str, expected: int, timeout: float = 60.0,
                isolation: str = "read_committed") -> list[dict[str, object]]:
     raw = asyncio.run(_read_topic(ns.kafka_bootstrap, topic, expected, timeout, isolation,
-                                  client_options(ns.settings())))
+                                  client_options(ns.settings().kafka)))
     return [orjson.loads(v) for v in raw]
 
 
@@ -309,7 +309,7 @@ def expected_counts(scored: list[dict]) -> Counter[tuple[str, str, str]]:
 
 
 async def _redis_counts(settings: Settings) -> Counter[tuple[str, str, str]]:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         span = await store.time_range()
         if span is None:  # nothing aggregated (e.g. only bad input)

@@ -79,7 +79,7 @@ async def env(redis_url: str, kafka_bootstrap: str) -> AsyncIterator[tuple[Setti
         alert_webhook_secret=SECRET,
     )
     await ensure_topics(settings, [settings.topics.alerts], partitions=2)
-    trends = TrendStore.connect(settings)
+    trends = TrendStore.connect(settings.redis, settings.aggregate)
     yield settings, trends
     await trends.close()
 

@@ -22,7 +22,7 @@ async def test_claimed_alerts_show_newest_first_once_each_with_short_evidence(
     redis_url: str,
 ) -> None:
     settings = alert_settings(redis_url)
-    trends = TrendStore.connect(settings)
+    trends = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         store = AlertStore(trends.redis, settings.redis.key_prefix,
                            claim_ttl_s=settings.alerts.claim_ttl_s)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from alert_support import alert_settings
+from alert_support import SettingsStore, alert_settings
 from test_event_time import KeywordScorer
 
 from streamer.aggregate import TrendStore
@@ -32,20 +32,20 @@ async def settings(redis_url: str) -> Settings:
 
 @pytest.fixture
 async def store(settings: Settings) -> AsyncIterator[TrendStore]:
-    s = TrendStore.connect(settings)
+    s = SettingsStore.of(settings)
     yield s
     await s.close()
 
 
 async def run(store: TrendStore, records: list[RawRecord]) -> BatchOutput:
-    proc = BatchProcessor(store._s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0),
+    proc = BatchProcessor(store.s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0),
                           store)
     return await proc.aggregate(await proc.score(records))
 
 
 @pytest.fixture
 async def window_10(settings: Settings) -> AsyncIterator[TrendStore]:
-    s = TrendStore.connect(settings.replace(**{"dedup_window_messages": 10}))
+    s = SettingsStore.of(settings.replace(**{"dedup_window_messages": 10}))
     yield s
     await s.close()
 
@@ -112,11 +112,11 @@ async def test_a_repeat_beyond_the_window_counts_again_and_memory_stays_bounded(
     assert [d.offset for d in again.dead] == [10]
     key = store.keys.seen_ids(f"{TOPIC}:0")
     assert await store.redis.zcard(key) <= 11  # the newest offset and the 10 before it
-    assert 0 < await store.redis.ttl(key) <= store._s.aggregate.dedup_ttl_s
+    assert 0 < await store.redis.ttl(key) <= store.s.aggregate.dedup_ttl_s
 
 
 async def test_zero_turns_deduplication_off(settings: Settings) -> None:
-    store = TrendStore.connect(settings.replace(**{"dedup_window_messages": 0}))
+    store = SettingsStore.of(settings.replace(**{"dedup_window_messages": 0}))
     try:
         out = await run(store, records(["a", "a"]))
         assert len(out.scored) == 2 and not out.dead

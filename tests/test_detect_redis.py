@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from alert_support import (
+    SettingsStore,
     alert_settings,
     apply,
     batches,
@@ -35,7 +36,7 @@ class FakeClock:
 
 @pytest.fixture
 async def trends(redis_url: str) -> AsyncIterator[TrendStore]:
-    store = TrendStore.connect(alert_settings(redis_url))
+    store = SettingsStore.of(alert_settings(redis_url))
     yield store
     await store.close()
 
@@ -43,7 +44,7 @@ async def trends(redis_url: str) -> AsyncIterator[TrendStore]:
 def engine(store: TrendStore, name: str = "w1", clock: FakeClock | None = None,
            partitions: int = 3) -> AlertEngine:
     clock = clock or FakeClock()
-    eng = AlertEngine(store._s, store, clock_ms=clock, worker_id=name)
+    eng = AlertEngine(store.s, store, clock_ms=clock, worker_id=name)
     eng.events.expect([f"news:{p}" for p in range(partitions)], clock())
     return eng
 
@@ -82,19 +83,19 @@ async def test_watermark_is_the_slowest_moving_partition_less_the_lateness(
     await eng.observe(p0)
     await eng.observe(p1[: len(p1) // 2])
     assert await eng.events.watermark_ms(clock()) is None  # waiting for news:2
-    clock.ms += trends._s.alerts.idle_partition_s * 1000 / 2
+    clock.ms += trends.s.alerts.idle_partition_s * 1000 / 2
     await eng.observe(p0)
     await eng.observe(p1[: len(p1) // 2])
-    clock.ms += trends._s.alerts.idle_partition_s * 1000 / 2 + 1
-    lateness = trends._s.alerts.allowed_lateness_s * 1000
+    clock.ms += trends.s.alerts.idle_partition_s * 1000 / 2 + 1
+    lateness = trends.s.alerts.allowed_lateness_s * 1000
     slow = p1[len(p1) // 2 - 1].event_time.timestamp() * 1000
     assert await eng.events.watermark_ms(clock()) == pytest.approx(slow - lateness)
     # Partition 1 stops moving; after the idle time it no longer holds the watermark.
-    clock.ms += trends._s.alerts.idle_partition_s * 1000 + 1
+    clock.ms += trends.s.alerts.idle_partition_s * 1000 + 1
     await eng.observe(p1[len(p1) // 2:])  # partition 1 moves on; partition 0 is idle
     newest1 = p1[-1].event_time.timestamp() * 1000
     assert await eng.events.watermark_ms(clock()) == pytest.approx(newest1 - lateness)
-    clock.ms += trends._s.alerts.idle_partition_s * 1000 + 1
+    clock.ms += trends.s.alerts.idle_partition_s * 1000 + 1
     newest = max(e.event_time.timestamp() * 1000 for e in events)
     # Everything idle: the newest time wins.
     assert await eng.events.watermark_ms(clock()) == pytest.approx(newest - lateness)
@@ -119,7 +120,7 @@ async def test_alerts_match_the_offline_detector_and_do_not_depend_on_batching(
                              if p.name == "alert.schema.json").read_text())
     runs = []
     for seed, size in ((1, 5), (2, 200)):  # "slow" and "fast" replays
-        store = TrendStore.connect(alert_settings(redis_url))
+        store = SettingsStore.of(alert_settings(redis_url))
         try:
             eng = engine(store)
             alerts = await drive(eng, store, batches(events, seed, size))
@@ -155,7 +156,7 @@ async def test_two_concurrent_workers_never_emit_the_same_alert_twice(
 ) -> None:
     events = make_events(4, 30, spike_at_min=20, spike_per_min=80, partitions=2)
     settings = alert_settings(redis_url)
-    stores = [TrendStore.connect(settings) for _ in range(2)]
+    stores = [SettingsStore.of(settings) for _ in range(2)]
     try:
         engines = [engine(s, f"w{i}", partitions=2) for i, s in enumerate(stores)]
         claimed: list[AlertRecord] = []
@@ -211,7 +212,7 @@ async def test_a_worker_restarting_mid_stream_continues_from_the_shared_state(
     events = make_events(6, 30, spike_at_min=20, spike_per_min=80, partitions=2)
     settings = alert_settings(redis_url)
     plan = batches(events, 3, 50)
-    store = TrendStore.connect(settings)
+    store = SettingsStore.of(settings)
     try:
         first = await drive(engine(store, "before", partitions=2), store, plan[: len(plan) // 2])
         second = await drive(engine(store, "after", partitions=2), store, plan[len(plan) // 2:])
@@ -245,8 +246,8 @@ async def test_recording_survives_redis_losing_its_scripts(trends: TrendStore) -
     await eng.observe(events[:10])
     await trends.redis.script_flush()
     await eng.observe(events[10:])
-    clock.ms += trends._s.alerts.idle_partition_s * 1000 + 1
+    clock.ms += trends.s.alerts.idle_partition_s * 1000 + 1
     newest = max(e.event_time.timestamp() * 1000 for e in events)
-    lateness = trends._s.alerts.allowed_lateness_s * 1000
+    lateness = trends.s.alerts.allowed_lateness_s * 1000
     # the progress the flushed script was to record got recorded
     assert await eng.events.watermark_ms(clock()) == pytest.approx(newest - lateness)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from alert_support import T0, alert_settings, apply, batches, make_events
+from alert_support import T0, SettingsStore, alert_settings, apply, batches, make_events
 from test_detect_redis import FakeClock, drive, engine
 
 from streamer.aggregate import TrendStore
@@ -47,7 +47,7 @@ class KeywordScorer:
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[TrendStore]:
-    s = TrendStore.connect(alert_settings(redis_url))
+    s = SettingsStore.of(alert_settings(redis_url))
     yield s
     await s.close()
 
@@ -71,7 +71,7 @@ async def reads(store: TrendStore) -> int:
 async def test_a_future_event_is_dead_lettered_and_a_later_spike_still_alerts(
     store: TrendStore,
 ) -> None:
-    proc = BatchProcessor(store._s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0), store)
+    proc = BatchProcessor(store.s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0), store)
     far = datetime(2099, 1, 1, tzinfo=UTC)
     out = await proc.score([RawRecord("news", 3, 0, news(0, far))])
     assert [(d.reason, d.offset) for d in out.dead] == [("event_time_future", 0)]
@@ -86,13 +86,13 @@ async def test_a_future_event_is_dead_lettered_and_a_later_spike_still_alerts(
     events = make_events(3, 30, spike_at_min=20, spike_per_min=60, partitions=3)
     alerts = await drive(eng, store, batches(events, 1, 50))
     assert any(a.kind == "fired" and a.key == "XOM" for a in alerts), [a.alert_id for a in alerts]
-    data = await trends_data(store, bucket_seconds=store._s.aggregate.bucket_seconds)
+    data = await trends_data(store, bucket_seconds=store.s.aggregate.bucket_seconds)
     assert data["end"] == int(events[-1].event_time.timestamp()) // 10 * 10 + 10
 
 
 async def test_an_event_within_the_allowed_skew_is_kept(store: TrendStore) -> None:
-    proc = BatchProcessor(store._s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0), store)
-    soon = datetime.now(UTC) + timedelta(seconds=store._s.input.max_future_skew_s / 2)
+    proc = BatchProcessor(store.s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0), store)
+    soon = datetime.now(UTC) + timedelta(seconds=store.s.input.max_future_skew_s / 2)
     out = await proc.score([RawRecord("news", 0, 0, news(0, soon))])
     assert not out.dead and [e.event_time for e in out.scored] == [soon]
 
@@ -117,7 +117,7 @@ async def test_summary_and_trends_read_only_the_buckets_redis_holds(
     assert total == len(events) + 1  # everything still in Redis, the stray event included
 
     before = await reads(store)
-    data = await trends_data(store, bucket_seconds=store._s.aggregate.bucket_seconds, window_s=3600)
+    data = await trends_data(store, bucket_seconds=store.s.aggregate.bucket_seconds, window_s=3600)
     assert await reads(store) - before <= 3600 // 10 * tags + tags  # the window only
     newest = int(events[-1].event_time.timestamp()) // 10 * 10
     assert data["end"] == newest + 10 and data["end"] - data["start"] <= 3600
@@ -201,7 +201,7 @@ async def test_a_backfill_in_1987_gives_the_alerts_the_same_stream_gives_now(
     settings = alert_settings(redis_url)
     # Old event times are not rejected: the shipped Reuters 1987 stream passes decoding.
     lines = next(REUTERS.glob("*.jsonl")).read_bytes().splitlines()[:200]
-    store = TrendStore.connect(settings)
+    store = SettingsStore.of(settings)
     try:
         proc = BatchProcessor(settings, ScoringPool(KeywordScorer(), threads=1, queue_depth=0),
                               store)
@@ -215,7 +215,7 @@ async def test_a_backfill_in_1987_gives_the_alerts_the_same_stream_gives_now(
     shift = OLD - T0  # whole days: the same bucket alignment
     runs = []
     for events in (now, shifted(now, shift)):
-        store = TrendStore.connect(alert_settings(redis_url))
+        store = SettingsStore.of(alert_settings(redis_url))
         try:
             alerts = await drive(engine(store), store, batches(events, 2, 40))
         finally:

@@ -77,7 +77,7 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 90.0
 
 
 def test_the_right_credentials_connect(sasl_kafka: SecureKafka) -> None:
-    asyncio.run(preflight(sasl_kafka.settings))
+    asyncio.run(preflight(sasl_kafka.settings.kafka))
 
 
 def test_a_wrong_password_is_a_clear_error(sasl_kafka: SecureKafka) -> None:
@@ -94,7 +94,7 @@ def test_a_wrong_password_is_a_clear_error(sasl_kafka: SecureKafka) -> None:
 def test_an_untrusted_certificate_names_the_ca_setting(sasl_kafka: SecureKafka) -> None:
     no_ca = sasl_kafka.settings.replace(**{"kafka_ssl_cafile": None})
     with pytest.raises(KafkaSecurityError, match="STREAMER_KAFKA_SSL_CAFILE"):
-        asyncio.run(preflight(no_ca))
+        asyncio.run(preflight(no_ca.kafka))
 
 
 def test_a_plaintext_client_is_told_about_the_security_protocol(
@@ -102,13 +102,13 @@ def test_a_plaintext_client_is_told_about_the_security_protocol(
 ) -> None:
     plain = sasl_kafka.settings.replace(**{"kafka_security_protocol": "PLAINTEXT"})
     with pytest.raises(KafkaSecurityError, match="STREAMER_KAFKA_SECURITY_PROTOCOL"):
-        asyncio.run(preflight(plain))
+        asyncio.run(preflight(plain.kafka))
 
 
 def test_missing_credentials_are_named(sasl_kafka: SecureKafka) -> None:
     none = sasl_kafka.settings.replace(**{"kafka_sasl_password_file": None})
     with pytest.raises(KafkaSecurityError, match="STREAMER_KAFKA_SASL_PASSWORD"):
-        asyncio.run(preflight(none))
+        asyncio.run(preflight(none.kafka))
 
 
 def test_the_password_stays_off_every_command_line(sasl_kafka: SecureKafka) -> None:

@@ -34,7 +34,7 @@ def protected_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settin
 
 
 async def _check(settings: Settings) -> None:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         await store.check()
         await store.redis.set(f"{settings.redis.key_prefix}:probe", "1")

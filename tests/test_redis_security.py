@@ -47,7 +47,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 
 
 async def _check(settings: Settings) -> str:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         await store.check()
         key = f"{settings.redis.key_prefix}:probe"

@@ -35,7 +35,7 @@ def scored(offset: int, label: str, topic_label: str = "earnings", tickers: list
 async def store(redis_url: str) -> AsyncIterator[TrendStore]:
     settings = Settings(_env_file=None, REDIS_URL=redis_url,
                         redis_key_prefix=f"t{uuid.uuid4().hex[:8]}", bucket_seconds=10)
-    s = TrendStore.connect(settings)
+    s = TrendStore.connect(settings.redis, settings.aggregate)
     yield s
     await s.close()
 

@@ -23,7 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from streamer.aggregate.delta import PartitionDelta
 from streamer.keys import Keyspace, Scope, parse_field
 from streamer.keys import field as field_name
-from streamer.settings import Settings
+from streamer.settings import AggregateSettings, RedisSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -178,41 +178,48 @@ class PartitionCounts:
 class TrendStore:
     """Async client for the aggregates. One per worker process."""
 
-    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, client: aioredis.Redis, redis: RedisSettings,
+                 aggregate: AggregateSettings) -> None:
         self._r = client
-        self._s = settings
-        self.keys = Keyspace(settings.redis.key_prefix)
+        self._cfg = redis
+        self._agg = aggregate
+        self.keys = Keyspace(redis.key_prefix)
         self._apply = client.register_script(_APPLY)
         self._claim = client.register_script(_CLAIM)
         self._known: set[str] = set()
 
     @classmethod
-    def connect(cls, settings: Settings) -> TrendStore:
+    def connect(cls, redis: RedisSettings, aggregate: AggregateSettings) -> TrendStore:
         try:
-            password = settings.redis.secret()
+            password = redis.secret()
         except ValueError as exc:
             raise AggregateUnavailable(f"{exc}; check STREAMER_REDIS_PASSWORD_FILE") from exc
         tls: dict[str, Any] = {}
-        if settings.redis.url.startswith("rediss://"):
-            ca = settings.redis.tls_ca_file
+        if redis.url.startswith("rediss://"):
+            ca = redis.tls_ca_file
             if ca is not None and not ca.is_file():
                 raise AggregateUnavailable(
                     f"STREAMER_REDIS_TLS_CA_FILE={ca} is not a readable file")
             tls = {"ssl_ca_certs": str(ca) if ca else None, "ssl_cert_reqs": "required"}
         client = aioredis.Redis.from_url(
-            settings.redis.url,
-            username=settings.redis.username,
+            redis.url,
+            username=redis.username,
             password=password,
-            socket_timeout=settings.redis.timeout_s,
-            socket_connect_timeout=settings.redis.timeout_s,
+            socket_timeout=redis.timeout_s,
+            socket_connect_timeout=redis.timeout_s,
             decode_responses=True,
             **tls,
         )
-        return cls(client, settings)
+        return cls(client, redis, aggregate)
 
     @property
     def redis(self) -> aioredis.Redis:
         return self._r
+
+    @property
+    def bucket_seconds(self) -> int:
+        """Width of the event-time buckets this store writes."""
+        return self._agg.bucket_seconds
 
     async def close(self) -> None:
         await self._r.aclose()
@@ -225,7 +232,7 @@ class TrendStore:
 
     async def check(self) -> None:
         """Raise AggregateUnavailable saying what to fix when Redis cannot be used."""
-        where = self._s.redis.url.split("@")[-1]  # never echo credentials in a URL
+        where = self._cfg.url.split("@")[-1]  # never echo credentials in a URL
         try:
             await self._r.ping()
         except (AuthenticationError, AuthenticationWrongNumberOfArgsError) as exc:
@@ -259,7 +266,7 @@ class TrendStore:
             raise ValueError("empty delta")
         tag = Keyspace.tag(delta.topic, delta.partition)
         keys = [self.keys.watermark(tag), self.keys.counts(tag)]
-        ttl = self._s.aggregate.bucket_ttl_s
+        ttl = self._agg.bucket_ttl_s
         args: list[str | int | float] = [delta.first_offset, delta.last_offset, ttl]
         counters = {
             "consumed": len(delta.offsets), "scored": delta.scored, "dead": delta.dead
@@ -294,7 +301,7 @@ class TrendStore:
         if not ids:
             return []
         key = self.keys.seen_ids(Keyspace.tag(topic, partition))
-        agg = self._s.aggregate
+        agg = self._agg
         args: list[str | int] = [agg.dedup_window_messages, agg.dedup_ttl_s]
         for offset, event_id in ids:
             args += [offset, event_id]
@@ -302,24 +309,24 @@ class TrendStore:
         return [None if int(f) < 0 else int(f) for f in firsts]
 
     async def _with_retry(self, op: Callable[[], Awaitable[Any]]) -> Any:
-        delay = self._s.redis.retry_backoff_s
-        for attempt in range(1, self._s.redis.retry_attempts + 1):
+        delay = self._cfg.retry_backoff_s
+        for attempt in range(1, self._cfg.retry_attempts + 1):
             try:
                 return await op()
             except ResponseError as exc:
                 # OOM, READONLY, NOSCRIPT-after-flush... are not transient in a useful way
                 # except LOADING (restart in progress).
-                if "LOADING" not in str(exc) or attempt == self._s.redis.retry_attempts:
+                if "LOADING" not in str(exc) or attempt == self._cfg.retry_attempts:
                     raise AggregateUnavailable(refusal(exc)) from exc
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                if attempt == self._s.redis.retry_attempts:
+                if attempt == self._cfg.retry_attempts:
                     raise AggregateUnavailable(
                         f"Redis unreachable after {attempt} attempts: {exc}", transient=True
                     ) from exc
                 log.warning("Redis unavailable (attempt %d): %s; retrying in %.1fs",
                             attempt, exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, self._s.redis.retry_backoff_max_s)
+            delay = min(delay * 2, self._cfg.retry_backoff_max_s)
         raise AssertionError("unreachable")
 
     # --- reads -----------------------------------------------------------------------
@@ -351,7 +358,7 @@ class TrendStore:
         return None if lo is None or hi is None else (lo, hi)
 
     def _bucket_starts(self, start_s: float, end_s: float) -> range:
-        width = self._s.aggregate.bucket_seconds
+        width = self._agg.bucket_seconds
         first = int(start_s) - int(start_s) % width
         return range(first, int(end_s) + 1, width)  # lazy: a wide span costs nothing here
 
@@ -361,7 +368,7 @@ class TrendStore:
         wanted = set(tags)
         out: set[tuple[str, int]] = set()  # a set: SCAN may return a key twice
         async for key in self._r.scan_iter(match=self.keys.bucket_pattern,
-                                           count=self._s.redis.read_page):
+                                           count=self._cfg.read_page):
             found = self.keys.parse_bucket(key)
             if found is not None and found[0] in wanted:
                 out.add(found)
@@ -380,7 +387,7 @@ class TrendStore:
         of buckets is read by name; a wider one from the keys Redis holds, so the work is
         bounded by what is stored, never by the span (one event of 1987 in a live stream)."""
         tags = await self.partitions()
-        page = self._s.redis.read_page
+        page = self._cfg.read_page
         starts = self._bucket_starts(start_s, end_s)
         if len(starts) <= page:
             keys = [(tag, b) for b in starts for tag in tags]

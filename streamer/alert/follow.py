@@ -20,9 +20,9 @@ async def read_alerts(settings: Settings, *, follow: bool, from_beginning: bool,
         settings.topics.alerts, bootstrap_servers=settings.kafka.bootstrap, group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
         isolation_level="read_committed", enable_auto_commit=False,
-        **client_options(settings),
+        **client_options(settings.kafka),
     )
-    await start_client(settings, consumer)
+    await start_client(settings.kafka, consumer)
     seen: set[str] = set()
     try:
         end: dict[TopicPartition, int] = {}

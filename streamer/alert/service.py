@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 async def input_partitions(settings: Settings) -> set[str]:
     """``topic:partition`` of every input partition, from the broker's metadata."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
-                                **client_options(settings))
-    await start_client(settings, admin)
+                                **client_options(settings.kafka))
+    await start_client(settings.kafka, admin)
     try:
         topics = await admin.describe_topics(list(settings.topics.inputs))
     finally:

@@ -36,8 +36,8 @@ async def kafka_hop(settings: Settings, payloads: list[bytes], rate: float,
     hist = new_histogram()
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, **client_options(settings))
-    await start_client(settings, consumer)
+        enable_auto_commit=False, **client_options(settings.kafka))
+    await start_client(settings.kafka, consumer)
     try:
         # Assignment first, so the first records do not wait for the consumer to join.
         deadline = time.monotonic() + timeout_s

@@ -90,7 +90,7 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
     app = faust.App(
         s.worker.app_id,
         broker=brokers,
-        broker_credentials=faust_credentials(s),
+        broker_credentials=faust_credentials(s.kafka),
         processing_guarantee="at_least_once",
         web_enabled=False,
         topic_partitions=s.topics.partitions,
@@ -101,7 +101,7 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
         datadir=str(datadir),
     )
     # The project's Redis connection settings (password, TLS); nothing else of the store.
-    redis: aioredis.Redis = TrendStore.connect(s).redis
+    redis: aioredis.Redis = TrendStore.connect(s.redis, s.aggregate).redis
     hist = new_histogram()
     topic = app.topic(s.topics.news, s.topics.chat, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")

@@ -122,7 +122,7 @@ def sparkline(values: Sequence[float | None], top: float | None = None) -> str:
 
 async def _trend_rows(settings: Settings, scope: Scope | None, key: str | None,
                       window_s: int, top: int, slots: int) -> tuple[list[list[str]], str]:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         span = await store.time_range()
         if span is None:

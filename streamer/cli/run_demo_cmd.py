@@ -59,7 +59,7 @@ def _start_worker(settings: Settings, worker_id: str, log: Path) -> subprocess.P
 
 
 async def _totals(settings: Settings) -> list[TopicAccount]:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         return await accounts(store)
     finally:
@@ -67,7 +67,7 @@ async def _totals(settings: Settings) -> list[TopicAccount]:
 
 
 async def _snapshot(settings: Settings, start_s: float, end_s: float) -> Window:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         return await window(store, start_s, end_s)
     finally:
@@ -82,7 +82,7 @@ async def _produce_and_watch(
     t0 = time.monotonic()
     first_seen: float | None = None
     sending = asyncio.create_task(send_all(settings, outgoing, rate=rate, total=len(outgoing)))
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         while True:
             done = _delta(await accounts(store), before)
@@ -257,7 +257,7 @@ def _report_alerts(found: list[AlertRecord], labels: list[SpikeLabel]) -> None:
 
 
 async def _alert_latency(settings: Settings, worker_id: str) -> StageLatency | None:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         await asyncio.sleep(settings.worker.latency_push_interval_s + 0.5)  # the next push
         return alert_row(await read_histograms(store.redis, settings.redis.key_prefix,
@@ -268,7 +268,7 @@ async def _alert_latency(settings: Settings, worker_id: str) -> StageLatency | N
 
 async def _window(settings: Settings, start_s: float, end_s: float, worker_id: str,
                   before: Window) -> tuple[list[TrendRow], list[StageLatency]]:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         # The worker pushes its histograms periodically; wait for the final push.
         await asyncio.sleep(settings.worker.latency_push_interval_s + 0.5)

@@ -82,7 +82,7 @@ def latency_table(rows: list[StageLatency], alert: StageLatency | None = None) -
 async def _collect() -> tuple[list[TopicAccount], list[TrendRow], list[StageLatency],
                             StageLatency | None]:
     settings = settings_with()
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         merged = await read_histograms(store.redis, settings.redis.key_prefix)
         return (await accounts(store), await trends(store), stage_rows(merged),
@@ -105,7 +105,7 @@ def summary(top: int) -> None:
 
 async def _latency(worker: str) -> tuple[list[StageLatency], StageLatency | None]:
     settings = settings_with()
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         merged = await read_histograms(store.redis, settings.redis.key_prefix,
                                        None if worker == "*" else worker)

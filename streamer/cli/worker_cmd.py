@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 async def _check_redis(settings: Settings) -> None:
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         await store.check()
     finally:

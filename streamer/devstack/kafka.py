@@ -502,7 +502,7 @@ class LocalKafka(TrackedProcess):
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
         try:
-            security = client_options(self.settings)
+            security = client_options(self.settings.kafka)
         except KafkaSecurityError as exc:
             raise StackError(str(exc)) from exc
         while True:

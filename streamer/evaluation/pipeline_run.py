@@ -137,7 +137,7 @@ async def replay(settings: Settings, lines: list[StreamLine], speed: float | Non
     times = [ln.event_time.timestamp() if ln.event_time else None for ln in lines]
     first = next((t for t in times if t is not None), 0.0)
     producer = make_producer(settings)
-    await start_client(settings, producer)
+    await start_client(settings.kafka, producer)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     wall0 = time.time()
@@ -169,7 +169,7 @@ async def wait_for(settings: Settings, sent: int, last_event_s: float, *, timeou
                    worker: Worker | None = None) -> int | None:
     """Wait until the worker consumed ``sent`` records and the detector evaluated every
     bucket the final watermark closes, with the outbox empty. Returns the cursor."""
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     alerts = AlertStore(store.redis, settings.redis.key_prefix,
                         claim_ttl_s=settings.alerts.claim_ttl_s)
     w = settings.aggregate.bucket_seconds
@@ -228,7 +228,7 @@ class EvalResult(BaseModel):
 async def scored_buckets(settings: Settings, labels: list[SpikeLabel]) -> Buckets:
     """The pipeline's own counts (from Redis) of each labelled key, from a baseline span
     before its onset to its end: what the scorer made of the spike, for its share."""
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     out: dict[int, dict[ScopeKey, tuple[int, int]]] = {}
     try:
         for lb in labels:

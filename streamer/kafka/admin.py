@@ -32,8 +32,8 @@ async def ensure_topics(
     """Create missing topics; returns the names created. Existing ones are left as they are."""
     names = list(topics) if topics is not None else project_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
-                                **client_options(settings))
-    await start_client(settings, admin)
+                                **client_options(settings.kafka))
+    await start_client(settings.kafka, admin)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
@@ -54,8 +54,8 @@ async def ensure_topics(
 async def delete_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
     """Delete those of ``topics`` that exist; returns the names deleted."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
-                                **client_options(settings))
-    await start_client(settings, admin)
+                                **client_options(settings.kafka))
+    await start_client(settings.kafka, admin)
     try:
         existing = set(await admin.list_topics())
         gone = [t for t in topics if t in existing]

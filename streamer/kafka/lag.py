@@ -18,12 +18,12 @@ async def group_lag(settings: Settings, topics: Iterable[str] | None = None,
     and its results committed."""
     group = group or settings.worker.app_id
     names = list(topics) if topics is not None else list(settings.topics.inputs)
-    security = client_options(settings)
+    security = client_options(settings.kafka)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap, **security)
     probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None,
                              enable_auto_commit=False, **security)
-    await start_client(settings, admin)
-    await start_client(settings, probe)
+    await start_client(settings.kafka, admin)
+    await start_client(settings.kafka, probe)
     try:
         described = await admin.describe_topics(names)
         tps = [TopicPartition(d["topic"], p["partition"]) for d in described

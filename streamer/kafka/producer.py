@@ -29,7 +29,7 @@ def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         "request_timeout_ms": int(settings.kafka.request_timeout_s * 1000),
         "compression_type": None,
         "max_request_size": max_request_bytes(settings),
-        **client_options(settings),
+        **client_options(settings.kafka),
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)

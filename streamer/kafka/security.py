@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from streamer.settings import Settings
+from streamer.settings import KafkaSettings
 
 
 class KafkaSecurityError(RuntimeError):
@@ -28,10 +28,10 @@ class KafkaSecurityError(RuntimeError):
         self.transient = transient
 
 
-def _ssl_context(settings: Settings) -> ssl.SSLContext:
+def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
     from aiokafka.helpers import create_ssl_context
 
-    cafile = settings.kafka.ssl_cafile
+    cafile = kafka.ssl_cafile
     if cafile is not None and not cafile.is_file():
         raise KafkaSecurityError(
             f"STREAMER_KAFKA_SSL_CAFILE={cafile} is not a readable file")
@@ -39,65 +39,65 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def _credentials(settings: Settings) -> tuple[str, str]:
-    user = settings.kafka.sasl_username
+def _credentials(kafka: KafkaSettings) -> tuple[str, str]:
+    user = kafka.sasl_username
     try:
-        password = settings.kafka.password()
+        password = kafka.password()
     except ValueError as exc:
         raise KafkaSecurityError(f"{exc}; check STREAMER_KAFKA_SASL_PASSWORD_FILE") from exc
     if not user or password is None:
         raise KafkaSecurityError(
-            f"STREAMER_KAFKA_SECURITY_PROTOCOL={settings.kafka.security_protocol} needs "
+            f"STREAMER_KAFKA_SECURITY_PROTOCOL={kafka.security_protocol} needs "
             "STREAMER_KAFKA_SASL_USERNAME and STREAMER_KAFKA_SASL_PASSWORD (or "
             "STREAMER_KAFKA_SASL_PASSWORD_FILE)")
     return user, password
 
 
-def client_options(settings: Settings) -> dict[str, Any]:
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     """Keyword arguments for AIOKafkaProducer/Consumer/AdminClient/Client."""
-    protocol = settings.kafka.security_protocol
+    protocol = kafka.security_protocol
     options: dict[str, Any] = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = _ssl_context(settings)
+        options["ssl_context"] = _ssl_context(kafka)
     if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        user, password = _credentials(settings)
-        options.update(sasl_mechanism=settings.kafka.sasl_mechanism,
+        user, password = _credentials(kafka)
+        options.update(sasl_mechanism=kafka.sasl_mechanism,
                        sasl_plain_username=user, sasl_plain_password=password)
     return options
 
 
-def faust_credentials(settings: Settings) -> Any:
+def faust_credentials(kafka: KafkaSettings) -> Any:
     """``broker_credentials`` for faust.App: None (PLAINTEXT), SSL or SASL credentials."""
     import faust
 
-    protocol = settings.kafka.security_protocol
+    protocol = kafka.security_protocol
     if protocol == "PLAINTEXT":
         return None
     if protocol == "SSL":
-        return faust.SSLCredentials(_ssl_context(settings))
-    user, password = _credentials(settings)
+        return faust.SSLCredentials(_ssl_context(kafka))
+    user, password = _credentials(kafka)
     # Faust picks SASL_SSL when an ssl_context is given, SASL_PLAINTEXT otherwise.
     return faust.SASLCredentials(
-        username=user, password=password, mechanism=settings.kafka.sasl_mechanism,
-        ssl_context=_ssl_context(settings) if protocol == "SASL_SSL" else None,
+        username=user, password=password, mechanism=kafka.sasl_mechanism,
+        ssl_context=_ssl_context(kafka) if protocol == "SASL_SSL" else None,
     )
 
 
-def describe(settings: Settings, exc: BaseException) -> str:
+def describe(kafka: KafkaSettings, exc: BaseException) -> str:
     """What went wrong talking to Kafka, in words, without any secret."""
     from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
-    where = settings.kafka.bootstrap
-    protocol = settings.kafka.security_protocol
+    where = kafka.bootstrap
+    protocol = kafka.security_protocol
     if isinstance(exc, KafkaSecurityError):
         return str(exc)
     if isinstance(exc, SaslAuthenticationFailed):
         return (f"Kafka at {where} refused the SASL credentials of user "
-                f"{settings.kafka.sasl_username!r} ({settings.kafka.sasl_mechanism}): check "
+                f"{kafka.sasl_username!r} ({kafka.sasl_mechanism}): check "
                 "STREAMER_KAFKA_SASL_USERNAME and STREAMER_KAFKA_SASL_PASSWORD(_FILE)")
     if isinstance(exc, UnsupportedSaslMechanismError):
         return (f"Kafka at {where} does not offer SASL mechanism "
-                f"{settings.kafka.sasl_mechanism}; check STREAMER_KAFKA_SASL_MECHANISM")
+                f"{kafka.sasl_mechanism}; check STREAMER_KAFKA_SASL_MECHANISM")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"Kafka at {where}: the broker's TLS certificate is not trusted "
                 f"({exc.verify_message}); set STREAMER_KAFKA_SSL_CAFILE to the CA that "
@@ -119,17 +119,17 @@ class _Startable(Protocol):
     async def start(self) -> None: ...
 
 
-async def start_client(settings: Settings, client: _Startable) -> None:
+async def start_client(kafka: KafkaSettings, client: _Startable) -> None:
     """``await client.start()``; when it cannot bootstrap, find out why (preflight) and
     raise KafkaSecurityError saying so, instead of aiokafka's bare "Unable to bootstrap"."""
     try:
         await client.start()
     except KafkaConnectionError:
-        await preflight(settings)  # raises with the reason when it is one we can name
+        await preflight(kafka)  # raises with the reason when it is one we can name
         raise
 
 
-async def preflight(settings: Settings, timeout_s: float = 15.0) -> None:
+async def preflight(kafka: KafkaSettings, timeout_s: float = 15.0) -> None:
     """Connect (TLS + SASL) to the first bootstrap server that answers and ask for its
     API versions; raise KafkaSecurityError with a clear reason when none does.
 
@@ -138,9 +138,9 @@ async def preflight(settings: Settings, timeout_s: float = 15.0) -> None:
     """
     from aiokafka.conn import create_conn
 
-    options = client_options(settings)
+    options = client_options(kafka)
     last: BaseException | None = None
-    for hostport in (h.strip() for h in settings.kafka.bootstrap.split(",")):
+    for hostport in (h.strip() for h in kafka.bootstrap.split(",")):
         if not hostport:
             continue
         host, _, port = hostport.rpartition(":")
@@ -159,5 +159,5 @@ async def preflight(settings: Settings, timeout_s: float = 15.0) -> None:
     # Refused or timed out (TLS errors are OSErrors too, but never transient): the broker
     # may be starting or restarting.
     transient = isinstance(last, ConnectionRefusedError | TimeoutError)
-    raise KafkaSecurityError(describe(settings, last or ValueError("no bootstrap server")),
+    raise KafkaSecurityError(describe(kafka, last or ValueError("no bootstrap server")),
                              transient=transient)

@@ -111,7 +111,7 @@ async def send_all(
     """Send ``messages`` at ``rate`` msg/s (None: as fast as possible) and wait until the
     broker acknowledged each; raise ProduceGaveUp when it stalls past the deadline."""
     producer = make_producer(settings)
-    await start_client(settings, producer)
+    await start_client(settings.kafka, producer)
     report = SendReport()
     pending: list[asyncio.Future[Any]] = []
     acked = 0

@@ -19,7 +19,7 @@ async def check_stack(settings: Settings, timeout: float = 10.0) -> None:
 
     hint = "start the local stack with `streamer stack up` (or point KAFKA_BOOTSTRAP / " \
            "REDIS_URL at running servers)"
-    store = TrendStore.connect(settings)
+    store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         await asyncio.wait_for(store.check(), timeout)
     except AggregateUnavailable as exc:  # its message says what to do
@@ -30,9 +30,9 @@ async def check_stack(settings: Settings, timeout: float = 10.0) -> None:
         await store.close()
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
                                 request_timeout_ms=int(timeout * 1000),
-                                **client_options(settings))
+                                **client_options(settings.kafka))
     try:
-        await asyncio.wait_for(start_client(settings, admin), timeout)
+        await asyncio.wait_for(start_client(settings.kafka, admin), timeout)
         await asyncio.wait_for(admin.list_topics(), timeout)
     except Exception as exc:
         raise StackDown(f"Kafka at {settings.kafka.bootstrap} does not answer "

@@ -100,7 +100,7 @@ class Session:
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                          cwd=REPO, start_new_session=True)
-        self._store = TrendStore.connect(self.settings)
+        self._store = TrendStore.connect(self.settings.redis, self.settings.aggregate)
         await self._wait_ready()
 
     def tail(self, n: int = 30) -> str:
