@@ -16,6 +16,12 @@ from streamer.schemas.events import Kind as Source
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
+# A full build keeps its work, the trained PyTorch models included, inside the bundle:
+# <bundle>/_work/models/<model>/, each with its meta file (the torch scorer serves them).
+WORK_DIR = "_work"
+MODELS_DIR = "models"
+CHECKPOINT_SUBDIR = (WORK_DIR, MODELS_DIR)
+CHECKPOINT_META = "model.json"
 TOKENIZER_FILE = "tokenizer.json"
 
 Head = Literal["sentiment", "topic"]

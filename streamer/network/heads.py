@@ -1,6 +1,6 @@
 """One shared encoder, one linear head per task; save/load of a trained model.
 
-Training-only module (imports torch at the top); the runtime never imports it.
+Imports torch at the top: training uses it, and the torch scorer loads it lazily.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from streamer.bundle.manifest import CHECKPOINT_META
 from streamer.network.encoder import Pooling, keep_layers, load_encoder, pool
 
 HEADS_FILE = "heads.pt"
-META_FILE = "model.json"
+META_FILE = CHECKPOINT_META
 
 
 class ModelMeta(BaseModel):

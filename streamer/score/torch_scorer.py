@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 
+from streamer.bundle.manifest import CHECKPOINT_META, CHECKPOINT_SUBDIR
 from streamer.bundle.tokenize import SourceTokenizers, bucket_length
 from streamer.score.base import BatchScores, ScorerError, Source, warmup_batches
 
@@ -42,11 +43,6 @@ Attention = Literal["eager", "sdpa"]
 
 DEFAULT_LENGTH_BUCKETS: tuple[int, ...] = (16, 32, 64, 128)
 DEFAULT_BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-# Where `streamer models build` keeps the trained PyTorch models inside a bundle
-# (streamer.training.build.WORK / "models"; the quick profile deletes them when done).
-CHECKPOINT_SUBDIR = ("_work", "models")
-# streamer.network.heads.META_FILE; not imported from there because that module imports torch.
-CHECKPOINT_META = "model.json"
 # The PyTorch docs warm a callable up on a side stream for a few iterations before capture
 # (lazy initialisation, cuBLAS workspaces, autotuning must not end up in the graph).
 CAPTURE_WARMUP_ITERS = 3

@@ -33,7 +33,9 @@ from streamer.atomic import atomic_dir, atomic_file, write_text
 from streamer.bundle.manifest import (
     FORMAT_VERSION,
     MANIFEST_FILE,
+    MODELS_DIR,
     TOKENIZER_FILE,
+    WORK_DIR,
     BuildInfo,
     BundleManifest,
     Device,
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
     from streamer.training.card import VariantCard
 
 Profile = Literal["quick", "full", "tiny"]
-WORK = "_work"
+WORK = WORK_DIR
 COMPLETE = "BUILD_COMPLETE"
 T = TypeVar("T")
 
@@ -331,7 +333,7 @@ class Builder:
         if name not in self._models:
             from streamer.network.heads import load_model
 
-            self._models[name] = load_model(self.work / "models" / name)
+            self._models[name] = load_model(self.work / MODELS_DIR / name)
         return self._models[name]
 
     def model_names(self) -> list[str]:
@@ -472,7 +474,7 @@ class Builder:
         return [e.model_dump() for e in logs]
 
     def _save(self, model: Any, meta: Any, name: str, save: Callable[..., None]) -> None:
-        with atomic_dir(self.work / "models" / name) as tmp:
+        with atomic_dir(self.work / MODELS_DIR / name) as tmp:
             save(model, meta, tmp)
         self._models[name] = (model, meta)
 
