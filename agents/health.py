@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamer.settings import Settings
+from streamer.settings import HealthSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,9 @@ class DependencyState:
 class HealthMonitor:
     """Probes each named dependency in the background; ``snapshot`` never waits."""
 
-    def __init__(self, settings: Settings, probes: dict[str, Probe],
+    def __init__(self, health: HealthSettings, probes: dict[str, Probe],
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.settings = settings
+        self.health = health
         self.probes = probes
         self.clock = clock
         self.state = {name: DependencyState() for name in probes}
@@ -50,7 +50,7 @@ class HealthMonitor:
     def up(self, name: str) -> bool:
         st = self.state[name]
         return (st.ok and st.checked_at is not None
-                and self.clock() - st.checked_at <= self.settings.health.stale_s)
+                and self.clock() - st.checked_at <= self.health.stale_s)
 
     def snapshot(self) -> dict[str, Any]:
         """Per dependency: up or not, seconds since the last probe ended, the last error."""
@@ -71,10 +71,10 @@ class HealthMonitor:
         st = self.state[name]
         error: str | None = None
         try:
-            if await asyncio.wait_for(probe(), self.settings.health.probe_timeout_s) is False:
+            if await asyncio.wait_for(probe(), self.health.probe_timeout_s) is False:
                 error = "did not answer"
         except TimeoutError:
-            error = f"no answer within {self.settings.health.probe_timeout_s:g}s"
+            error = f"no answer within {self.health.probe_timeout_s:g}s"
         except Exception as exc:  # a probe reports; it never stops the monitor
             error = f"{type(exc).__name__}: {exc}"[:300]
         ok = error is None
@@ -89,15 +89,16 @@ class HealthMonitor:
             await self.probe_once()
             if after_each is not None:
                 after_each()
-            await asyncio.sleep(max(0.0, self.settings.health.probe_interval_s
+            await asyncio.sleep(max(0.0, self.health.probe_interval_s
                                     - (self.clock() - started)))
 
 
 class KafkaProbe:
     """Asks the cluster for its metadata on a client of its own (connected lazily)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, kafka: KafkaSettings, timeout_s: float) -> None:
+        self.kafka = kafka
+        self.timeout_s = timeout_s
         self._client: Any = None
 
     async def __call__(self) -> bool:
@@ -107,9 +108,9 @@ class KafkaProbe:
 
         if self._client is None:
             client = AIOKafkaClient(
-                bootstrap_servers=self.settings.kafka.bootstrap,
-                request_timeout_ms=int(self.settings.health.probe_timeout_s * 1000),
-                **client_options(self.settings.kafka),
+                bootstrap_servers=self.kafka.bootstrap,
+                request_timeout_ms=int(self.timeout_s * 1000),
+                **client_options(self.kafka),
             )
             try:
                 await client.bootstrap()

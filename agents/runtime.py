@@ -70,7 +70,8 @@ class Runtime:
         # setting's pattern, whatever the host name holds.
         host = safe_name(socket.gethostname(), fallback="host")
         worker_id = settings.worker.id or f"{host}-{os.getpid()}"
-        health = HealthMonitor(settings, {"kafka": KafkaProbe(settings), "redis": store.ping})
+        probe_kafka = KafkaProbe(settings.kafka, settings.health.probe_timeout_s)
+        health = HealthMonitor(settings.health, {"kafka": probe_kafka, "redis": store.ping})
         return cls(
             settings, scorer, store, processor, pool, metrics, clock, latency, health,
             worker_id=worker_id,

@@ -44,7 +44,7 @@ async def trends(redis_url: str) -> AsyncIterator[TrendStore]:
 def engine(store: TrendStore, name: str = "w1", clock: FakeClock | None = None,
            partitions: int = 3) -> AlertEngine:
     clock = clock or FakeClock()
-    eng = AlertEngine(store.s, store, clock_ms=clock, worker_id=name)
+    eng = AlertEngine(store.s.alerts, store, clock_ms=clock, worker_id=name)
     eng.events.expect([f"news:{p}" for p in range(partitions)], clock())
     return eng
 

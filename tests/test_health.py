@@ -14,7 +14,7 @@ from streamer.settings import Settings
 def monitor(probes: dict[str, object], clock: list[float]) -> HealthMonitor:
     settings = Settings(_env_file=None, health_probe_timeout_s=0.05, health_stale_s=5.0,
                         health_probe_interval_s=0.01)
-    return HealthMonitor(settings, probes, clock=lambda: clock[0])  # type: ignore[arg-type]
+    return HealthMonitor(settings.health, probes, clock=lambda: clock[0])  # type: ignore[arg-type]
 
 
 async def answers() -> bool:

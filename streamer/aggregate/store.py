@@ -221,6 +221,11 @@ class TrendStore:
         """Width of the event-time buckets this store writes."""
         return self._agg.bucket_seconds
 
+    @property
+    def bucket_ttl_s(self) -> int:
+        """How long a bucket lives in Redis."""
+        return self._agg.bucket_ttl_s
+
     async def close(self) -> None:
         await self._r.aclose()
 

@@ -23,7 +23,7 @@ from streamer.alert.windows import EventTime, top_evidence
 from streamer.detect.core import Decision, Detector
 from streamer.schemas import ScoredEvent
 from streamer.schemas.alerts import AlertRecord, Evidence
-from streamer.settings import Settings
+from streamer.settings import AlertSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,11 @@ class Evaluation:
 
 
 class AlertEngine:
-    def __init__(self, settings: Settings, trends: TrendStore, *, clock_ms: Callable[[], float],
-                 worker_id: str, metrics: AlertMetrics | None = None) -> None:
-        self.settings = settings
-        self.params = settings.alerts.detector(settings.aggregate.bucket_seconds)
+    def __init__(self, alerts: AlertSettings, trends: TrendStore, *,
+                 clock_ms: Callable[[], float], worker_id: str,
+                 metrics: AlertMetrics | None = None) -> None:
+        self.alerts = alerts
+        self.params = alerts.detector(trends.bucket_seconds)
         self.trends = trends
         self.clock_ms = clock_ms
         self.worker_id = worker_id
@@ -52,15 +53,15 @@ class AlertEngine:
         window = self.params.buckets * self.params.bucket_s
         self.events = EventTime(
             trends,
-            lateness_s=settings.alerts.allowed_lateness_s,
-            idle_s=settings.alerts.idle_partition_s,
-            scopes=settings.alerts.scopes,
+            lateness_s=alerts.allowed_lateness_s,
+            idle_s=alerts.idle_partition_s,
+            scopes=alerts.scopes,
             # Evidence must outlive the window plus the time evaluation may lag behind.
             evidence_retention_s=max(10 * window, 600),
-            evidence_ttl_s=settings.aggregate.bucket_ttl_s,
+            evidence_ttl_s=trends.bucket_ttl_s,
         )
         self.store = AlertStore(trends.redis, trends.keys.prefix,
-                                claim_ttl_s=settings.alerts.claim_ttl_s)
+                                claim_ttl_s=alerts.claim_ttl_s)
         self._det: Detector | None = None
         self._lock = asyncio.Lock()
 
@@ -78,7 +79,7 @@ class AlertEngine:
                 raise
 
     async def _evaluate(self) -> Evaluation:
-        s, p = self.settings, self.params
+        a, p = self.alerts, self.params
         w = p.bucket_s
         now = self.clock_ms()
         wm = await self.events.watermark_ms(now)
@@ -95,12 +96,12 @@ class AlertEngine:
             span = await self.trends.time_range()
             if span is None:
                 return Evaluation([], False, wm)
-            start = max(span[0], target - s.alerts.bootstrap_s) // w * w
+            start = max(span[0], target - a.bootstrap_s) // w * w
         else:
             start = det.cursor + w
         if start > target:
             return Evaluation([], False, wm, det.cursor)
-        end = min(target, start + (s.alerts.max_buckets_per_call - 1) * w)
+        end = min(target, start + (a.max_buckets_per_call - 1) * w)
         starts = list(range(start, end + 1, w))
         counts = await self.events.read_buckets(starts)
         if (end < target and det.cursor is not None and det.idle
@@ -109,7 +110,7 @@ class AlertEngine:
             # than read an empty stretch (years, after a stray old event) chunk by chunk.
             nxt = await self.trends.first_bucket(end + w, target)
             start = target if nxt is None else nxt
-            end = min(target, start + (s.alerts.max_buckets_per_call - 1) * w)
+            end = min(target, start + (a.max_buckets_per_call - 1) * w)
             starts = list(range(start, end + 1, w))
             counts = await self.events.read_buckets(starts)
         expected = det.cursor
@@ -122,7 +123,7 @@ class AlertEngine:
         result = await self.store.commit(
             expected_cursor=expected, cursor=det.cursor, origin=det.origin,
             changed=changed, removed=removed, alerts=records,
-            webhook=bool(s.alerts.webhook_url), webhook_max_pending=s.alerts.webhook_max_pending,
+            webhook=bool(a.webhook_url), webhook_max_pending=a.webhook_max_pending,
         )
         self.metrics.buckets.inc(len(starts))
         if not result.committed:
@@ -142,7 +143,7 @@ class AlertEngine:
 
     async def _record(self, det: Detector, d: Decision, now_ms: float) -> AlertRecord:
         st = det.states[(d.scope, d.key)]
-        k = self.settings.alerts.evidence_k
+        k = self.alerts.evidence_k
         evidence: list[Evidence] = []
         first_ms = st.first_event_ms
         first_produced_ms: float | None = None
@@ -160,7 +161,7 @@ class AlertEngine:
                          negative_prob=min(1.0, max(0.0, i.negative_prob)))
                 for i in top_evidence(items, k)
             ]
-        detected_ms = d.window_end * 1000.0 + self.settings.alerts.allowed_lateness_s * 1000.0
+        detected_ms = d.window_end * 1000.0 + self.alerts.allowed_lateness_s * 1000.0
         st_stats = d.stats
         return AlertRecord(
             alert_id=d.alert_id,

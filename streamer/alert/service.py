@@ -50,7 +50,7 @@ class AlertService:
                  latency: LatencyRecorder | None = None) -> None:
         self.settings = settings
         self.metrics = AlertMetrics(registry)
-        self.engine = AlertEngine(settings, trends, clock_ms=clock_ms, worker_id=worker_id,
+        self.engine = AlertEngine(settings.alerts, trends, clock_ms=clock_ms, worker_id=worker_id,
                                   metrics=self.metrics)
         webhook = None
         if settings.alerts.webhook_url:
