@@ -699,18 +699,12 @@ class Settings(BaseModel):
                  if k.lower().removeprefix("streamer_") in Settings.FLAT}
         return self.replace(**known)
 
-    def flat(self) -> dict[str, Any]:
-        """Every field by its flat name (``redis_key_prefix``)."""
-        return {flat: getattr(getattr(self, section), name)
-                for flat, (section, name) in Settings.FLAT.items()}
-
     def variables(self) -> Iterator[tuple[str, str, FieldInfo, Any]]:
         """(section.field, environment variable(s), info, current value) of every field."""
         for section in SECTIONS:
             part = getattr(self, section)
             for name, env, info in part.variables():
                 yield f"{section}.{name}", env, info, getattr(part, name)
-
 
 
 def _env_value(raw: str) -> Any:
