@@ -63,7 +63,8 @@ class Runtime:
         pool = ScoringPool(scorer, threads=scoring.infer_threads,
                            queue_depth=scoring.score_queue_depth, gauge=metrics.score_in_flight)
         processor = BatchProcessor(
-            settings, pool, store, clock=clock, metrics=metrics, latency=latency
+            settings.input, settings.topics, pool, store, clock=clock, metrics=metrics,
+            latency=latency,
         )
         metrics.backend.labels(scorer.name).set(1)
         # It names a Redis key (latency histograms): the same bounded alphabet as the

@@ -50,6 +50,6 @@ async def batch_processor(redis_url: str) -> AsyncIterator[BatchProcessor]:
     settings = alert_settings(redis_url)
     store = TrendStore.connect(settings.redis, settings.aggregate)
     pool = ScoringPool(PoisonScorer(), threads=1, queue_depth=0)
-    yield BatchProcessor(settings, pool, store, metrics=Metrics())
+    yield BatchProcessor(settings.input, settings.topics, pool, store, metrics=Metrics())
     pool.shutdown()
     await store.close()

@@ -39,8 +39,8 @@ class ConstantScorer:
 def score_phase(settings: Settings, records: Sequence[RawRecord], metrics: Metrics) -> BatchOutput:
     """What the worker's score phase makes of ``records``."""
     pool = ScoringPool(ConstantScorer())
-    proc = BatchProcessor(settings, pool, TrendStore(Redis(), settings.redis, settings.aggregate),
-                          metrics=metrics)
+    store = TrendStore(Redis(), settings.redis, settings.aggregate)
+    proc = BatchProcessor(settings.input, settings.topics, pool, store, metrics=metrics)
     try:
         return asyncio.run(proc.score(records))
     finally:

@@ -21,7 +21,7 @@ from streamer.alert.delivery import Dispatcher, wait_event
 from streamer.alert.service import AlertService
 from streamer.alert.store import AlertStore
 from streamer.alert.webhook import ID_HEADER, SIGNATURE_HEADER, WebhookSink, verify_signature
-from streamer.kafka import ensure_topics
+from streamer.kafka import ensure_topics, make_producer
 from streamer.latency import LatencyRecorder
 from streamer.latency.report import alert_row
 from streamer.schemas.alerts import AlertRecord
@@ -84,6 +84,12 @@ async def env(redis_url: str, kafka_bootstrap: str) -> AsyncIterator[tuple[Setti
     await trends.close()
 
 
+def dispatcher(settings: Settings, store: AlertStore, **options: Any) -> Dispatcher:
+    """The worker's dispatcher for ``settings``: its producer unless the test brings one."""
+    options.setdefault("producer_factory", lambda: make_producer(settings))
+    return Dispatcher(settings.alerts, settings.topics.alerts, store, **options)
+
+
 def store_of(settings: Settings, trends: TrendStore) -> AlertStore:
     return AlertStore(trends.redis, settings.redis.key_prefix,
                       claim_ttl_s=settings.alerts.claim_ttl_s)
@@ -96,7 +102,7 @@ async def test_outbox_goes_to_the_alerts_topic_in_order_keyed_by_scope_key(
     store = store_of(settings, trends)
     records = [record(0), record(0, kind="resolved"), record(1, key="CVX"), record(2)]
     await claim(store, records, webhook=False)
-    disp = Dispatcher(settings, store, worker_id="w1")
+    disp = dispatcher(settings, store, worker_id="w1")
     try:
         assert await disp.deliver_once() == 4
     finally:
@@ -122,7 +128,7 @@ async def test_a_fired_alert_appended_to_kafka_records_its_alert_latency(
         update={"first_event_produced_at": produced})
     await claim(store, [fired, resolved, record(1, key="CVX")], webhook=False)
     latency = LatencyRecorder()
-    disp = Dispatcher(settings, store, worker_id="w1", latency=latency)
+    disp = dispatcher(settings, store, worker_id="w1", latency=latency)
     try:
         assert await disp.deliver_once() == 3
     finally:
@@ -142,7 +148,7 @@ async def test_an_unacknowledged_alert_stays_in_the_outbox_and_is_resent(
     def broken() -> AIOKafkaProducer:
         return AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", request_timeout_ms=300)
 
-    down = Dispatcher(settings.replace(**{"alert_send_timeout_s": 1.0}), store,
+    down = dispatcher(settings.replace(**{"alert_send_timeout_s": 1.0}), store,
                       worker_id="w1", producer_factory=broken)
     try:
         assert await down.deliver_once() == 0  # "crash" before any acknowledgement
@@ -152,7 +158,7 @@ async def test_an_unacknowledged_alert_stays_in_the_outbox_and_is_resent(
     assert down.metrics.delivery_errors.labels("kafka")._value.get() >= 1
     # A later pass (here: another worker after the lease expired) delivers them.
     await trends.redis.delete(store.lease_key)
-    up = Dispatcher(settings, store, worker_id="w2")
+    up = dispatcher(settings, store, worker_id="w2")
     try:
         assert await up.deliver_once() == 2
     finally:
@@ -166,7 +172,7 @@ async def test_one_worker_at_a_time_delivers(env: tuple[Settings, TrendStore]) -
     store = store_of(settings, trends)
     assert await store.lease("w1", 10_000)
     await claim(store, [record(0)], webhook=False)
-    other = Dispatcher(settings, store, worker_id="w2")
+    other = dispatcher(settings, store, worker_id="w2")
     try:
         assert await other.deliver_once() == 0
         assert await store.pending_count("kafka") == 1
@@ -240,7 +246,7 @@ async def test_a_failing_webhook_is_retried_then_counted_failed(
     settings = settings.replace(**{"alert_webhook_url": "set-below"})
     store = store_of(settings, trends)
     async with Endpoint(behaviour) as ep:
-        disp = Dispatcher(settings, store, worker_id="w1", webhook=sink(ep.url, settings))
+        disp = dispatcher(settings, store, worker_id="w1", webhook=sink(ep.url, settings))
         try:
             await claim(store, [record(0)], webhook=True)
             assert await disp.deliver_once() == 1  # Kafka delivery is not held up

@@ -38,8 +38,8 @@ async def store(settings: Settings) -> AsyncIterator[TrendStore]:
 
 
 async def run(store: TrendStore, records: list[RawRecord]) -> BatchOutput:
-    proc = BatchProcessor(store.s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0),
-                          store)
+    pool = ScoringPool(KeywordScorer(), threads=1, queue_depth=0)
+    proc = BatchProcessor(store.s.input, store.s.topics, pool, store)
     return await proc.aggregate(await proc.score(records))
 
 

@@ -71,7 +71,8 @@ async def reads(store: TrendStore) -> int:
 async def test_a_future_event_is_dead_lettered_and_a_later_spike_still_alerts(
     store: TrendStore,
 ) -> None:
-    proc = BatchProcessor(store.s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0), store)
+    pool = ScoringPool(KeywordScorer(), threads=1, queue_depth=0)
+    proc = BatchProcessor(store.s.input, store.s.topics, pool, store)
     far = datetime(2099, 1, 1, tzinfo=UTC)
     out = await proc.score([RawRecord("news", 3, 0, news(0, far))])
     assert [(d.reason, d.offset) for d in out.dead] == [("event_time_future", 0)]
@@ -91,7 +92,8 @@ async def test_a_future_event_is_dead_lettered_and_a_later_spike_still_alerts(
 
 
 async def test_an_event_within_the_allowed_skew_is_kept(store: TrendStore) -> None:
-    proc = BatchProcessor(store.s, ScoringPool(KeywordScorer(), threads=1, queue_depth=0), store)
+    pool = ScoringPool(KeywordScorer(), threads=1, queue_depth=0)
+    proc = BatchProcessor(store.s.input, store.s.topics, pool, store)
     soon = datetime.now(UTC) + timedelta(seconds=store.s.input.max_future_skew_s / 2)
     out = await proc.score([RawRecord("news", 0, 0, news(0, soon))])
     assert not out.dead and [e.event_time for e in out.scored] == [soon]
@@ -203,8 +205,8 @@ async def test_a_backfill_in_1987_gives_the_alerts_the_same_stream_gives_now(
     lines = next(REUTERS.glob("*.jsonl")).read_bytes().splitlines()[:200]
     store = SettingsStore.of(settings)
     try:
-        proc = BatchProcessor(settings, ScoringPool(KeywordScorer(), threads=1, queue_depth=0),
-                              store)
+        pool = ScoringPool(KeywordScorer(), threads=1, queue_depth=0)
+        proc = BatchProcessor(settings.input, settings.topics, pool, store)
         out = await proc.score([RawRecord("news", 0, i, raw) for i, raw in enumerate(lines)])
         assert not [d for d in out.dead if d.reason == "event_time_future"]
         assert out.scored and all(e.event_time.year == 1987 for e in out.scored)

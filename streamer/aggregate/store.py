@@ -222,6 +222,11 @@ class TrendStore:
         return self._agg.bucket_seconds
 
     @property
+    def dedup_window_messages(self) -> int:
+        """Messages per partition whose event ids are remembered (0: no de-duplication)."""
+        return self._agg.dedup_window_messages
+
+    @property
     def bucket_ttl_s(self) -> int:
         """How long a bucket lives in Redis."""
         return self._agg.bucket_ttl_s

@@ -27,10 +27,9 @@ from aiokafka import AIOKafkaProducer
 from streamer.alert.metrics import AlertMetrics
 from streamer.alert.store import AlertStore
 from streamer.alert.webhook import WebhookSink
-from streamer.kafka import make_producer
 from streamer.latency.histograms import LatencyRecorder
 from streamer.schemas.alerts import AlertRecord
-from streamer.settings import Settings
+from streamer.settings import AlertSettings
 
 log = logging.getLogger(__name__)
 _MAX_WEBHOOK_TASKS = 8
@@ -64,17 +63,18 @@ async def wait_event(event: asyncio.Event, timeout: float) -> None:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, store: AlertStore, *, worker_id: str,
+    def __init__(self, alerts: AlertSettings, topic: str, store: AlertStore, *,
+                 worker_id: str, producer_factory: Callable[[], AIOKafkaProducer],
                  metrics: AlertMetrics | None = None,
-                 producer_factory: Callable[[], AIOKafkaProducer] | None = None,
                  webhook: WebhookSink | None = None,
                  latency: LatencyRecorder | None = None) -> None:
-        self.settings = settings
+        self.alerts = alerts
+        self.topic = topic  # the alerts topic
         self.latency = latency
         self.store = store
         self.worker_id = worker_id
         self.metrics = metrics or AlertMetrics()
-        self._producer_factory = producer_factory or (lambda: make_producer(settings))
+        self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
         self.webhook = webhook
         self._wake = asyncio.Event()
@@ -93,11 +93,11 @@ class Dispatcher:
             except Exception:
                 self.metrics.errors.labels("deliver").inc()
                 log.exception("alert delivery pass failed; retrying")
-            await wait_event(self._wake, self.settings.alerts.resend_interval_s)
+            await wait_event(self._wake, self.alerts.resend_interval_s)
 
     async def deliver_once(self) -> int:
         """One pass over the outbox, if this worker holds the lease. Returns records sent."""
-        lease_ms = int(self.settings.alerts.delivery_lease_s * 1000)
+        lease_ms = int(self.alerts.delivery_lease_s * 1000)
         if not await self.store.lease(self.worker_id, lease_ms):
             return 0
         sent = 0
@@ -114,12 +114,12 @@ class Dispatcher:
         try:
             if self._producer is None:
                 producer = self._producer_factory()
-                async with asyncio.timeout(self.settings.alerts.send_timeout_s):
+                async with asyncio.timeout(self.alerts.send_timeout_s):
                     await producer.start()
                 self._producer = producer
-            async with asyncio.timeout(self.settings.alerts.send_timeout_s):
+            async with asyncio.timeout(self.alerts.send_timeout_s):
                 await self._producer.send_and_wait(
-                    self.settings.topics.alerts, rec.model_dump_json().encode(), key=rec.kafka_key
+                    self.topic, rec.model_dump_json().encode(), key=rec.kafka_key
                 )
         except asyncio.CancelledError:
             raise

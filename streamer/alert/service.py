@@ -22,6 +22,7 @@ from streamer.alert.delivery import Dispatcher, raise_if_cancelled, wait_event
 from streamer.alert.engine import AlertEngine, Evaluation
 from streamer.alert.metrics import AlertMetrics
 from streamer.alert.webhook import WebhookSink
+from streamer.kafka import make_producer
 from streamer.kafka.security import client_options, start_client
 from streamer.latency.histograms import LatencyRecorder
 from streamer.schemas import ScoredEvent
@@ -62,9 +63,10 @@ class AlertService:
                 retries=settings.alerts.webhook_retries,
                 backoff_s=settings.alerts.webhook_backoff_s,
             )
-        self.dispatcher = Dispatcher(settings, self.engine.store, worker_id=worker_id,
-                                     metrics=self.metrics, producer_factory=producer_factory,
-                                     webhook=webhook, latency=latency)
+        self.dispatcher = Dispatcher(
+            settings.alerts, settings.topics.alerts, self.engine.store, worker_id=worker_id,
+            producer_factory=producer_factory or (lambda: make_producer(settings)),
+            metrics=self.metrics, webhook=webhook, latency=latency)
         self._wake = asyncio.Event()
 
     async def after_batch(self, scored: Sequence[ScoredEvent]) -> None:

@@ -102,8 +102,8 @@ class ScoringLoop(Generic[E]):
         async with self._locked():
             try:
                 await self.processor.aggregate(out)
-                s = self.processor.settings
-                await publish(self.sink, out, s.topics.scored, s.topics.dlq)
+                topics = self.processor.topics
+                await publish(self.sink, out, topics.scored, topics.dlq)
                 if self.after_write is not None:
                     await self.after_write(out)
             except Exception as exc:

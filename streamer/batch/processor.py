@@ -26,7 +26,7 @@ from streamer.schemas import DeadLetter, Event, Origin, Prediction, ScoredEvent,
 from streamer.schemas.events import Kind
 from streamer.score import BatchScores
 from streamer.score.pool import ScoringPool
-from streamer.settings import Settings
+from streamer.settings import InputSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 SNIPPET_CHARS = 280
@@ -69,7 +69,8 @@ def _prediction(labels: tuple[str, ...], row: np.ndarray) -> Prediction:
 class BatchProcessor:
     def __init__(
         self,
-        settings: Settings,
+        inputs: InputSettings,
+        topics: TopicSettings,
         pool: ScoringPool,
         store: TrendStore,
         *,
@@ -78,17 +79,18 @@ class BatchProcessor:
         metrics: Metrics | None = None,
         latency: LatencyRecorder | None = None,
     ) -> None:
-        self.settings = settings
+        self.inputs = inputs
+        self.topics = topics
         self.pool = pool
         self.scorer = pool.scorer
         self.store = store
         self.tickers = tickers or TickerExtractor.from_csv(
-            settings.input.symbols_file, max_tickers=settings.input.max_tickers_per_event
+            inputs.symbols_file, max_tickers=inputs.max_tickers_per_event
         )
         self.clock = clock or Clock()
         self.metrics = metrics or Metrics()
         self.latency = latency or LatencyRecorder()
-        self._kinds: dict[str, Kind] = {settings.topics.news: "news", settings.topics.chat: "chat"}
+        self._kinds: dict[str, Kind] = {topics.news: "news", topics.chat: "chat"}
 
     def kind_of(self, topic: str) -> Kind:
         return self._kinds[topic]
@@ -102,7 +104,7 @@ class BatchProcessor:
             self.metrics.consumed.labels(rec.topic).inc()
             result = self._decode(rec)
             if not isinstance(result, DecodeFailure):
-                result = check_event_time(result, batched, self.settings.input.max_future_skew_s)
+                result = check_event_time(result, batched, self.inputs.max_future_skew_s)
             if isinstance(result, DecodeFailure):
                 out.dead.append(self._dead_letter(result, rec))
                 continue
@@ -128,7 +130,7 @@ class BatchProcessor:
     async def aggregate(self, out: BatchOutput) -> BatchOutput:
         """Apply a scored batch to Redis (once per offset), stamp and count it; first,
         upstream repeats of an event id become dead letters (``dedup_window_messages``)."""
-        if self.settings.aggregate.dedup_window_messages > 0:
+        if self.store.dedup_window_messages > 0:
             await self._drop_repeats(out)
         await self._aggregate(out)
         aggregated = self.clock.now_ms()
@@ -143,11 +145,11 @@ class BatchProcessor:
 
     def _decode(self, rec: RawRecord) -> Event | DecodeFailure:
         msg = decode(rec.value, self.kind_of(rec.topic),
-                     max_bytes=self.settings.input.max_message_bytes)
+                     max_bytes=self.inputs.max_message_bytes)
         if isinstance(msg, DecodeFailure):
             return msg
         origin = Origin(topic=rec.topic, partition=rec.partition, offset=rec.offset)
-        return normalize(msg, origin, self.tickers, max_chars=self.settings.input.max_text_chars,
+        return normalize(msg, origin, self.tickers, max_chars=self.inputs.max_text_chars,
                          on_dropped_ticker=lambda why: self.metrics.tickers_dropped.labels(
                              rec.topic, why).inc())
 
@@ -226,7 +228,7 @@ class BatchProcessor:
                 failure = DecodeFailure("duplicate_id", (
                     f"event id {ev.id[:64]!r} already arrived at offset {first} of "
                     f"{topic}[{partition}]; a repeat within the last "
-                    f"{self.settings.aggregate.dedup_window_messages} messages is not counted "
+                    f"{self.store.dedup_window_messages} messages is not counted "
                     "again "
                     "(STREAMER_DEDUP_WINDOW_MESSAGES)"))
                 out.dead.append(self._dead_letter(failure, rec))
@@ -234,7 +236,7 @@ class BatchProcessor:
             out.scored = [ev for ev in out.scored if id(ev) not in repeats]
 
     async def _aggregate(self, out: BatchOutput) -> None:
-        width = self.settings.aggregate.bucket_seconds
+        width = self.store.bucket_seconds
         # Dead letters count as done in Redis too (their offsets advance the watermark).
         dead = [(d.topic, d.partition, d.offset) for d in out.dead]
         for (topic, partition), delta in build_deltas(out.scored, dead, width).items():
