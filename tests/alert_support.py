@@ -1,5 +1,6 @@
 """Shared helpers for the alerting tests (no tests here): synthetic scored events, Redis
-settings per test, and a worker launcher with alerting attached."""
+settings per test, a trend store that keeps its settings, an alert engine on a fake
+clock and the loop that drives it, and alert records to claim."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamer.aggregate import TrendStore, build_deltas
+from streamer.alert.engine import AlertEngine
+from streamer.alert.store import AlertStore
 from streamer.detect.core import ScopeKey
 from streamer.schemas import Origin, Prediction, ScoredEvent, Stamps
+from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
 
 T0 = datetime(2026, 1, 2, 9, 0, tzinfo=UTC)
@@ -116,3 +120,62 @@ def batches(events: Sequence[ScoredEvent], seed: int, max_size: int) -> list[lis
 async def apply(store: TrendStore, batch: Sequence[ScoredEvent]) -> None:
     for delta in build_deltas(batch, [], store.bucket_seconds).values():
         await store.apply(delta)
+
+
+# --- alert engine and store helpers ---------------------------------------------------------
+NOW = datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
+
+
+class FakeClock:
+    """Wall-clock milliseconds that move only when a test moves them."""
+
+    def __init__(self) -> None:
+        self.ms = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.ms
+
+
+def engine(store: TrendStore, name: str = "w1", clock: FakeClock | None = None,
+           partitions: int = 3) -> AlertEngine:
+    clock = clock or FakeClock()
+    eng = AlertEngine(store.s.alerts, store, clock_ms=clock, worker_id=name)
+    eng.events.expect([f"news:{p}" for p in range(partitions)], clock())
+    return eng
+
+
+async def drive(eng: AlertEngine, store: TrendStore, plan: list[list]) -> list[AlertRecord]:
+    """Apply each batch to Redis, record it for alerting, evaluate until caught up."""
+    out: list[AlertRecord] = []
+    for batch in plan:
+        await apply(store, batch)
+        await eng.observe(batch)
+        while True:
+            ev = await eng.evaluate()
+            out += ev.alerts
+            if not ev.behind:
+                break
+    return out
+
+
+def record(i: int, key: str = "XOM", kind: str = "fired") -> AlertRecord:
+    return AlertRecord(
+        alert_id=f"ticker:{key}:{1767344400 + i * 10}:{kind}",
+        episode_id=f"ticker:{key}:{1767344400 + i * 10}", kind=kind,  # type: ignore[arg-type]
+        scope="ticker", key=key, severity="warning", reason="share",
+        window_start=NOW, window_end=NOW + timedelta(seconds=60), messages=20, negatives=12,
+        negative_share=0.6, baseline_share=0.1, baseline_messages=8.0, z=6.1,
+        first_event_time=NOW, detected_event_time=NOW + timedelta(seconds=62),
+        detected_at=NOW + timedelta(seconds=63), detection_latency_ms=63_000.0,
+        detection_delay_ms=62_000.0, worker="test",
+    )
+
+
+async def claim(store: AlertStore, records: list[AlertRecord], *, webhook: bool,
+                max_pending: int = 100) -> None:
+    cursor = await store.cursor()
+    result = await store.commit(
+        expected_cursor=cursor, cursor=(cursor or 0) + 10, origin=0, changed={}, removed=[],
+        alerts=records, webhook=webhook, webhook_max_pending=max_pending,
+    )
+    assert result.committed and len(result.claimed) == len(records)

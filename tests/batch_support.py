@@ -20,23 +20,32 @@ from streamer.score.pool import ScoringPool
 T0 = datetime(2026, 1, 2, 3, 4, 0, tzinfo=UTC)
 
 
-class PoisonScorer:
-    """Negative for 'slump'; raises on any batch holding a text that says 'poison'."""
+class KeywordScorer:
+    """Deterministic test scorer: negative when the text says 'slump'."""
+
+    name = "keyword"
+    sentiment_labels = ("negative", "neutral", "positive")
+    topic_labels = ("energy-oil", "other")
+
+    def score(self, texts: Sequence[str], sources: Sequence[Source]) -> BatchScores:
+        neg = np.array([[1.0, 0.0, 0.0] if "slump" in t.lower() else [0.0, 1.0, 0.0]
+                        for t in texts], np.float32)
+        return BatchScores(self.sentiment_labels, self.topic_labels, neg,
+                           np.tile(np.array([1.0, 0.0], np.float32), (len(texts), 1)))
+
+    def warmup(self) -> None:
+        pass
+
+
+class PoisonScorer(KeywordScorer):
+    """KeywordScorer that raises on any batch holding a text that says 'poison'."""
 
     name = "poison"
-    sentiment_labels = ("negative", "neutral", "positive")
-    topic_labels = ("earnings",)
 
     def score(self, texts: Sequence[str], sources: Sequence[Source]) -> BatchScores:
         if any("poison" in t.lower() for t in texts):
             raise ValueError("the model choked")
-        neg = np.array([[1.0, 0.0, 0.0] if "slump" in t.lower() else [0.0, 1.0, 0.0]
-                        for t in texts], np.float32)
-        return BatchScores(self.sentiment_labels, self.topic_labels, neg,
-                           np.ones((len(texts), 1), np.float32))
-
-    def warmup(self) -> None:
-        pass
+        return super().score(texts, sources)
 
 
 def record(offset: int, headline: str = "Crude slumps on supply glut") -> RawRecord:

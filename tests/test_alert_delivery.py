@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from alert_support import alert_settings, make_events
+from alert_support import alert_settings, claim, make_events, record
 
 from streamer.aggregate import TrendStore
 from streamer.alert.delivery import Dispatcher, wait_event
@@ -24,36 +24,9 @@ from streamer.alert.webhook import ID_HEADER, SIGNATURE_HEADER, WebhookSink, ver
 from streamer.kafka import ensure_topics, make_producer
 from streamer.latency import LatencyRecorder
 from streamer.latency.report import alert_row
-from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
 
 SECRET = "s3cret"
-NOW = datetime(2026, 1, 2, 9, 30, tzinfo=UTC)
-
-
-def record(i: int, key: str = "XOM", kind: str = "fired") -> AlertRecord:
-    return AlertRecord(
-        alert_id=f"ticker:{key}:{1767344400 + i * 10}:{kind}",
-        episode_id=f"ticker:{key}:{1767344400 + i * 10}", kind=kind,  # type: ignore[arg-type]
-        scope="ticker", key=key, severity="warning", reason="share",
-        window_start=NOW, window_end=NOW + timedelta(seconds=60), messages=20, negatives=12,
-        negative_share=0.6, baseline_share=0.1, baseline_messages=8.0, z=6.1,
-        first_event_time=NOW, detected_event_time=NOW + timedelta(seconds=62),
-        detected_at=NOW + timedelta(seconds=63), detection_latency_ms=63_000.0,
-        detection_delay_ms=62_000.0, worker="test",
-    )
-
-
-async def claim(store: AlertStore, records: list[AlertRecord], *, webhook: bool,
-                max_pending: int = 100) -> None:
-    cursor = await store.cursor()
-    result = await store.commit(
-        expected_cursor=cursor, cursor=(cursor or 0) + 10, origin=0, changed={}, removed=[],
-        alerts=records, webhook=webhook, webhook_max_pending=max_pending,
-    )
-    assert result.committed and len(result.claimed) == len(records)
-
-
 async def read_alerts(bootstrap: str, topic: str, expected: int,
                       timeout: float = 30.0) -> list[tuple[bytes, dict[str, Any]]]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,

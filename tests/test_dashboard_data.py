@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from alert_support import alert_settings
-from test_alert_delivery import NOW, claim, record
+from alert_support import NOW, alert_settings, claim, record
 
 from streamer.aggregate import TrendStore
 from streamer.alert.store import RECENT_EVIDENCE, AlertStore

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 from alert_support import SettingsStore, alert_settings
-from test_event_time import KeywordScorer
+from batch_support import KeywordScorer
 
 from streamer.aggregate import TrendStore
 from streamer.batch.processor import BatchOutput, BatchProcessor, RawRecord

@@ -10,28 +10,22 @@ from pathlib import Path
 import jsonschema
 import pytest
 from alert_support import (
+    FakeClock,
     SettingsStore,
     alert_settings,
     apply,
     batches,
     bucket_counts,
+    drive,
+    engine,
     make_events,
 )
 
 from streamer.aggregate import TrendStore
-from streamer.alert.engine import AlertEngine
 from streamer.detect.core import Detector
 from streamer.schemas.alerts import AlertRecord
 from streamer.schemas.export import export_schemas
 from streamer.settings import Settings
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.ms = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.ms
 
 
 @pytest.fixture
@@ -41,14 +35,6 @@ async def trends(redis_url: str) -> AsyncIterator[TrendStore]:
     await store.close()
 
 
-def engine(store: TrendStore, name: str = "w1", clock: FakeClock | None = None,
-           partitions: int = 3) -> AlertEngine:
-    clock = clock or FakeClock()
-    eng = AlertEngine(store.s.alerts, store, clock_ms=clock, worker_id=name)
-    eng.events.expect([f"news:{p}" for p in range(partitions)], clock())
-    return eng
-
-
 def offline_ids(settings: Settings, events: list, upto: int) -> list[str]:
     counts = bucket_counts(events, settings.aggregate.bucket_seconds)
     det = Detector(settings.alerts.detector(settings.aggregate.bucket_seconds))
@@ -56,20 +42,6 @@ def offline_ids(settings: Settings, events: list, upto: int) -> list[str]:
     for b in range(min(counts), upto + 1, settings.aggregate.bucket_seconds):
         ids += [d.alert_id for d in det.step(b, counts.get(b, {}))]
     return ids
-
-
-async def drive(eng: AlertEngine, store: TrendStore, plan: list[list]) -> list[AlertRecord]:
-    """Apply each batch to Redis, record it for alerting, evaluate until caught up."""
-    out: list[AlertRecord] = []
-    for batch in plan:
-        await apply(store, batch)
-        await eng.observe(batch)
-        while True:
-            ev = await eng.evaluate()
-            out += ev.alerts
-            if not ev.behind:
-                break
-    return out
 
 
 async def test_watermark_is_the_slowest_moving_partition_less_the_lateness(

@@ -3,15 +3,24 @@ watermark; an old one is kept (backfills) and drags no read through the empty ye
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import orjson
 import pytest
-from alert_support import T0, SettingsStore, alert_settings, apply, batches, make_events
-from test_detect_redis import FakeClock, drive, engine
+from alert_support import (
+    T0,
+    FakeClock,
+    SettingsStore,
+    alert_settings,
+    apply,
+    batches,
+    drive,
+    engine,
+    make_events,
+)
+from batch_support import KeywordScorer
 
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import trends
@@ -21,28 +30,10 @@ from streamer.dashboard import trends_data
 from streamer.detect.core import Decision, Detector, DetectorParams, ScopeKey
 from streamer.schemas import ScoredEvent
 from streamer.schemas.alerts import AlertRecord
-from streamer.score.base import BatchScores, Source
 from streamer.score.pool import ScoringPool
 
 REUTERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "reuters-stream"
 OLD = datetime(1987, 3, 2, 9, 0, tzinfo=UTC)
-
-
-class KeywordScorer:
-    """Deterministic test scorer: negative when the text says 'slump'."""
-
-    name = "keyword"
-    sentiment_labels = ("negative", "neutral", "positive")
-    topic_labels = ("energy-oil", "other")
-
-    def score(self, texts: Sequence[str], sources: Sequence[Source]) -> BatchScores:
-        neg = np.array([[1.0, 0.0, 0.0] if "slump" in t.lower() else [0.0, 1.0, 0.0]
-                        for t in texts], np.float32)
-        return BatchScores(self.sentiment_labels, self.topic_labels, neg,
-                           np.tile(np.array([1.0, 0.0], np.float32), (len(texts), 1)))
-
-    def warmup(self) -> None:
-        pass
 
 
 @pytest.fixture
