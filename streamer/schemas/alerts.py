@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from streamer.schemas.inputs import SCHEMA_VERSION, WireModel
 from streamer.schemas.types import Identifier, UtcDatetime
 
-# Scope keys are topic labels or tickers: the Redis field alphabet of aggregate/keys.py.
+# Scope keys are topic labels or tickers: the Redis field alphabet of streamer/keys.py.
 ScopeKeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._\-]{1,64}$")]
 AlertId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$")]
 Severity = Literal["warning", "major", "critical"]
