@@ -3,10 +3,10 @@
 ``/readyz`` must answer at once whatever state Kafka and Redis are in: a probe that asked
 them on each request waited out the client's timeouts during a Redis hang, and
 said nothing of Kafka at all. A background task asks both every
-``health_probe_interval_s``, each bounded by ``health_probe_timeout_s``, and keeps what it
-learnt; the view only reads that. A dependency counts as up while its last probe
+``STREAMER_HEALTH_PROBE_INTERVAL_S``, each bounded by ``STREAMER_HEALTH_PROBE_TIMEOUT_S``,
+and keeps what it learnt; the view only reads that. A dependency counts as up while its last probe
 succeeded and is recent: a probe that hangs is as good as a failed one once its answer is
-``health_stale_s`` old.
+``STREAMER_HEALTH_STALE_S`` old.
 
 Kafka is asked for cluster metadata on a connection of the probe's own (any broker that
 answers will do), so a hung broker shows even while the consumer sits idle between fetches.
@@ -83,7 +83,7 @@ class HealthMonitor:
         st.ok, st.error, st.checked_at = ok, error, self.clock()
 
     async def run(self, after_each: Callable[[], object] | None = None) -> None:
-        """Probe forever (until cancelled), every ``health_probe_interval_s``."""
+        """Probe forever (until cancelled), every ``STREAMER_HEALTH_PROBE_INTERVAL_S``."""
         while True:
             started = self.clock()
             await self.probe_once()

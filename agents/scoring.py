@@ -7,9 +7,9 @@ crashes the app unacked (the supervisor's restart replays it from the committed 
 
 Not Faust's ``take_events``: when the consumer stops mid-batch (a crash on a Redis
 refusal), its ``finally`` acks the failed batch, so the restart would skip those messages.
-Batch limits are fixed (``batch_mode=fixed``) or revised after every batch by an
+Batch limits are fixed (``STREAMER_BATCH_MODE=fixed``) or revised after every batch by an
 ``AdaptiveBatcher`` from its end-to-end latencies, service time and backlog
-(``batch_mode=adaptive``).
+(``STREAMER_BATCH_MODE=adaptive``).
 """
 
 from __future__ import annotations

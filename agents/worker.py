@@ -8,7 +8,7 @@ Without the spinner, the root logger keeps the level the worker was started with
 
 A stop signal arms a watchdog: with Kafka and Redis gone, Faust's stop waits out one
 timeout after another (the measured stops: docs/BENCHMARKS.md), so a deploy or an
-orchestrator's grace period would end in SIGKILL anyway. After ``shutdown_timeout_s`` the
+orchestrator's grace period would end in SIGKILL anyway. After ``STREAMER_SHUTDOWN_TIMEOUT_S`` the
 process exits; what it had not committed is replayed by whoever owns the partitions next.
 """
 

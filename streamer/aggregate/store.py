@@ -306,7 +306,7 @@ class TrendStore:
 
         Claims each id for its offset as it goes. The answer for an offset is the same
         however often it is asked (a replay gets the first attempt's answer) as long as
-        the id's first offset is still within ``dedup_window_messages`` of the partition.
+        the id's first offset is still within ``STREAMER_DEDUP_WINDOW_MESSAGES`` of the partition.
         """
         if not ids:
             return []

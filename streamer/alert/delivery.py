@@ -5,7 +5,7 @@ waiting for Kafka's acknowledgement of each record before the next, so the alert
 one scope key reach their partition in order. Only after the acknowledgement is an
 alert marked delivered; a crash in between means it is sent again by the next pass
 (at least once: consumers drop repeats by ``alert_id``). The pass runs when the local
-evaluator claims something and every ``alert_resend_interval_s`` in any case, which is
+evaluator claims something and every ``STREAMER_ALERT_RESEND_INTERVAL_S`` in any case, which is
 what re-sends alerts a crashed or partitioned worker left behind.
 
 Webhook POSTs run in their own tasks (bounded), so a slow or failing endpoint delays

@@ -3,7 +3,7 @@
 One engine per worker. ``observe`` records a batch's progress and evidence;
 ``evaluate`` steps the detector over the buckets the watermark has closed since the
 shared cursor and commits states, cursor and alerts atomically (see alert/store.py).
-Work per call is bounded by ``alert_max_buckets_per_call``; an empty stretch with
+Work per call is bounded by ``STREAMER_ALERT_MAX_BUCKETS_PER_CALL``; an empty stretch with
 nothing live is jumped over (to the next bucket Redis holds), not read.
 """
 

@@ -9,7 +9,7 @@ The **watermark** is the oldest newest-event-time over the partitions still movi
 minus the allowed lateness: every partition has delivered (and Redis has applied)
 everything before it, so the buckets below it are final and the same in a live run
 and in a replay at any speed. A partition that has not advanced for
-``alert_idle_partition_s`` (wall clock) stops holding the watermark back, so a quiet
+``STREAMER_ALERT_IDLE_PARTITION_S`` (wall clock) stops holding the watermark back, so a quiet
 partition cannot stall detection; when every partition is idle the newest time wins.
 """
 

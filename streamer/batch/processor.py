@@ -129,7 +129,7 @@ class BatchProcessor:
 
     async def aggregate(self, out: BatchOutput) -> BatchOutput:
         """Apply a scored batch to Redis (once per offset), stamp and count it; first,
-        upstream repeats of an event id become dead letters (``dedup_window_messages``)."""
+        upstream repeats of an event id become dead letters (``STREAMER_DEDUP_WINDOW_MESSAGES``)."""
         if self.store.dedup_window_messages > 0:
             await self._drop_repeats(out)
         await self._aggregate(out)

@@ -37,7 +37,7 @@ def _is_transient(exc: BaseException) -> bool:
 async def _until_reachable(settings: Settings, what: str,
                            attempt: Callable[[], Awaitable[object]]) -> None:
     """``attempt()`` until it succeeds; a transient failure is retried with a doubling
-    backoff until ``startup_wait_s`` has passed, then raised, like any other failure."""
+    backoff until ``STREAMER_STARTUP_WAIT_S`` has passed, then raised, like any other failure."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.startup.wait_s
     backoff = settings.startup.retry_backoff_s

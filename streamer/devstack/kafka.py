@@ -9,7 +9,7 @@ Layout:
   <data_dir>/kafka/kafka.pid
   <data_dir>/tls/                               CA + server keystore (SASL_SSL only)
 
-With ``kafka_security_protocol=SASL_SSL`` the client listener (``kafka_port``) is
+With ``STREAMER_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` the client listener (``STREAMER_KAFKA_PORT``) is
 SASL_SSL with the configured SCRAM mechanism, its certificate signed by the stack's own
 CA (``<data_dir>/tls/ca.pem``: point STREAMER_KAFKA_SSL_CAFILE at it), and the SCRAM
 user is created when the storage is formatted. The broker talks to itself (transaction
@@ -191,7 +191,8 @@ class LocalKafka(TrackedProcess):
             return False
 
     def fetch_jars(self) -> Path:
-        """Download the broker + tools jars for ``kafka_version`` once; returns the libs dir.
+        """Download the broker + tools jars for ``STREAMER_KAFKA_VERSION`` once; returns the
+        libs dir.
 
         Maven's local repository stays at its default (~/.m2) so CI can cache it; the
         marker holds the pom's digest, so editing the pom re-fetches.

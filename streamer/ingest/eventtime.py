@@ -1,7 +1,7 @@
 """Event times against the worker's wall clock: how far ahead of it an event may lie.
 
 A producer's clock may run a little ahead, so a few minutes are allowed
-(``max_future_skew_s``). Beyond that an event is dead-lettered as ``event_time_future``:
+(``STREAMER_MAX_FUTURE_SKEW_S``). Beyond that an event is dead-lettered as ``event_time_future``:
 kept, it would move its partition's progress, and with it the event-time watermark,
 past every real event, and the detector would close (and skip) the buckets of the
 live stream. Old event times are kept whatever their age: a backfill replays the

@@ -8,7 +8,7 @@ open loop, each record stamped with its intended send time, acks=all, and every 
 acknowledged before it returns.
 
 No idempotence, and so no retries (unlike ``send_all``, which waits a stalled broker out
-for ``produce_deadline_s``): librdkafka holds an idempotent producer's first records while
+for ``STREAMER_PRODUCE_DEADLINE_S``): librdkafka holds an idempotent producer's first records while
 it gets a producer id (docs/BENCHMARKS.md), which showed as latency at the start of every
 benchmark step. Without retries no record is written twice, and one the broker refuses, or
 one not acknowledged within the delivery timeout, fails the run with ``SendFailed`` saying

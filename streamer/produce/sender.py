@@ -2,7 +2,8 @@
 
 A stalled or restarting broker is waited out: a record the producer could not queue is
 retried with backoff, and records in flight are retried by the idempotent producer
-itself, for up to ``produce_deadline_s``; past it ``ProduceGaveUp`` says how many were sent.
+itself, for up to ``STREAMER_PRODUCE_DEADLINE_S``; past it ``ProduceGaveUp`` says how many
+were sent.
 """
 
 from __future__ import annotations

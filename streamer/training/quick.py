@@ -29,7 +29,7 @@ def ensure_default_bundle(
 ) -> Path:
     """A usable bundle directory: the configured or cached one, or a freshly built quick one.
 
-    An explicitly configured ``bundle_dir`` is never built over: a broken one is an error.
+    An explicitly configured ``STREAMER_BUNDLE_DIR`` is never built over: a broken one is an error.
     Concurrent workers on one machine wait on a lock file instead of building twice.
     """
     path = default_bundle_path(settings)
