@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from streamer.cli.common import console, fail, number_list, settings_with
+from streamer.devstack import free_port
 from streamer.evaluation.judge import EvalReport
 from streamer.evaluation.pipeline_run import (
     EvalResult,
@@ -40,14 +41,6 @@ from streamer.evaluation.synthetic import (
     write_labels,
     write_stream,
 )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def report_tables(report: EvalReport) -> tuple[Table, Table]:
@@ -126,7 +119,7 @@ def eval_alerts(streams: tuple[Path, ...], labels: Path, speed: float, timeout: 
     if not lines:
         fail("the stream is empty")
     times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
-    ns = namespace(base, base.paths.data_dir / "eval", web_port=_free_port())
+    ns = namespace(base, base.paths.data_dir / "eval", web_port=free_port())
     console.print(f"namespace [bold]{ns.uid}[/]: topics news-{ns.uid}, chat-{ns.uid}, "
                   f"alerts-{ns.uid}; Redis prefix ev{ns.uid}")
     log = base.paths.data_dir / "logs" / f"eval-{ns.uid}.log"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from streamer.devstack._proc import StackError
+from streamer.devstack._proc import StackError, free_port
 from streamer.devstack.kafka import KafkaStatus, LocalKafka
 from streamer.devstack.redis_server import LocalRedis, RedisStatus
 from streamer.settings import Settings
@@ -16,6 +16,7 @@ __all__ = [
     "RedisStatus",
     "StackError",
     "StackStatus",
+    "free_port",
     "stack_down",
     "stack_status",
     "stack_up",

@@ -111,6 +111,13 @@ def terminate(
         time.sleep(0.05)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     """True when something listens on host:port (a connect succeeds or bind fails)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -41,6 +41,7 @@ from streamer.devstack._proc import (
     StackError,
     TrackedProcess,
     file_lock,
+    free_port,
     port_in_use,
     spawn_detached,
     tail,
@@ -359,7 +360,7 @@ class LocalKafka(TrackedProcess):
         """SASL_SSL on the client port; PLAINTEXT for the broker's own traffic on another."""
         s = self.settings
         if self._internal_port is None:
-            self._internal_port = _free_port()
+            self._internal_port = free_port()
         tls = ensure_server_tls(s.paths.data_dir / "tls", "kafka")
         mechanism = s.kafka.sasl_mechanism
         if not mechanism.startswith("SCRAM-"):
@@ -539,12 +540,6 @@ class LocalKafka(TrackedProcess):
                     raise StackError(f"Kafka (pid {pid}) did not stop")
             self.pid_file.unlink(missing_ok=True)
             self._child = None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _accepts(port: int) -> bool:

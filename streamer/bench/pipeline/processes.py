@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from streamer.aggregate.summary import accounts
 from streamer.bench.pipeline.errors import BenchError
 from streamer.bench.pipeline.results import Plan
 from streamer.bench.pipeline.variants import Variant
+from streamer.devstack import free_port
 from streamer.keys import Keyspace
 from streamer.latency.report import read_histograms
 from streamer.settings import Settings
@@ -39,12 +39,6 @@ REPO = Path(__file__).resolve().parents[3]
 PUSH_INTERVAL_S = 0.5
 
 Say = Callable[[str], None]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Session:
