@@ -638,6 +638,11 @@ SECTIONS: dict[str, type[_Section]] = {
 }
 
 
+def _flat_key(name: str) -> str:
+    """``STREAMER_REDIS_KEY_PREFIX`` or ``redis_key_prefix`` -> ``redis_key_prefix``."""
+    return name.lower().removeprefix("streamer_")
+
+
 def _flat_names() -> dict[str, tuple[str, str]]:
     """Flat name (an environment variable, lower case, without ``STREAMER_``) -> (section,
     field); the unprefixed ``kafka_bootstrap``-style aliases too."""
@@ -645,7 +650,7 @@ def _flat_names() -> dict[str, tuple[str, str]]:
     for section, cls in SECTIONS.items():
         for name, info in cls.model_fields.items():
             for env in _env_names(cls, name, info):
-                flat = env.lower().removeprefix("streamer_")
+                flat = _flat_key(env)
                 if flat in out and out[flat] != (section, name):
                     raise RuntimeError(f"two settings read {env}")
                 out[flat] = (section, name)
@@ -695,8 +700,7 @@ class Settings(BaseModel):
     def with_env(self, env: Mapping[str, str]) -> Settings:
         """A copy with the settings variables of ``env`` applied, parsed as the worker
         parses its environment; other variables are ignored."""
-        known = {k.lower().removeprefix("streamer_"): _env_value(v) for k, v in env.items()
-                 if k.lower().removeprefix("streamer_") in Settings.FLAT}
+        known = {k: _env_value(v) for k, v in env.items() if _flat_key(k) in Settings.FLAT}
         return self.replace(**known)
 
     def variables(self) -> Iterator[tuple[str, str, FieldInfo, Any]]:
@@ -722,7 +726,7 @@ def _route(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for key, value in values.items():
         if key in SECTIONS:
             continue  # a whole section, taken as it is
-        where = Settings.FLAT.get(key.lower().removeprefix("streamer_"))
+        where = Settings.FLAT.get(_flat_key(key))
         if where is None:
             raise TypeError(f"unknown setting {key!r} (docs/SETTINGS.md lists them)")
         routed.setdefault(where[0], {})[where[1]] = value
