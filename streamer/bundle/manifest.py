@@ -42,6 +42,9 @@ class DatasetSummary(BaseModel):
     train_rows: int
     val_rows: int
     label_mapping: dict[str, str] = Field(description="Dataset label -> head label, as applied.")
+    label_reasons: dict[str, str] = Field(
+        default_factory=dict, description="Dataset label -> why it maps where it does."
+    )
     label_counts: dict[str, int]
 
 

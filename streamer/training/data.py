@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streamer.bundle.manifest import DatasetSummary, Head, file_sha256
 from streamer.schemas.events import Kind as Source
+from streamer.training.taxonomy import r8_label_map, r8_label_reasons
 
 HEADS: tuple[Head, ...] = ("sentiment", "topic")
 # The same variable as Settings.labelled_data_dir (STREAMER_DATA_DIR is the stack's data).
@@ -46,6 +47,9 @@ class DatasetSpec(BaseModel):
     )
     label_map: dict[str, str] = Field(
         default_factory=dict, description="Dataset label -> head label; unmapped keep their name."
+    )
+    label_reasons: dict[str, str] = Field(
+        default_factory=dict, description="Dataset label -> why it maps where it does."
     )
 
 
@@ -85,7 +89,9 @@ def default_data_dir() -> Path:
 
 
 def default_specs(data_dir: Path) -> list[DatasetSpec]:
-    """The three shared sets; tweets truncate like chat, the rest like news."""
+    """The four shared sets; tweets truncate like chat, the rest like news. The topic head
+    learns the 20 TFN topics from the topic tweets and from the R8 stories mapped onto them
+    (``streamer.training.taxonomy``)."""
     return [
         DatasetSpec(
             name="tfn-sentiment",
@@ -100,10 +106,18 @@ def default_specs(data_dir: Path) -> list[DatasetSpec]:
             source="news",
         ),
         DatasetSpec(
+            name="tfn-topic",
+            path=data_dir / "tfn-topic" / "train.csv",
+            head="topic",
+            source="chat",
+        ),
+        DatasetSpec(
             name="reuters-topics",
             path=data_dir / "reuters-topics" / "train.csv",
             head="topic",
             source="news",
+            label_map=r8_label_map(),
+            label_reasons=r8_label_reasons(),
         ),
     ]
 
@@ -261,6 +275,10 @@ def load_split(
                 val_rows=len(va_idx),
                 label_mapping={
                     raw: spec.label_map.get(raw, raw) for raw in sorted(set(raw_labels))
+                },
+                label_reasons={
+                    raw: spec.label_reasons[raw]
+                    for raw in sorted(set(raw_labels)) if raw in spec.label_reasons
                 },
                 label_counts=dict(sorted(Counter(mapped).items())),
             )
