@@ -23,13 +23,23 @@ Per worker and for the benchmark's naive pipeline:
 
     <p>:latency:<worker>       the worker's HDR latency histograms (merged by readers)
     <p>:naive:sentiment | ready
+
+Names that come from data (topic and sentiment labels, tickers: ``<key>`` and
+``<label>`` above, and inside alert ids) may hold spaces and a little punctuation
+("Energy | Oil", "M&A | Investments"). They are checked against :data:`LABEL_PATTERN`
+and enter a key only percent-encoded (:func:`encode_name`: ``Energy%20%7C%20Oil``), so
+keys keep the small alphabet below; readers get the exact name back from
+:func:`decode_name`. Tickers and slug labels (``XOM``, ``BRK.B``, ``energy-oil``)
+encode to themselves.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
+from typing import Literal, TypeGuard, cast
+from urllib.parse import quote, unquote
 
 AlertKey = Literal["meta", "state", "seq", "lease", "recent", "progress", "seen"]
 NaiveKey = Literal["sentiment", "ready"]
@@ -40,11 +50,25 @@ SCOPES: tuple[Scope, ...] = ("all", "topic", "ticker")
 # another field, move a key to another Cluster slot or widen a SCAN pattern. Checked
 # with fullmatch: a '$' anchor would also accept a trailing newline.
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._\-]{1,249}")  # Kafka's own topic name rule
-_FIELD_PART = re.compile(r"[A-Za-z0-9._\-]{1,64}")  # tickers, topic and sentiment labels
+_FIELD_PART = re.compile(r"[A-Za-z0-9._\-]{1,64}")  # names from the machine: prefix, sink, worker
 _TAG = re.compile(r"[A-Za-z0-9._\-]{1,249}:[0-9]{1,10}")
 _START = re.compile(r"-?[0-9]{1,12}")  # a bucket start, epoch s
-# Alert ids: '<scope>:<key>:<bucket>:<kind>' from validated parts (schemas/alerts.py AlertId).
-_ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}")
+
+# A name from data (a head's label, a ticker, a scope key): ASCII letters, digits, space
+# and . _ - | & / ( ) ' +, a letter or digit first, no space last, at most 64 characters.
+# ASCII only: no look-alikes, control characters or newlines. The wire types check it
+# too (schemas/types.py Label), and the JSON Schemas carry it: keep to syntax that
+# ECMA regexes share.
+LABEL_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9 ._\-|&/()'+]{0,62}[A-Za-z0-9._\-|&/()'+])?$"
+_LABEL = re.compile(LABEL_PATTERN.removeprefix("^").removesuffix("$"))
+# Such a name inside a key: percent-encoded (urllib's quote, nothing kept safe), so only
+# letters, digits, '._-' and '%XX' (upper-case hex) reach Redis; at most 64 characters
+# of the name.
+_ENCODED = re.compile(r"(?:[A-Za-z0-9._\-]|%[0-9A-F]{2}){1,64}")
+# Alert ids: '<scope>:<encoded key>:<bucket>:<kind>' (detect/core.py Decision.alert_id),
+# at most 6 + 190 + 12 + 18 characters and three ':'.
+ALERT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:%\-]{0,254}$"
+_ALERT_ID = re.compile(ALERT_ID_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 def _whole(value: object) -> bool:
@@ -56,10 +80,57 @@ def is_key_part(value: object) -> bool:
 
 
 def key_part(value: object, what: str = "key part") -> str:
-    """``value`` when it is a safe scope key or label (tickers, topic labels), else ValueError."""
+    """``value`` when it is a safe name from the machine (a sink, a worker id), else
+    ValueError. Names from data go through :func:`encode_name` instead."""
     if not isinstance(value, str) or not is_key_part(value):
         raise ValueError(f"unsafe {what} for Redis: {str(value)[:80]!r}")
     return value
+
+
+def is_label(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a name from data that may reach a key (:data:`LABEL_PATTERN`)."""
+    return isinstance(value, str) and _LABEL.fullmatch(value) is not None
+
+
+def encode_name(value: object, what: str = "name") -> str:
+    """A label, ticker or scope key as a key part: percent-encoded, so it holds no
+    separator, brace, glob character or space; ValueError outside the label alphabet."""
+    if not is_label(value):
+        raise ValueError(f"unsafe {what} for Redis: {str(value)[:80]!r}")
+    return _quote(value)
+
+
+def decode_name(part: object, what: str = "name") -> str:
+    """The name :func:`encode_name` made ``part`` from; ValueError for anything it
+    cannot have made (so a field read back is as safe as one written)."""
+    name = _unquote(part) if isinstance(part, str) and _ENCODED.fullmatch(part) else None
+    if name is None:
+        raise ValueError(f"not an encoded {what}: {str(part)[:80]!r}")
+    return name
+
+
+# Cached: a stream has few distinct names, and every event and bucket read passes here.
+@lru_cache(maxsize=4096)
+def _quote(name: str) -> str:
+    return quote(name, safe="")
+
+
+@lru_cache(maxsize=4096)
+def _unquote(part: str) -> str | None:
+    try:
+        name = unquote(part, errors="strict")
+    except UnicodeDecodeError:  # '%FF': no UTF-8, so nothing encode_name wrote
+        return None
+    # Only the canonical spelling of an allowed name: no '%7c' beside '%7C', no '%2A'.
+    return name if is_label(name) and _quote(name) == part else None
+
+
+def episode_id(scope: str, key: str, episode: int) -> str:
+    """``<scope>:<encoded key>:<fired bucket>``: shared by an episode's alerts, each of
+    whose id adds its kind. Safe as a claim key's tail; unique per name (reversible)."""
+    if scope not in SCOPES or not _whole(episode):
+        raise ValueError(f"unsafe alert id parts: {scope!r} {episode!r}")
+    return f"{scope}:{encode_name(key, 'scope key')}:{episode}"
 
 
 def alert_id_part(value: object) -> str:
@@ -77,26 +148,49 @@ def safe_name(text: str, max_chars: int = 48, fallback: str = "x") -> str:
 
 
 def scope_field(scope: str, key: str) -> str:
-    """``<scope>|<key>`` (alert state and evidence) from validated names only."""
+    """``<scope>|<encoded key>`` (alert state and evidence) from validated names only."""
     if scope not in SCOPES:
         raise ValueError(f"unsafe scope key for Redis: {scope!r} {str(key)[:80]!r}")
-    return f"{scope}|{key_part(key, 'scope key')}"
+    return f"{scope}|{encode_name(key, 'scope key')}"
 
 
 def parse_scope_field(name: str) -> tuple[str, str]:
-    scope, key = name.split("|", 1)
-    return scope, key
+    """(scope, exact key) of a :func:`scope_field`; ValueError for anything else."""
+    parts = name.split("|")
+    if len(parts) != 2 or parts[0] not in SCOPES:
+        raise ValueError(f"not a scope field: {name[:80]!r}")
+    return parts[0], decode_name(parts[1], "scope key")
 
 
 def field(scope: Scope, key: str, metric: Literal["n", "p"], label: str) -> str:
+    """``<scope>|<encoded key>|<n|p>|<encoded label>``: one counter of a bucket hash."""
+    return _field(scope, key, metric, label)
+
+
+def parse_field(name: str) -> tuple[Scope, str, Literal["n", "p"], str]:
+    """(scope, exact key, metric, exact label) of a :func:`field`; ValueError for anything
+    else."""
+    return _parse_field(name)
+
+
+# Cached both ways: each event adds a dozen fields and each bucket read parses them all,
+# and the distinct fields are few (scope keys x labels). Typed wrappers above, since a
+# cached function takes any arguments.
+@lru_cache(maxsize=1 << 14)
+def _field(scope: str, key: str, metric: str, label: str) -> str:
     if scope not in SCOPES or metric not in ("n", "p"):
         raise ValueError(f"unknown scope or metric for a Redis field: {scope!r} {metric!r}")
-    return f"{scope}|{key_part(key, 'name')}|{metric}|{key_part(label, 'label')}"
+    return f"{scope}|{encode_name(key)}|{metric}|{encode_name(label, 'label')}"
 
 
-def parse_field(name: str) -> tuple[str, str, str, str]:
-    scope, key, metric, label = name.split("|")
-    return scope, key, metric, label
+@lru_cache(maxsize=1 << 14)
+def _parse_field(name: str) -> tuple[Scope, str, Literal["n", "p"], str]:
+    parts = name.split("|")
+    if len(parts) != 4 or parts[0] not in SCOPES or parts[2] not in ("n", "p"):
+        raise ValueError(f"not a bucket field: {name[:80]!r}")
+    scope, key, metric, label = parts
+    return (cast(Scope, scope), decode_name(key), cast(Literal["n", "p"], metric),
+            decode_name(label, "label"))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from streamer.aggregate import TrendStore, build_deltas
 from streamer.alert.engine import AlertEngine
 from streamer.alert.store import AlertStore
 from streamer.detect.core import ScopeKey
+from streamer.keys import episode_id
 from streamer.schemas import Origin, Prediction, ScoredEvent, Stamps
 from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
@@ -49,7 +50,7 @@ def alert_settings(redis_url: str, **overrides: Any) -> Settings:
 def make_events(seed: int, minutes: float, *, per_min: float = 30.0, share: float = 0.15,
                 spike_at_min: float | None = None, spike_per_min: float = 60.0,
                 spike_minutes: float = 1.5, partitions: int = 2, topic: str = "news",
-                ticker: str = "XOM", label: str = "energy-oil") -> list[ScoredEvent]:
+                ticker: str = "XOM", label: str = "Energy | Oil") -> list[ScoredEvent]:
     """Scored events on one ticker/topic, Poisson in time, spread over ``partitions``;
     a spike adds ``spike_per_min`` negatives for ``spike_minutes``."""
     rng = random.Random(seed)
@@ -160,8 +161,9 @@ async def drive(eng: AlertEngine, store: TrendStore, plan: list[list]) -> list[A
 
 def record(i: int, key: str = "XOM", kind: str = "fired") -> AlertRecord:
     return AlertRecord(
-        alert_id=f"ticker:{key}:{1767344400 + i * 10}:{kind}",
-        episode_id=f"ticker:{key}:{1767344400 + i * 10}", kind=kind,  # type: ignore[arg-type]
+        alert_id=f"{episode_id('ticker', key, 1767344400 + i * 10)}:{kind}",
+        episode_id=episode_id("ticker", key, 1767344400 + i * 10),
+        kind=kind,  # type: ignore[arg-type]
         scope="ticker", key=key, severity="warning", reason="share",
         window_start=NOW, window_end=NOW + timedelta(seconds=60), messages=20, negatives=12,
         negative_share=0.6, baseline_share=0.1, baseline_messages=8.0, z=6.1,

@@ -25,7 +25,7 @@ class KeywordScorer:
 
     name = "keyword"
     sentiment_labels = ("negative", "neutral", "positive")
-    topic_labels = ("energy-oil", "other")
+    topic_labels = ("Energy | Oil", "Markets")
 
     def score(self, texts: Sequence[str], sources: Sequence[Source]) -> BatchScores:
         neg = np.array([[1.0, 0.0, 0.0] if "slump" in t.lower() else [0.0, 1.0, 0.0]

@@ -25,7 +25,7 @@ class ConstantScorer:
 
     name = "constant"
     sentiment_labels = ("negative", "neutral", "positive")
-    topic_labels = ("earnings",)
+    topic_labels = ("Earnings",)
 
     def score(self, texts: Sequence[str], sources: Sequence[Source]) -> BatchScores:
         n = len(texts)

@@ -325,6 +325,15 @@ def redis_counts(ns: Namespace) -> Counter[tuple[str, str, str]]:
     return asyncio.run(_redis_counts(ns.settings()))
 
 
+def topic_of(scored: list[dict[str, Any]], ticker: str) -> str:
+    """The topic the scorer gave most news naming ``ticker``: a head's label names come
+    from its data ("Energy | Oil" from a Twitter Financial News topic head), so the
+    end-to-end tests ask the scored records instead of spelling one head's names."""
+    topics = Counter(ev["topic"]["label"] for ev in scored
+                     if ev["kind"] == "news" and ticker in ev["tickers"])
+    return topics.most_common(1)[0][0]
+
+
 @dataclass
 class Outcome:
     """What came out of a run, measured from Kafka and Redis, against what went in."""

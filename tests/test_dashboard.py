@@ -1,7 +1,7 @@
 """The worker's live dashboard in a real headless browser (Debian's chromium + chromedriver).
 
 A worker bound to 0.0.0.0 with a token scores the demo stream (with its negative spike on
-energy-oil / XOM); the page, opened as /dashboard#token=..., must render the trends, the
+Energy | Oil / XOM); the page, opened as /dashboard#token=..., must render the trends, the
 spike's alerts and one latency bar pair per stage from the worker's JSON endpoints.
 Screenshots: the test's tmp folder and test-output/dashboard.png under the repo root.
 """
@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import REPO, Namespace, WorkerProcess, mixed_stream, produce, wait_consumed
+from harness import (
+    REPO,
+    Namespace,
+    WorkerProcess,
+    is_valid,
+    mixed_stream,
+    produce,
+    read_topic,
+    topic_of,
+    wait_consumed,
+)
 
 from streamer.latency.histograms import STAGES
 
@@ -65,8 +75,8 @@ def browser() -> Any:
 
 
 class Run:
-    def __init__(self, ns: Namespace, worker: WorkerProcess) -> None:
-        self.ns, self.worker = ns, worker
+    def __init__(self, ns: Namespace, worker: WorkerProcess, spike_topic: str) -> None:
+        self.ns, self.worker, self.spike_topic = ns, worker, spike_topic
         self.base = f"http://127.0.0.1:{worker.port}"
 
 
@@ -81,7 +91,9 @@ def run(kafka_bootstrap: str, redis_url: str,
         worker.wait_ready()
         produce(ns, messages)
         wait_consumed(ns, len(messages), workers=[worker])
-        yield Run(ns, worker)
+        s = ns.settings()
+        scored = read_topic(ns, s.topics.scored, sum(is_valid(s, m) for m in messages))
+        yield Run(ns, worker, topic_of(scored, "XOM"))  # the spike's topic, as scored
     finally:
         worker.stop()
 
@@ -96,7 +108,7 @@ def test_the_page_carries_no_data_and_the_json_needs_the_token(run: Run) -> None
         # self-contained: no CDN, no external script, style, font or image
         assert "<script src" not in html and 'rel="stylesheet"' not in html
         assert not re.search(r'(src|href)="(https?:)?//', html) and "https://" not in html
-        assert "XOM" not in html and "energy-oil" not in html
+        assert "XOM" not in html and run.spike_topic not in html
     for path in ("/api/trends", "/api/alerts", "/api/latency"):
         assert get(run.base + path)[0] == 401, path
         assert get(run.base + path, "wrong")[0] == 401, path
@@ -119,9 +131,9 @@ def _state(drv: Any) -> dict[str, Any]:
         };""")
 
 
-def _rendered(s: dict[str, Any]) -> bool:
-    return ("energy-oil" in s["topics"] and "XOM" in s["tickers"] and s["sparks"] > 0
-            and ("XOM" in s["alerts"] or "energy-oil" in s["alerts"])
+def _rendered(s: dict[str, Any], topic: str) -> bool:
+    return (topic in s["topics"] and "XOM" in s["tickers"] and s["sparks"] > 0
+            and ("XOM" in s["alerts"] or topic in s["alerts"])
             and len(s["stages"]) == len(STAGES) and "p99" in s["e2e"])
 
 
@@ -133,11 +145,11 @@ def test_the_dashboard_renders_trends_alerts_and_latency_in_chromium(
         drv.get(f"{run.base}/dashboard#token={TOKEN}")
         deadline = time.monotonic() + 240  # the spike's alerts follow the watermark
         state = _state(drv)
-        while not _rendered(state) and time.monotonic() < deadline:
+        while not _rendered(state, run.spike_topic) and time.monotonic() < deadline:
             time.sleep(2)
             state = _state(drv)
-        assert _rendered(state), f"dashboard did not render all sections: {state}\n" \
-                                 f"{run.worker.tail()}"
+        assert _rendered(state, run.spike_topic), \
+            f"dashboard did not render all sections: {state}\n{run.worker.tail()}"
         time.sleep(0.5)  # let the last poll's layout settle
         shot = drv.get_screenshot_as_png()
         (tmp_path / "dashboard.png").write_bytes(shot)

@@ -22,6 +22,7 @@ from alert_support import (
 )
 
 from streamer.aggregate import TrendStore
+from streamer.cli.alerts_cmd import _keep, render_alert
 from streamer.detect.core import Detector
 from streamer.schemas.alerts import AlertRecord
 from streamer.schemas.export import export_schemas
@@ -121,6 +122,31 @@ async def test_alerts_match_the_offline_detector_and_do_not_depend_on_batching(
     assert rec.first_event_produced_at is not None
     assert rec.first_event_produced_at.timestamp() * 1000 == pytest.approx(first.stamps.produced)
     assert rec.detection_delay_ms is not None and 0 < rec.detection_delay_ms < 60_000
+
+
+async def test_an_alert_on_a_topic_named_with_spaces_and_bars_carries_that_name(
+    trends: TrendStore, tmp_path: Path
+) -> None:
+    """"Energy | Oil" is the alert's key exactly (and its Kafka key's); the ids carry it
+    percent-encoded, so they stay safe identifiers; state and evidence read it back."""
+    name = "Energy | Oil"
+    events = make_events(6, 30, spike_at_min=20, spike_per_min=80, partitions=2, label=name)
+    eng = engine(trends, partitions=2)
+    alerts = await drive(eng, trends, batches(events, 3, 60))
+    rec = next(a for a in alerts if a.kind == "fired" and a.scope == "topic")
+    assert rec.key == name and rec.kafka_key == b"topic:Energy | Oil"
+    assert rec.episode_id == f"topic:Energy%20%7C%20Oil:{rec.alert_id.split(':')[2]}"
+    assert rec.alert_id == f"{rec.episode_id}:fired"
+    assert rec.evidence and all(e.snippet.startswith("Crude slumps") for e in rec.evidence)
+    schema = json.loads(next(p for p in export_schemas(tmp_path)
+                             if p.name == "alert.schema.json").read_text())
+    jsonschema.validate(json.loads(rec.model_dump_json()), schema)
+    assert AlertRecord.model_validate_json(rec.model_dump_json()) == rec
+    assert ("topic", name) in (await eng.store.snapshot()).states
+    assert await eng.store.claim_status(rec.alert_id) == "pending"
+    assert rec.alert_id in [a.alert_id for a in await eng.store.recent()]
+    # `streamer alerts --scope topic --key "energy | oil"` finds it and prints the name.
+    assert _keep(rec, "warning", "topic", "energy | oil") and name in render_alert(rec).plain
 
 
 async def test_two_concurrent_workers_never_emit_the_same_alert_twice(

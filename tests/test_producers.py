@@ -55,7 +55,7 @@ def test_demo_spike_is_labelled_and_made_of_negative_news_on_its_topic() -> None
     topic_label = next(lb for lb in labels if lb.scope == "topic")
     assert topic_label.start == start + timedelta(minutes=5)
     inside = [m for m in msgs if topic_label.start <= m.event_time < topic_label.end
-              and m.topic == "energy-oil" and "XOM" in m.tickers]
+              and m.topic == "Energy | Oil" and "XOM" in m.tickers]
     assert len(inside) >= topic_label.messages
     assert sum(m.sentiment == "negative" for m in inside) >= topic_label.messages
 
@@ -75,7 +75,7 @@ def test_spike_news_on_a_ticker_names_that_tickers_company() -> None:
     spike = [orjson.loads(m.value)["headline"] for m in msgs
              if lb.start <= m.event_time < lb.end and m.tickers == ("XOM",)
              and m.sentiment == "negative" and m.kind == "news"]
-    # Every negative energy-oil template names its company.
+    # Every negative Energy | Oil template names its company.
     assert spike and all("Exxon Mobil" in h for h in spike)
 
 

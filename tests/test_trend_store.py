@@ -8,17 +8,20 @@ from datetime import UTC, datetime
 
 import pytest
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
+from rich.console import Console
 
 from streamer.aggregate import TrendStore, build_deltas
 from streamer.aggregate.store import refusal
 from streamer.aggregate.summary import accounts, trends
+from streamer.cli.summary_cmd import trends_table
+from streamer.dashboard import trends_data
 from streamer.schemas import Origin, Prediction, ScoredEvent, Stamps
 from streamer.settings import Settings
 
 T0 = datetime(2026, 1, 2, 3, 4, 0, tzinfo=UTC)
 
 
-def scored(offset: int, label: str, topic_label: str = "earnings", tickers: list[str] | None = None,
+def scored(offset: int, label: str, topic_label: str = "Earnings", tickers: list[str] | None = None,
            second: int = 0, partition: int = 0) -> ScoredEvent:
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1, label: 0.8}
     return ScoredEvent(
@@ -49,7 +52,7 @@ async def test_a_batch_is_applied_once_and_its_replay_is_skipped(store: TrendSto
     assert (acc.consumed, acc.scored, acc.dead_lettered) == (6, 5, 1)
     rows = {(r.scope, r.key): r for r in await trends(store)}
     assert rows[("ticker", "XOM")].counts == {"negative": 5}
-    assert rows[("topic", "earnings")].messages == 5
+    assert rows[("topic", "Earnings")].messages == 5
 
 
 async def test_a_replay_straddling_the_watermark_is_reported_partial(store: TrendStore) -> None:
@@ -83,6 +86,33 @@ async def test_windows_sum_only_their_buckets(store: TrendStore) -> None:
     assert w[("all", "all")].counts == {"positive": 1}
     series = await store.series("all", "all", start, start + 29, ["negative", "positive"])
     assert [wc.total for _, wc in series] == [1, 1, 1]
+
+
+async def test_a_topic_named_with_spaces_and_bars_is_read_back_exactly(store: TrendStore) -> None:
+    """A TFN topic name reaches Redis percent-encoded (inside the key alphabet) and comes
+    back exactly as the model named it: trends, series, buckets, dashboard, CLI."""
+    name = "Fed | Central Banks"
+    events = [ScoredEvent.model_validate_json(  # as it comes off the wire
+        scored(o, "negative" if o < 3 else "neutral", topic_label=name, tickers=["BRK.B"],
+               second=o).model_dump_json()) for o in range(5)]
+    (delta,) = build_deltas(events, [], 10).values()
+    await store.apply(delta)
+    start = int(T0.timestamp())
+    fields = await store.redis.hkeys(store.keys.bucket("news:0", start))
+    assert "topic|Fed%20%7C%20Central%20Banks|n|negative" in fields
+    assert not any(" " in f or f.count("|") != 3 for f in fields)
+
+    rows = {(r.scope, r.key): r for r in await trends(store)}
+    assert rows[("topic", name)].counts == {"negative": 3, "neutral": 2}
+    assert rows[("ticker", "BRK.B")].messages == 5
+    (_, wc), = await store.series("topic", name, start, start + 9, ["negative", "neutral"])
+    assert wc.counts == {"negative": 3, "neutral": 2}
+    assert set((await store.buckets(start, start + 9, ("topic",)))[start]) == {("topic", name)}
+    data = await trends_data(store, bucket_seconds=10)
+    assert [(r["key"], r["messages"], r["negative"]) for r in data["topics"]] == [(name, 5, 3)]
+    console = Console(record=True, width=160)
+    console.print(trends_table(list(rows.values()), "topic", 0))
+    assert name in console.export_text()
 
 
 async def test_every_key_shares_its_partition_hash_tag(store: TrendStore) -> None:

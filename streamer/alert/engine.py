@@ -165,7 +165,7 @@ class AlertEngine:
         st_stats = d.stats
         return AlertRecord(
             alert_id=d.alert_id,
-            episode_id=f"{d.scope}:{d.key}:{d.episode}",
+            episode_id=d.episode_id,
             kind=d.kind,
             scope=cast(Literal["topic", "ticker"], d.scope),
             key=d.key,

@@ -26,7 +26,7 @@ from redis.exceptions import NoScriptError
 
 from streamer.aggregate.store import TrendStore
 from streamer.detect.core import ScopeKey
-from streamer.keys import Keyspace, is_key_part, parse_field
+from streamer.keys import Keyspace, is_label, parse_field
 from streamer.schemas import ScoredEvent
 
 _PROGRESS = """
@@ -130,10 +130,10 @@ class EventTime:
 
     def _scope_keys(self, ev: ScoredEvent) -> list[ScopeKey]:
         out: list[ScopeKey] = []
-        if "topic" in self.scopes and is_key_part(ev.topic.label):
+        if "topic" in self.scopes and is_label(ev.topic.label):
             out.append(("topic", ev.topic.label))
         if "ticker" in self.scopes:
-            out += [("ticker", t) for t in ev.tickers if is_key_part(t)]
+            out += [("ticker", t) for t in ev.tickers if is_label(t)]
         return out
 
     # --- the watermark ----------------------------------------------------------------

@@ -41,7 +41,7 @@ def render_alert(rec: AlertRecord, evidence: int = 3) -> Text:
     t.append(f"{rec.kind.upper():<9}", style=_KIND_STYLE[rec.kind])
     t.append(f" {rec.severity:<8}", style=_SEVERITY_STYLE[rec.severity])
     t.append(f" {rec.scope} ", style="dim")
-    t.append(f"{rec.key:<20}", style="bold")
+    t.append(f"{rec.key:<24}", style="bold")
     t.append(f" negative {rec.negative_share:.0%} vs {rec.baseline_share:.0%} baseline"
              f" (z {rec.z:.1f}, {rec.negatives}/{rec.messages} msgs in "
              f"{(rec.window_end - rec.window_start).total_seconds():.0f}s)")
@@ -63,7 +63,8 @@ def render_alert(rec: AlertRecord, evidence: int = 3) -> Text:
 @click.option("--min-severity", type=click.Choice(SEVERITIES), default="warning",
               show_default=True, help="Hide alerts below this severity.")
 @click.option("--scope", type=click.Choice(["topic", "ticker"]), help="Only this scope.")
-@click.option("--key", help="Only this topic or ticker (e.g. XOM).")
+@click.option("--key", help="Only this topic or ticker, as the model names it "
+              "(e.g. XOM, or \"Energy | Oil\" in quotes).")
 @click.option("--new-only", is_flag=True, help="Skip alerts already on the topic.")
 @click.option("--max", "max_alerts", type=int, help="Stop after this many alerts.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
@@ -191,7 +192,8 @@ def _status(active: bool, severity: str | None) -> str:
 
 
 @click.command()
-@click.option("--topic", help="Only this topic (e.g. energy-oil).")
+@click.option("--topic", help="Only this topic, as the model names it "
+              "(e.g. \"Energy | Oil\", in quotes).")
 @click.option("--ticker", help="Only this ticker (e.g. XOM).")
 @click.option("--window", "window", default="30m", show_default=True,
               help="How far back: seconds, or e.g. 15m, 2h.")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import orjson
+from pydantic import ValidationError
 
 from streamer.cli.common import console, run, settings_with
 from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage, labelled_rows
@@ -40,11 +41,16 @@ def demo_outgoing(settings: Settings, messages: list[DemoMessage]) -> list[Outgo
 
 def demo_config(settings: Settings, **options: object) -> DemoConfig:
     values = {k: v for k, v in options.items() if v is not None}
-    return DemoConfig(
-        max_text_chars=settings.input.max_text_chars,
-        max_message_bytes=settings.input.max_message_bytes,
-        **values,
-    )
+    try:
+        return DemoConfig(
+            max_text_chars=settings.input.max_text_chars,
+            max_message_bytes=settings.input.max_message_bytes,
+            **values,
+        )
+    except ValidationError as exc:  # e.g. a --spike-topic the demo writes no news on
+        raise click.UsageError("; ".join(
+            f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors()
+        )) from None
 
 
 def demo_options(f: Callable[..., None]) -> Callable[..., None]:
@@ -53,7 +59,8 @@ def demo_options(f: Callable[..., None]) -> Callable[..., None]:
         click.option("--minutes", type=float, help="Event-time span (default 10)."),
         click.option("--news-per-min", type=float, help="Calm news rate (default 40)."),
         click.option("--chat-per-min", type=float, help="Calm chat rate (default 120)."),
-        click.option("--spike-topic", help="Topic of the negative burst."),
+        click.option("--spike-topic", help="Topic of the negative burst (default "
+                     "\"Energy | Oil\"; quote names with spaces)."),
         click.option("--spike-ticker", help="Ticker of the negative burst."),
         click.option("--spike-at-min", type=float, help="Burst onset in minutes."),
         click.option("--spike-per-min", type=float, help="Extra negative news per minute."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from streamer.aggregate import TrendStore
@@ -42,8 +43,10 @@ def trends_table(rows: list[TrendRow], scope: str, top: int) -> Table:
     picked = [r for r in rows if r.scope == scope]
     for r in picked[:top] if top else picked:
         c = r.counts
-        t.add_row(r.key, str(r.messages), str(c.get("negative", 0)), str(c.get("neutral", 0)),
-                  str(c.get("positive", 0)), f"{r.negative_share:.0%}", _bar(r.negative_share))
+        # Names from the model are not markup (rich would read a '[' as a style).
+        t.add_row(escape(r.key), str(r.messages), str(c.get("negative", 0)),
+                  str(c.get("neutral", 0)), str(c.get("positive", 0)),
+                  f"{r.negative_share:.0%}", _bar(r.negative_share))
     return t
 
 

@@ -5,7 +5,7 @@ seconds and, per scope key, how many messages and how many of them negative); ev
 output depends only on the sequence of buckets. That is what makes alerts identical
 for a live stream and for a replay at any speed, and what the property tests check.
 
-Per scope key (``("topic", "energy-oil")``, ``("ticker", "XOM")``):
+Per scope key (``("topic", "Energy | Oil")``, ``("ticker", "XOM")``):
 
 * the **short window** is the last ``ceil(short_window_s / bucket_s)`` buckets;
 * the **baseline** is an exponentially weighted average of the buckets that have left
@@ -39,6 +39,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamer.detect.stats import poisson_sf, proportion_z, z_from_p
+from streamer.keys import episode_id as make_episode_id
 from streamer.schemas.alerts import SEVERITIES, AlertKind, Severity
 
 ScopeKey = tuple[str, str]
@@ -202,10 +203,16 @@ class Decision:
     reason: Literal["share", "burst"] | None = None
 
     @property
+    def episode_id(self) -> str:
+        """``<scope>:<encoded key>:<fired bucket>``: the key percent-encoded, so the id
+        stays a safe identifier for any label ('topic:Energy%20%7C%20Oil:...')."""
+        return make_episode_id(self.scope, self.key, self.episode)
+
+    @property
     def alert_id(self) -> str:
         """Deterministic: the same decision from any worker or replay has the same id."""
         tail = f"escalated-{self.severity}" if self.kind == "escalated" else self.kind
-        return f"{self.scope}:{self.key}:{self.episode}:{tail}"
+        return f"{self.episode_id}:{tail}"
 
 
 @dataclass

@@ -19,16 +19,16 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, Field, TypeAdapter
 
-from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage, SpikeLabel
+from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage, DemoTopic, SpikeLabel
 
 Kind = Literal["news", "chat"]
 # (topic, ticker) pairs whose negative news the baseline scorer recognises as negative
 # (its recall on the demo templates: docs/BENCHMARKS.md). Spikes on topics the scorer
-# cannot see as negative (e.g. its 'trade' or 'interest-rates' headlines) would test the
-# scorer, not the detector.
+# cannot see as negative (e.g. its trade (Macro) or Fed | Central Banks headlines) would
+# test the scorer, not the detector. Topics by the demo's (the topic head's) names.
 VISIBLE_TARGETS: tuple[tuple[str, str], ...] = (
-    ("energy-oil", "XOM"), ("earnings", "AAPL"), ("energy-oil", "CVX"),
-    ("earnings", "NVDA"), ("shipping", "FDX"), ("earnings", "PFE"),
+    ("Energy | Oil", "XOM"), ("Earnings", "AAPL"), ("Energy | Oil", "CVX"),
+    ("Earnings", "NVDA"), ("General News | Opinion", "FDX"), ("Earnings", "PFE"),
 )
 
 
@@ -36,7 +36,7 @@ class SpikeSpec(BaseModel):
     at_min: float = Field(ge=0, description="Onset, minutes after the stream start.")
     minutes: float = Field(1.5, gt=0)
     per_min: float = Field(gt=0, description="Extra negative news per minute.")
-    topic: str
+    topic: DemoTopic
     ticker: str
 
 

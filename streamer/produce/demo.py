@@ -11,30 +11,36 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from streamer.ingest.normalize import news_text
 
 Sentiment = Literal["negative", "neutral", "positive"]
 
+# Topics by the names the topic head speaks (the 20 Twitter Financial News topics; R8
+# stories map onto them as streamer/training/taxonomy.py says: trade and grain news are
+# Macro, shipping events General News | Opinion).
 COMPANIES: dict[str, list[tuple[str, str]]] = {
-    "earnings": [("Apple", "AAPL"), ("Microsoft", "MSFT"), ("Nvidia", "NVDA"), ("Intel", "INTC"),
+    "Earnings": [("Apple", "AAPL"), ("Microsoft", "MSFT"), ("Nvidia", "NVDA"), ("Intel", "INTC"),
                  ("Walmart", "WMT"), ("Netflix", "NFLX"), ("Pfizer", "PFE")],
-    "mergers-acquisitions": [("Microsoft", "MSFT"), ("Pfizer", "PFE"), ("Disney", "DIS"),
-                             ("Oracle", "ORCL"), ("Merck", "MRK"), ("Broadcom", "AVGO")],
-    "energy-oil": [("Exxon Mobil", "XOM"), ("Chevron", "CVX"), ("BP", "BP"), ("Shell", "SHEL")],
-    "currencies": [("JPMorgan", "JPM"), ("Citigroup", "C"), ("Goldman Sachs", "GS")],
-    "interest-rates": [("Bank of America", "BAC"), ("Wells Fargo", "WFC"), ("JPMorgan", "JPM")],
-    "trade": [("Boeing", "BA"), ("Caterpillar", "CAT"), ("General Motors", "GM"), ("Ford", "F")],
-    "shipping": [("Maersk", "MAERSK.B"), ("ZIM Integrated Shipping", "ZIM"), ("FedEx", "FDX")],
-    "commodities-grain": [("Archer Daniels Midland", "ADM"), ("Bunge", "BG")],
+    "M&A | Investments": [("Microsoft", "MSFT"), ("Pfizer", "PFE"), ("Disney", "DIS"),
+                          ("Oracle", "ORCL"), ("Merck", "MRK"), ("Broadcom", "AVGO")],
+    "Energy | Oil": [("Exxon Mobil", "XOM"), ("Chevron", "CVX"), ("BP", "BP"),
+                     ("Shell", "SHEL")],
+    "Currencies": [("JPMorgan", "JPM"), ("Citigroup", "C"), ("Goldman Sachs", "GS")],
+    "Fed | Central Banks": [("Bank of America", "BAC"), ("Wells Fargo", "WFC"),
+                            ("JPMorgan", "JPM")],
+    "Macro": [("Boeing", "BA"), ("Caterpillar", "CAT"), ("General Motors", "GM"), ("Ford", "F"),
+              ("Archer Daniels Midland", "ADM"), ("Bunge", "BG")],
+    "General News | Opinion": [("Maersk", "MAERSK.B"), ("ZIM Integrated Shipping", "ZIM"),
+                               ("FedEx", "FDX")],
 }
 
 NEWS: dict[str, dict[Sentiment, list[str]]] = {
-    "earnings": {
+    "Earnings": {
         "positive": ["{co} quarterly profit rises {pct}% and beats analyst estimates",
                      "{co} raises full-year earnings forecast after record quarterly revenue",
                      "{co} net income up {pct}% as sales climb; dividend increased"],
@@ -45,7 +51,7 @@ NEWS: dict[str, dict[Sentiment, list[str]]] = {
                     "{co} quarterly net income in line with year-earlier period",
                     "{co} reports first-quarter earnings per share of {small} dlrs"],
     },
-    "mergers-acquisitions": {
+    "M&A | Investments": {
         "positive": ["{co} agrees to acquire {co2} in {bn} billion dlr deal; shares jump {pct}%",
                      "{co} wins shareholder approval for takeover of {co2}"],
         "negative": ["{co} bid for {co2} collapses, shares slide {pct}%",
@@ -53,7 +59,7 @@ NEWS: dict[str, dict[Sentiment, list[str]]] = {
         "neutral": ["{co} says it is in preliminary talks to buy a stake in {co2}",
                     "{co} completes acquisition of {co2} unit for undisclosed sum"],
     },
-    "energy-oil": {
+    "Energy | Oil": {
         "positive": ["Oil prices rise {pct}% as OPEC output cuts tighten supply; {co} gains",
                      "{co} raises crude production target after strong refining margins"],
         "negative": ["Crude oil prices plunge {pct}% on supply glut; {co} shares tumble",
@@ -63,32 +69,46 @@ NEWS: dict[str, dict[Sentiment, list[str]]] = {
         "neutral": ["OPEC ministers meet in Vienna to review crude oil output quotas",
                     "{co} says crude oil production averaged {bn} million barrels a day"],
     },
-    "currencies": {
+    "Currencies": {
         "positive": ["Dollar firms against the yen as central bank support steadies markets"],
         "negative": ["Dollar slumps to record low against the yen, central banks alarmed"],
         "neutral": ["Dollar steady in quiet trading ahead of G7 finance ministers meeting"],
     },
-    "interest-rates": {
+    "Fed | Central Banks": {
         "positive": ["Fed cuts discount rate by half a point, bond prices rally"],
         "negative": ["Banks raise prime rate to {small} pct as money market rates jump"],
         "neutral": ["Fed leaves interest rates unchanged, says it will watch inflation"],
     },
-    "trade": {
-        "positive": ["U.S. trade deficit narrows sharply as exports rise {pct}%"],
-        "negative": ["Trade war fears grow as tariffs on imports are raised; {co} hit"],
-        "neutral": ["Trade officials resume talks on tariffs and market access in Geneva"],
+    "Macro": {  # trade, and grain
+        "positive": ["U.S. trade deficit narrows sharply as exports rise {pct}%",
+                     "Wheat exports rise as USDA raises grain sales forecast; {co} up"],
+        "negative": ["Trade war fears grow as tariffs on imports are raised; {co} hit",
+                     "Grain prices slump as drought damages wheat and corn crops"],
+        "neutral": ["Trade officials resume talks on tariffs and market access in Geneva",
+                    "USDA estimates corn and soybean plantings unchanged from last year"],
     },
-    "shipping": {
+    "General News | Opinion": {  # shipping events
         "positive": ["Freight rates climb as port congestion eases; {co} gains"],
         "negative": ["Port strike halts shipping traffic, vessels stranded; {co} shares fall"],
         "neutral": ["{co} orders {small} new container vessels for delivery next year"],
     },
-    "commodities-grain": {
-        "positive": ["Wheat exports rise as USDA raises grain sales forecast; {co} up"],
-        "negative": ["Grain prices slump as drought damages wheat and corn crops"],
-        "neutral": ["USDA estimates corn and soybean plantings unchanged from last year"],
-    },
 }
+# How often each topic's news comes (relative).
+TOPIC_WEIGHTS: dict[str, int] = {
+    "Earnings": 5, "M&A | Investments": 3, "Energy | Oil": 2, "Currencies": 2,
+    "Fed | Central Banks": 2, "Macro": 3, "General News | Opinion": 1,
+}
+
+
+def demo_topic(name: str) -> str:
+    """``name`` when the demo writes news on it, else ValueError naming those topics."""
+    if name not in NEWS:
+        raise ValueError(f"no demo news on topic {name!r}; the demo's topics: "
+                         + ", ".join(repr(t) for t in NEWS))
+    return name
+
+
+DemoTopic = Annotated[str, AfterValidator(demo_topic)]
 
 CHAT: dict[Sentiment, list[str]] = {
     "positive": ["${t} breaking out, adding to my long", "${t} looking strong into earnings",
@@ -111,7 +131,7 @@ class DemoConfig(BaseModel):
     news_per_min: float = Field(40.0, ge=0)
     chat_per_min: float = Field(120.0, ge=0)
     base_negative: float = Field(0.15, ge=0, le=1, description="Calm negative share.")
-    spike_topic: str = "energy-oil"
+    spike_topic: DemoTopic = "Energy | Oil"
     spike_ticker: str = "XOM"
     spike_at_min: float | None = Field(6.0, description="Spike onset; None for no spike.")
     spike_minutes: float = Field(1.5, gt=0)
@@ -234,8 +254,8 @@ class DemoGenerator:
                 times.append(t)
             return times
 
-        topics = list(NEWS)
-        weights = [5, 3, 2, 2, 2, 2, 1, 1]
+        topics = list(TOPIC_WEIGHTS)
+        weights = list(TOPIC_WEIGHTS.values())
         for t in arrivals(cfg.news_per_min, 0, span):
             topic = self.rng.choices(topics, weights)[0]
             out.append(self.news(start + timedelta(seconds=t), topic, self._sentiment()))

@@ -6,12 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from streamer.keys import ALERT_ID_PATTERN
 from streamer.schemas.inputs import SCHEMA_VERSION, WireModel
-from streamer.schemas.types import Identifier, UtcDatetime
+from streamer.schemas.types import Identifier, Label, UtcDatetime
 
-# Scope keys are topic labels or tickers: the Redis field alphabet of streamer/keys.py.
-ScopeKeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._\-]{1,64}$")]
-AlertId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$")]
+# Scope keys are topic labels or tickers, exactly as the model and the input name them
+# ("Energy | Oil", "BRK.B"): the label alphabet of streamer/keys.py.
+ScopeKeyName = Label
+# Built from the scope key's key encoding (streamer/keys.py episode_id), so an id is a
+# safe identifier whatever the name: 'topic:Energy%20%7C%20Oil:1767344400:fired'.
+AlertId = Annotated[str, StringConstraints(pattern=ALERT_ID_PATTERN)]
 Severity = Literal["warning", "major", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("warning", "major", "critical")
 AlertKind = Literal["fired", "escalated", "resolved"]

@@ -2,6 +2,8 @@
 
 Identifiers are restricted to a safe alphabet because they end up in logs, metric
 labels and (tickers, topics) in Redis keys; free text is bounded by settings instead.
+Labels (a head's classes, which come from its training data, e.g. "Energy | Oil") have
+the alphabet of :data:`streamer.keys.LABEL_PATTERN`, the names that may reach a key.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
+from streamer.keys import LABEL_PATTERN
+
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/#+\-]{0,127}$"
 TICKER_PATTERN = r"^[A-Z][A-Z0-9]{0,5}(?:\.[A-Z]{1,2})?$"
-LABEL_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,47}$"
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 Ticker = Annotated[
