@@ -21,7 +21,7 @@ from streamer.ingest.normalize import news_text
 Sentiment = Literal["negative", "neutral", "positive"]
 
 # Topics by the names the topic head speaks (the 20 Twitter Financial News topics; R8
-# stories map onto them as streamer/training/taxonomy.py says: trade and grain news are
+# stories map onto them as streamer/taxonomy.py says: trade and grain news are
 # Macro, shipping events General News | Opinion).
 COMPANIES: dict[str, list[tuple[str, str]]] = {
     "Earnings": [("Apple", "AAPL"), ("Microsoft", "MSFT"), ("Nvidia", "NVDA"), ("Intel", "INTC"),

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streamer.bundle.manifest import DatasetSummary, Head, file_sha256
 from streamer.schemas.events import Kind as Source
-from streamer.training.taxonomy import r8_label_map, r8_label_reasons
+from streamer.taxonomy import r8_label_map, r8_label_reasons
 
 HEADS: tuple[Head, ...] = ("sentiment", "topic")
 # The same variable as Settings.labelled_data_dir (STREAMER_DATA_DIR is the stack's data).
@@ -91,7 +91,7 @@ def default_data_dir() -> Path:
 def default_specs(data_dir: Path) -> list[DatasetSpec]:
     """The four shared sets; tweets truncate like chat, the rest like news. The topic head
     learns the 20 TFN topics from the topic tweets and from the R8 stories mapped onto them
-    (``streamer.training.taxonomy``)."""
+    (``streamer.taxonomy``)."""
     return [
         DatasetSpec(
             name="tfn-sentiment",

@@ -5,8 +5,10 @@ The topic head speaks one language for news and chat: the 20 topic names of the
 same head through :data:`R8_TO_TFN`, the one place that says which TFN topic each R8
 topic becomes and why. The reasons were checked against the TFN annotators' own
 choices: for each R8 topic, the TFN training tweets on the same subject were counted by
-their label (``python -m streamer.training.taxonomy`` prints those counts again).
+their label (``python -m streamer.taxonomy`` prints those counts again).
 
+Both the trained bundles (``streamer.training.data``) and the Naive Bayes baseline
+(``streamer.score.baseline``) read it, so it lives beside them, not inside either.
 No R8 topic is trained as a topic of its own: every one fits a TFN topic that the
 annotators already use for the same kind of story, so the taxonomy needs none.
 """
@@ -94,9 +96,10 @@ def evidence(tfn_topic_csv: Path) -> dict[str, Counter[str]]:
 
 
 def main(argv: list[str]) -> int:
-    from streamer.training.data import default_data_dir
+    from streamer.settings import Settings
 
-    path = Path(argv[0]) if argv else default_data_dir() / "tfn-topic" / "train.csv"
+    data = Settings().scoring.labelled_data_dir
+    path = Path(argv[0]) if argv else data / "tfn-topic" / "train.csv"
     for r8, counts in evidence(path).items():
         top = ", ".join(f"{label} {n}" for label, n in counts.most_common(5))
         print(f"{r8} -> {R8_TO_TFN[r8].topic}: TFN tweets on it: {top}")
