@@ -102,6 +102,15 @@ def create_app(runtime: Runtime) -> faust.App:
             if isinstance(probe, KafkaProbe):
                 await probe.close()
 
+    @app.task
+    async def watch_model() -> None:
+        # Model upgrades without a restart (streamer/score/watch.py); never raises.
+        if runtime.watcher.enabled:
+            try:
+                await runtime.watcher.run()
+            finally:
+                runtime.watcher.shutdown()
+
     @app.timer(interval=s.worker.latency_push_interval_s)
     async def push_latency() -> None:
         key = runtime.store.keys.latency(runtime.worker_id)

@@ -15,6 +15,8 @@ from streamer.latency import Clock, LatencyRecorder
 from streamer.metrics import Metrics
 from streamer.score import Scorer
 from streamer.score.pool import ScoringPool
+from streamer.score.select import bundle_scorer
+from streamer.score.watch import ModelWatcher
 from streamer.settings import Settings
 
 # Consume stamps wait here from the moment Faust receives a record until its batch
@@ -38,7 +40,6 @@ class ConsumeStamps:
 @dataclass
 class Runtime:
     settings: Settings
-    scorer: Scorer
     store: TrendStore
     processor: BatchProcessor
     pool: ScoringPool
@@ -46,12 +47,18 @@ class Runtime:
     clock: Clock
     latency: LatencyRecorder
     health: HealthMonitor
+    watcher: ModelWatcher
     gate: CommitGate = field(default_factory=CommitGate)
     stamps: ConsumeStamps = field(default_factory=ConsumeStamps)
     worker_id: str = ""
     warm: bool = False
     # Why the worker stopped itself when a restart cannot help (the supervisor's cue).
     needs_operator: str | None = None
+
+    @property
+    def scorer(self) -> Scorer:
+        """The live scorer. Only the pool holds it, so that a model upgrade frees the old one."""
+        return self.pool.scorer
 
     @classmethod
     def build(cls, settings: Settings, scorer: Scorer) -> Runtime:
@@ -66,7 +73,9 @@ class Runtime:
             settings.input, settings.topics, pool, store, clock=clock, metrics=metrics,
             latency=latency,
         )
-        metrics.backend.labels(scorer.name).set(1)
+        metrics.show_live(scorer.name, scorer.model)
+        watcher = ModelWatcher(settings, pool, lambda path: bundle_scorer(settings, path),
+                               metrics)
         # It names a Redis key (latency histograms): the same bounded alphabet as the
         # setting's pattern, whatever the host name holds.
         host = safe_name(socket.gethostname(), fallback="host")
@@ -74,6 +83,6 @@ class Runtime:
         probe_kafka = KafkaProbe(settings.kafka, settings.health.probe_timeout_s)
         health = HealthMonitor(settings.health, {"kafka": probe_kafka, "redis": store.ping})
         return cls(
-            settings, scorer, store, processor, pool, metrics, clock, latency, health,
+            settings, store, processor, pool, metrics, clock, latency, health, watcher,
             worker_id=worker_id,
         )

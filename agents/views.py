@@ -1,9 +1,10 @@
 """Web views on the worker: health, readiness, Prometheus metrics, the live dashboard.
 
 The dashboard page (``/`` and ``/dashboard``) is static and carries no data, so it is
-served like the probes; its JSON (``/api/trends``, ``/api/alerts``, ``/api/latency``)
-follows the ``/metrics`` rule: with a token configured, only with ``Authorization:
-Bearer <token>`` (the page reads the token from its URL fragment, ``#token=...``).
+served like the probes; its JSON (``/api/trends``, ``/api/alerts``, ``/api/latency``,
+``/api/model``) follows the ``/metrics`` rule: with a token configured, only with
+``Authorization: Bearer <token>`` (the page reads the token from its URL fragment,
+``#token=...``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from pydantic import SecretStr
 
 from agents.runtime import Runtime
 from streamer.alert.store import AlertStore
-from streamer.dashboard import DEFAULT_TOP, DEFAULT_WINDOW_S, alerts_data, latency_data, trends_data
+from streamer.dashboard import (
+    DEFAULT_TOP,
+    DEFAULT_WINDOW_S,
+    alerts_data,
+    latency_data,
+    model_data,
+    trends_data,
+)
 
 # The page may talk to its own worker only: no CDN, no other origin, no framing.
 _PAGE_HEADERS = {
@@ -136,6 +144,14 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
                 return denied(self)
             data = await alerts_data(alert_store, limit=_int_arg(request, "limit", 30, 1, 200))
             return self.json(data, headers=dict(_DATA_HEADERS))
+
+    @app.page("/api/model")
+    class Model(View):
+        async def get(self, request: Request) -> Response:
+            if not authorized(request, token):
+                return denied(self)
+            live = runtime.scorer
+            return self.json(model_data(live.name, live.model), headers=dict(_DATA_HEADERS))
 
     @app.page("/api/latency")
     class Latency(View):

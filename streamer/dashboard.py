@@ -1,4 +1,5 @@
-"""What the worker's live dashboard shows, as JSON: trends, recent alerts, latency.
+"""What the worker's live dashboard shows, as JSON: trends, recent alerts, latency, the
+live model.
 
 Framework-free: ``agents/views.py`` serves these from the worker (the page itself,
 ``agents/static/dashboard.html``, carries no data and polls them).
@@ -15,6 +16,7 @@ from streamer.alert.store import AlertStore
 from streamer.latency.histograms import END_TO_END
 from streamer.latency.report import read_latency, stages_sum
 from streamer.schemas.alerts import AlertRecord
+from streamer.schemas.events import ModelRef
 
 DEFAULT_WINDOW_S = 15 * 60
 DEFAULT_TOP = 8
@@ -87,6 +89,11 @@ def alert_row(rec: AlertRecord) -> dict[str, Any]:
 async def alerts_data(store: AlertStore, *, limit: int = 30) -> dict[str, Any]:
     """The newest claimed alerts, newest first."""
     return {"alerts": [alert_row(r) for r in await store.recent(limit)]}
+
+
+def model_data(scorer: str, model: ModelRef) -> dict[str, Any]:
+    """The model the worker serves now (an upgrade changes it without a restart)."""
+    return {"scorer": scorer, **model.model_dump(), "label": model.short()}
 
 
 async def latency_data(client: aioredis.Redis, prefix: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from streamer.schemas.events import ModelRef
+
 _LATENCY_BUCKETS_S = (
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0
 )
@@ -44,6 +46,18 @@ class Metrics:
         self.backend = Gauge(
             "streamer_scorer_info", "Live scorer (value 1)", ["scorer"], registry=r
         )
+        self.model = Gauge(
+            "streamer_model_info", "Live model (value 1): its bundle id (content hash), "
+            "bundle name and variant", ["bundle_id", "bundle", "variant"], registry=r,
+        )
+        self.model_swaps = Counter(
+            "streamer_model_swaps", "Model upgrades (result: swapped, or failed: the new "
+            "bundle did not load and the live model stayed)", ["result"], registry=r,
+        )
+        self.models_retired_alive = Gauge(
+            "streamer_models_retired_alive", "Models switched away from that are still in "
+            "memory (a batch still scoring on one); 0 once each is freed", registry=r,
+        )
         self.score_in_flight = Gauge(
             "streamer_score_in_flight", "Batches running or queued for a scoring thread",
             registry=r,
@@ -66,3 +80,15 @@ class Metrics:
             "streamer_redis_retries", "Redis write retries", registry=r
         )
         self.ready = Gauge("streamer_ready", "1 when the worker is ready", registry=r)
+
+    def show_live(self, scorer: str, model: ModelRef,
+                  replaced: tuple[str, ModelRef] | None = None) -> None:
+        """Name the live scorer and model (value 1); ``replaced``'s series are removed."""
+        if replaced is not None:
+            old_scorer, old_model = replaced
+            if old_scorer != scorer:
+                self.backend.remove(old_scorer)
+            if old_model != model:
+                self.model.remove(old_model.bundle_id, old_model.bundle, old_model.variant)
+        self.backend.labels(scorer).set(1)
+        self.model.labels(model.bundle_id, model.bundle, model.variant).set(1)

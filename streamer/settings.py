@@ -437,6 +437,13 @@ class ScoringSettings(_Section):
     bundle_build_threads: int = Field(
         2, ge=1, description="torch threads when a worker builds the quick default bundle.",
     )
+    model_watch_s: float = Field(
+        15.0, ge=0, description="How often a worker asks which bundle should be live (the "
+        "promoted one, else the full build once complete, else the quick default); when the "
+        "answer is another model, it loads and warms it beside the live one off the event "
+        "loop, switches between batches and frees the old one. 0: never (a restart picks it "
+        "up). A bundle pinned by STREAMER_BUNDLE_DIR is never switched.",
+    )
     labelled_data_dir: Path = Field(
         default_factory=_default_labelled_data,
         description="Labelled 'text,label' CSVs (tfn-sentiment, phrasebank, reuters-topics).",
@@ -554,6 +561,11 @@ class StackSettings(_Section):
     stack_start_timeout_s: float = Field(90.0, gt=0, description="Wait for servers to answer.")
     demo_alert_wait_s: float = Field(
         30.0, ge=0, description="run-demo: how long to wait for the injected spike's alert."
+    )
+    demo_full_build: bool = Field(
+        True, description="run-demo: when no complete full bundle exists, start `streamer "
+        "models build --profile full --background` (detached, lowest CPU priority, resumable); "
+        "workers switch to it once it is complete. Never under CI (CI=true).",
     )
     bench_generator: Literal["auto", "aiokafka"] = Field(
         "auto", description="`streamer bench`'s load generator: auto = librdkafka "

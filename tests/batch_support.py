@@ -14,6 +14,7 @@ from alert_support import alert_settings
 from streamer.aggregate import TrendStore
 from streamer.batch import BatchProcessor, RawRecord
 from streamer.metrics import Metrics
+from streamer.schemas import ModelRef
 from streamer.score.base import BatchScores, Source
 from streamer.score.pool import ScoringPool
 
@@ -24,6 +25,7 @@ class KeywordScorer:
     """Deterministic test scorer: negative when the text says 'slump'."""
 
     name = "keyword"
+    model = ModelRef(bundle_id="0" * 16, bundle="test", variant="keyword")
     sentiment_labels = ("negative", "neutral", "positive")
     topic_labels = ("Energy | Oil", "Markets")
 

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from streamer.aggregate import TrendStore
 from streamer.batch.processor import BatchOutput, BatchProcessor, RawRecord
 from streamer.metrics import Metrics
+from streamer.schemas import ModelRef
 from streamer.score.base import BatchScores, Source
 from streamer.score.pool import ScoringPool
 from streamer.settings import Settings
@@ -24,6 +25,7 @@ class ConstantScorer:
     """Scores every text alike: these tests need a scorer, not a model."""
 
     name = "constant"
+    model = ModelRef(bundle_id="0" * 16, bundle="test", variant="constant")
     sentiment_labels = ("negative", "neutral", "positive")
     topic_labels = ("Earnings",)
 

@@ -109,7 +109,7 @@ def test_the_page_carries_no_data_and_the_json_needs_the_token(run: Run) -> None
         assert "<script src" not in html and 'rel="stylesheet"' not in html
         assert not re.search(r'(src|href)="(https?:)?//', html) and "https://" not in html
         assert "XOM" not in html and run.spike_topic not in html
-    for path in ("/api/trends", "/api/alerts", "/api/latency"):
+    for path in ("/api/trends", "/api/alerts", "/api/latency", "/api/model"):
         assert get(run.base + path)[0] == 401, path
         assert get(run.base + path, "wrong")[0] == 401, path
         assert get(run.base + path, TOKEN)[0] == 200, path
@@ -126,7 +126,7 @@ def _state(drv: Any) -> dict[str, Any]:
             stage: g.dataset.stage, p50: g.querySelectorAll('rect.bar.p50').length,
             p99: g.querySelectorAll('rect.bar.p99').length})),
           e2e: q('#e2e').innerText, status: q('#status').innerText,
-          notice: q('#notice').innerText,
+          notice: q('#notice').innerText, model: q('#model').innerText,
           sparks: document.querySelectorAll('#topics svg.spark rect').length,
         };""")
 
@@ -160,6 +160,7 @@ def test_the_dashboard_renders_trends_alerts_and_latency_in_chromium(
         assert [s["stage"] for s in state["stages"]] == [name for name, _, _ in STAGES]
         assert all(s["p50"] == 1 and s["p99"] == 1 for s in state["stages"])
         assert state["alertRows"] >= 1 and "live" in state["status"]
+        assert state["model"].startswith("model baseline-nb / naive-bayes")  # the live model
         scroll_w, view_w = drv.execute_script(
             "return [document.documentElement.scrollWidth, window.innerWidth]")
         assert scroll_w <= view_w, "no horizontal scrolling at 1366 px"

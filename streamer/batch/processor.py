@@ -24,7 +24,7 @@ from streamer.latency import Clock, LatencyRecorder
 from streamer.metrics import Metrics
 from streamer.schemas import DeadLetter, Event, Origin, Prediction, ScoredEvent, Stamps
 from streamer.schemas.events import Kind
-from streamer.score import BatchScores
+from streamer.score import BatchScores, Scorer
 from streamer.score.pool import ScoringPool
 from streamer.settings import InputSettings, TopicSettings
 
@@ -81,8 +81,7 @@ class BatchProcessor:
     ) -> None:
         self.inputs = inputs
         self.topics = topics
-        self.pool = pool
-        self.scorer = pool.scorer
+        self.pool = pool  # its scorer is read per batch: a model upgrade swaps it
         self.store = store
         self.tickers = tickers or TickerExtractor.from_csv(
             inputs.symbols_file, max_tickers=inputs.max_tickers_per_event
@@ -96,7 +95,11 @@ class BatchProcessor:
         return self._kinds[topic]
 
     async def score(self, records: Sequence[RawRecord]) -> BatchOutput:
-        """Decode and score; dead-letter what fails. Nothing leaves the process yet."""
+        """Decode and score; dead-letter what fails. Nothing leaves the process yet.
+
+        The whole batch is scored by the scorer live when it starts, which its records
+        name, even when a model upgrade swaps the pool's scorer meanwhile."""
+        scorer = self.pool.scorer
         batched = self.clock.now_ms()
         out = BatchOutput(records=len(records))
         events: list[Event] = []
@@ -117,14 +120,14 @@ class BatchProcessor:
             out.raw[(rec.topic, rec.partition, rec.offset)] = rec
 
         if events:
-            scores = await self._score(events)
+            scores = await self._score(events, scorer)
             if scores is None:
                 # The scorer failed on the whole batch: score one by one so a single
                 # poisonous text is dead-lettered and the rest go through.
-                out.scored, failed = await self._score_individually(events, records)
+                out.scored, failed = await self._score_individually(events, records, scorer)
                 out.dead.extend(failed)
             else:
-                out.scored = self._build_scored(events, scores)
+                out.scored = self._build_scored(events, scores, scorer)
         return out
 
     async def aggregate(self, out: BatchOutput) -> BatchOutput:
@@ -162,30 +165,32 @@ class BatchProcessor:
             record_timestamp_ms=rec.timestamp_ms,
         )
 
-    async def _score(self, events: list[Event]) -> BatchScores | None:
+    async def _score(self, events: list[Event], scorer: Scorer) -> BatchScores | None:
         try:
-            return await self.pool.score([e.text for e in events], [e.kind for e in events])
+            return await self.pool.score([e.text for e in events], [e.kind for e in events],
+                                         scorer)
         except Exception:
             log.exception("scoring a batch of %d failed; retrying one by one", len(events))
             return None
 
     async def _score_individually(
-        self, events: list[Event], records: Sequence[RawRecord]
+        self, events: list[Event], records: Sequence[RawRecord], scorer: Scorer
     ) -> tuple[list[ScoredEvent], list[DeadLetter]]:
         by_offset = {(r.topic, r.partition, r.offset): r for r in records}
         ok: list[ScoredEvent] = []
         failed: list[DeadLetter] = []
         for ev in events:
-            scores = await self._score([ev])
+            scores = await self._score([ev], scorer)
             if scores is None:
                 rec = by_offset[(ev.origin.topic, ev.origin.partition, ev.origin.offset)]
                 failure = DecodeFailure("scoring_failed", "the scorer raised on this text")
                 failed.append(self._dead_letter(failure, rec))
             else:
-                ok.extend(self._build_scored([ev], scores))
+                ok.extend(self._build_scored([ev], scores, scorer))
         return ok, failed
 
-    def _build_scored(self, events: list[Event], scores: BatchScores) -> list[ScoredEvent]:
+    def _build_scored(self, events: list[Event], scores: BatchScores,
+                      scorer: Scorer) -> list[ScoredEvent]:
         inferred = self.clock.now_ms()
         batched = events[0].stamps.batched or inferred
         tokenized = batched + scores.tokenize_s * 1000.0
@@ -201,7 +206,8 @@ class BatchProcessor:
                 event_time=ev.event_time,
                 sentiment=_prediction(scores.sentiment_labels, scores.sentiment[i]),
                 topic=_prediction(scores.topic_labels, scores.topic[i]),
-                scorer=self.scorer.name,
+                scorer=scorer.name,
+                model=scorer.model,
                 origin=ev.origin,
                 stamps=stamps,
             ))

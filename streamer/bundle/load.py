@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from streamer.bundle.errors import BundleError
+from streamer.bundle.identity import content_id
 from streamer.bundle.manifest import (
     FORMAT_VERSION,
     MANIFEST_FILE,
@@ -45,6 +47,11 @@ class Bundle:
     @property
     def tokenizer_path(self) -> Path:
         return self.path / self.manifest.tokenizer
+
+    @cached_property
+    def id(self) -> str:
+        """The content hash naming this model (``streamer.bundle.identity``)."""
+        return content_id(self.manifest, self.tokenizer_path)
 
     def variant_path(self, name: str) -> Path:
         return self.path / self.variant(name).file

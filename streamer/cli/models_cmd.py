@@ -17,6 +17,8 @@ import click
 from rich.table import Table
 
 from streamer.cli.common import console, fail, settings_with
+from streamer.cli.live_model_cmd import promote_cmd, rollback_cmd
+from streamer.settings import Settings
 from streamer.training.data import DataError, default_data_dir
 
 PROFILES = ("quick", "full", "tiny")
@@ -59,6 +61,10 @@ def models() -> None:
               help="Sentence vector: the [CLS] token or the mean over tokens (MiniLM's "
               "training) [default: full: cls (a more accurate teacher), others: mean].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--background", is_flag=True,
+              help="Run the build detached at the lowest CPU priority, logging to "
+              "<out>.build.log beside the bundle, and return at once; workers switch to a full "
+              "bundle once it is complete.")
 def build(
     data_dir: Path | None,
     base: str | None,
@@ -70,11 +76,33 @@ def build(
     threads: int,
     pooling: str | None,
     quiet: bool,
+    background: bool,
 ) -> None:
     """Train, distil, export, optimise, quantize, verify and describe a bundle.
 
     Resumable: rerunning the same command skips the steps already done.
     """
+    from streamer.cli import background_build
+
+    target = out or _default_out(profile)
+    if background:
+        args = background_build.rerun_args(click.get_current_context(), {"background", "out"})
+        started = background_build.start(target, ["models", "build", *args, "--out",
+                                                  str(target), "--quiet"])
+        if started is None:
+            console.print(f"a build of {target} is already running; its log: "
+                          f"{background_build.log_path(target)}")
+        else:
+            console.print(f"building {target} in the background (pid {started.pid}, nice "
+                          f"{background_build.NICE}); log: {started.log}")
+        return
+    # Held until this process ends: a second build of the same bundle stops here.
+    lock = background_build.claim(target)
+    if lock is None:
+        fail(f"another build of {target} is running",
+             f"wait for it (its log, when started with --background: "
+             f"{background_build.log_path(target)})")
+        return
     try:
         from streamer.network.encoder import EncoderError
         from streamer.training.build import BuildError, build_bundle, profile_config
@@ -85,7 +113,6 @@ def build(
              "pip install 'streamer[train]'")
         return
     data = data_dir or default_data_dir()
-    target = out or _default_out(profile)
     start = time.perf_counter()
     try:
         cfg = profile_config(
@@ -110,6 +137,7 @@ def build(
         fail(str(exc), "the export is wrong, not the bundle format: report it with the card")
     except BuildError as exc:
         fail(str(exc))
+    lock.close()
     console.print(f"bundle: {target} ({time.perf_counter() - start:.0f}s)")
 
 
@@ -218,18 +246,21 @@ def eval_cmd(
 @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where bundles live [default: <cache>/bundles].")
 def list_cmd(root: Path | None) -> None:
-    """Bundles on this machine, their variants and headline figures."""
+    """Bundles on this machine, their variants and headline figures; which one is live."""
     from streamer.bundle.errors import BundleError
     from streamer.bundle.load import read_manifest
     from streamer.training.build import is_complete
     from streamer.training.card import CARD_JSON
 
-    where = root or settings_with().paths.bundles
+    settings = settings_with()
+    where = root or settings.paths.bundles
+    live = _live_line(settings)
     # Only directories that are (or are becoming) bundles.
     candidates = sorted(p for p in where.iterdir() if p.is_dir()) if where.is_dir() else []
     dirs = [p for p in candidates if (p / "manifest.json").is_file() or (p / "_work").is_dir()]
     if not dirs:
         console.print(f"no bundles under {where}; build one with `streamer models build`")
+        console.print(live[1])
         return
     table = Table(title=f"bundles in {where}")
     for col in ("bundle", "profile", "state", "default (cpu)", "variants", "sentiment acc/F1",
@@ -259,7 +290,7 @@ def list_cmd(root: Path | None) -> None:
                         str((v.get("speed") or {}).get("batch32_msgs_per_s", "-")),
                     ]
         table.add_row(
-            d.name,
+            d.name + (" [bold green](live)[/]" if d.resolve() == live[0] else ""),
             manifest.build.profile,
             "[green]complete[/]" if is_complete(d) else "[yellow]partial[/]",
             default,
@@ -267,7 +298,32 @@ def list_cmd(root: Path | None) -> None:
             *figures,
         )
     console.print(table)
+    console.print(live[1])
+
+
+def _live_line(settings: Settings) -> tuple[Path | None, str]:
+    """The live bundle's directory, and a line saying which it is, why, and what a
+    rollback would return to."""
+    from streamer.bundle.errors import BundleError
+    from streamer.bundle.live import read_pointer
+    from streamer.bundle.locate import choose_bundle
+
+    try:
+        choice = choose_bundle(settings)
+        pointer = read_pointer(settings.paths.bundles)
+    except BundleError as exc:
+        return None, f"[red]live: unknown[/] ({exc})"
+    line = f"live: {choice.describe()}"
+    if choice.note:
+        line += f"\n[yellow]{choice.note}[/]"
+    if pointer is not None and pointer.previous:
+        line += f"\nrollback returns to {pointer.previous[-1].describe()}"
+    return choice.path.resolve(), line
 
 
 def _acc_f1(m: dict[str, Any] | None) -> str:
     return "-" if not m else f"{m['accuracy']:.3f} / {m['macro_f1']:.3f}"
+
+
+models.add_command(promote_cmd)
+models.add_command(rollback_cmd)

@@ -58,6 +58,29 @@ def _start_worker(settings: Settings, worker_id: str, log: Path) -> subprocess.P
         )
 
 
+def _start_full_build(settings: Settings) -> None:
+    """The accurate bundle, built in the background at the lowest CPU priority when none
+    is complete: the worker switches to it, without a restart, once it is. Never under
+    CI, nor for a worker pinned to a bundle or on the baseline."""
+    from streamer.bundle.locate import FULL_BUNDLE, is_complete_bundle
+    from streamer.cli.background_build import NICE, log_path, start
+
+    ci = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+    full = settings.paths.bundles / FULL_BUNDLE
+    if (ci or not settings.stack.demo_full_build or settings.scoring.bundle_dir is not None
+            or settings.scoring.scorer == "baseline" or is_complete_bundle(full)):
+        return
+    started = start(full, ["models", "build", "--profile", "full", "--out", str(full),
+                           "--threads", str(settings.scoring.bundle_build_threads), "--quiet"])
+    if started is None:
+        console.print(f"the full bundle is being built in the background (log: {log_path(full)})")
+        return
+    console.print(f"building the full (accurate) bundle in the background: pid {started.pid}, "
+                  f"nice {NICE}, log {started.log}; hours on 2 CPUs, resumed if interrupted. "
+                  "Workers switch to it without a restart once it is complete "
+                  "(--no-full-build or STREAMER_DEMO_FULL_BUILD=false: skip)")
+
+
 async def _totals(settings: Settings) -> list[TopicAccount]:
     store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
@@ -119,7 +142,11 @@ def _delta(after: list[TopicAccount], before: list[TopicAccount]) -> list[TopicA
 @click.option("--keep-worker", is_flag=True, help="Leave the worker running afterwards.")
 @click.option("--timeout", type=float, default=600.0, show_default=True,
               help="Seconds to wait for the worker to catch up.")
-def run_demo(rate: float, keep_worker: bool, timeout: float, **options: object) -> None:
+@click.option("--no-full-build", is_flag=True,
+              help="Do not start building the full bundle in the background "
+              "(STREAMER_DEMO_FULL_BUILD=false does the same).")
+def run_demo(rate: float, keep_worker: bool, timeout: float, no_full_build: bool,
+             **options: object) -> None:
     """Start Kafka + Redis + a worker, stream the demo market data, and summarise."""
     settings = settings_with()
     t_setup = time.monotonic()
@@ -139,6 +166,8 @@ def run_demo(rate: float, keep_worker: bool, timeout: float, **options: object) 
 
     scorer_name = prepare_scorer(settings, build_if_missing)
     console.print(f"scorer: [bold]{scorer_name}[/]")
+    if not no_full_build:
+        _start_full_build(settings)
 
     console.rule("[bold]3. worker")
     worker_id = f"demo-{uuid.uuid4().hex[:6]}"

@@ -98,12 +98,14 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     except AggregateUnavailable as exc:
         fail(str(exc), code=1 if exc.transient else NEEDS_OPERATOR)
     try:
-        live = load_scorer(settings, build_if_missing)
+        # Only the runtime's scoring pool holds the scorer (no local here, which would
+        # live as long as the worker): a model upgrade can then free it.
+        runtime = Runtime.build(settings, load_scorer(settings, build_if_missing))
     except ScorerError as exc:
         fail(str(exc), code=NEEDS_OPERATOR)
-    runtime = Runtime.build(settings, live)
+        return
     app = create_app(runtime)
-    log.info("worker %s starting with scorer %s", runtime.worker_id, live.name)
+    log.info("worker %s starting with scorer %s", runtime.worker_id, runtime.scorer.name)
     try:
         Worker(app, loglevel=loglevel, loop=loop,
                shutdown_timeout_s=settings.worker.shutdown_timeout_s).execute_from_commandline()

@@ -10,6 +10,7 @@ from streamer.schemas.inputs import SCHEMA_VERSION, WireModel
 from streamer.schemas.types import Identifier, Label, Ticker, UtcDatetime
 
 Kind = Literal["news", "chat"]
+BUNDLE_ID_PATTERN = r"^[0-9a-f]{16}$"
 
 
 class Origin(BaseModel):
@@ -49,6 +50,27 @@ class Prediction(BaseModel):
     probs: dict[Label, float]
 
 
+class ModelRef(BaseModel):
+    """The model that scored an event: which bundle (by content) and which of its variants.
+
+    ``bundle_id`` changes whenever anything that decides a score changes (weights,
+    tokenizer, labels, truncation), and only then: two copies of one bundle share it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    bundle_id: str = Field(pattern=BUNDLE_ID_PATTERN,
+                           description="Content hash of the bundle (16 hex digits).")
+    bundle: str = Field(min_length=1, max_length=128,
+                        description="The bundle's name (its build directory), e.g. 'full'.")
+    variant: str = Field(min_length=1, max_length=128,
+                         description="The variant serving, e.g. 'student3-int8'.")
+
+    def short(self) -> str:
+        """``full/student3-int8@3f2a9c1e`` for logs and tables."""
+        return f"{self.bundle}/{self.variant}@{self.bundle_id[:8]}"
+
+
 class Event(BaseModel):
     """The normalized internal event; stamps ride along through every stage."""
 
@@ -79,5 +101,9 @@ class ScoredEvent(WireModel):
     sentiment: Prediction
     topic: Prediction
     scorer: str = Field(description="Scorer identity, e.g. 'onnx-cpu:student-int8'.")
+    # Added within schema version 1 (an optional field, so records written before it
+    # still validate); every worker since fills it, also across a model switch.
+    model: ModelRef | None = Field(
+        None, description="The model that scored this event (bundle id, name, variant).")
     origin: Origin
     stamps: Stamps

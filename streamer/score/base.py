@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from streamer.schemas.events import Kind as Source
+from streamer.schemas.events import ModelRef
 
 
 class ScorerError(RuntimeError):
@@ -63,6 +64,11 @@ class Scorer(Protocol):
     @property
     def name(self) -> str:
         """Short identity for logs and metrics, e.g. 'onnx-cpu:student-int8'."""
+        ...
+
+    @property
+    def model(self) -> ModelRef:
+        """The model it serves (bundle id, name, variant); every scored event names it."""
         ...
 
     @property

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.atomic import atomic_file
+from streamer.schemas.events import ModelRef
 from streamer.score.base import BatchScores, ScorerError, Source
 
 _TOKEN = re.compile(r"[a-z0-9$][a-z0-9$'&.\-]*[a-z0-9]|[a-z0-9$]")
@@ -80,10 +81,22 @@ class BaselineScorer:
             raise ScorerError("the sentiment data has no 'negative' label")
         self._sentiment = sentiment
         self._topic = topic
+        # Its "bundle id" hashes the fitted parameters: same data, same id.
+        digest = hashlib.sha256()
+        for head in (sentiment, topic):
+            digest.update("\0".join(head.labels).encode())
+            digest.update(np.ascontiguousarray(head.log_prior).tobytes())
+            digest.update(np.ascontiguousarray(head.log_lik).tobytes())
+        self._model = ModelRef(bundle_id=digest.hexdigest()[:16], bundle="baseline-nb",
+                               variant="naive-bayes")
 
     @property
     def name(self) -> str:
         return "baseline-nb"
+
+    @property
+    def model(self) -> ModelRef:
+        return self._model
 
     @property
     def sentiment_labels(self) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from streamer.bundle.tokenize import (
     pad_batch,
     plain_batches,
 )
+from streamer.schemas.events import ModelRef
 from streamer.score.base import BatchScores, Source, warmup_batches
 
 
@@ -102,6 +103,8 @@ class OnnxScorer:
                                         tensorrt=tensorrt, trt_cache=trt_cache)
         self._bundle: Bundle = bundle
         self.variant = info.name
+        self._model = ModelRef(bundle_id=bundle.id, bundle=bundle.manifest.name,
+                               variant=info.name)
         self.device: Device = device
         self._session = bundle.open_session(info.name, providers, intra_op_threads)
         # The provider that actually runs (TensorRT or CUDA can fail to initialise).
@@ -130,6 +133,10 @@ class OnnxScorer:
     @property
     def bundle(self) -> Bundle:
         return self._bundle
+
+    @property
+    def model(self) -> ModelRef:
+        return self._model
 
     @property
     def sentiment_labels(self) -> tuple[str, ...]:

@@ -5,6 +5,10 @@ leaves the event loop free for Kafka and Redis I/O. At most ``threads`` batches 
 once and at most ``queue_depth`` more wait; a caller beyond that awaits a slot (the
 agent then stops taking batches, Faust's buffers fill and it pauses fetching) instead
 of piling work into an unbounded executor queue.
+
+The scorer can be swapped while the pool runs (``swap``, a model upgrade): each batch
+reads ``scorer`` once and scores on it to the end, so a batch started before the swap
+finishes on the old model and the next one starts on the new one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ class ScoringPool:
                  gauge: Gauge | None = None) -> None:
         if threads < 1 or queue_depth < 0:
             raise ValueError("threads must be >= 1 and queue_depth >= 0")
-        self.scorer = scorer
+        self._scorer = scorer
         self.threads = threads
         self.queue_depth = queue_depth
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="score")
@@ -32,8 +36,22 @@ class ScoringPool:
         self.in_flight = 0  # running + queued batches
         self.waiting = 0  # callers held back by a full queue
 
-    async def score(self, texts: Sequence[str], sources: Sequence[Source]) -> BatchScores:
-        """``scorer.score`` on a pool thread; waits for a slot when the queue is full."""
+    @property
+    def scorer(self) -> Scorer:
+        """The scorer a batch starting now runs on."""
+        return self._scorer
+
+    def swap(self, scorer: Scorer) -> Scorer:
+        """Serve ``scorer`` from the next batch on; return the one it replaces (batches
+        already scoring finish on it). Called on the event loop, between batches."""
+        old, self._scorer = self._scorer, scorer
+        return old
+
+    async def score(self, texts: Sequence[str], sources: Sequence[Source],
+                    scorer: Scorer | None = None) -> BatchScores:
+        """``scorer.score`` (default: the live scorer) on a pool thread; waits for a slot
+        when the queue is full."""
+        scorer = scorer or self._scorer
         self.waiting += 1
         try:
             await self._slots.acquire()
@@ -42,7 +60,7 @@ class ScoringPool:
         self._moved(+1)
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self.scorer.score, texts, sources)
+            return await loop.run_in_executor(self._executor, scorer.score, texts, sources)
         finally:
             self._moved(-1)
             self._slots.release()

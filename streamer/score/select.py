@@ -1,6 +1,7 @@
 """Pick the scorer a worker runs with, from settings.
 
-``onnx``: the model bundle (``STREAMER_BUNDLE_DIR``, else the cached default bundle; the
+``onnx``: the model bundle (``streamer.bundle.locate``: ``STREAMER_BUNDLE_DIR``, else the
+promoted bundle, else the full build once complete, else the quick default; the
 caller may pass ``build``, which makes one when none exists: the CLI passes
 ``streamer.training.quick.build_if_missing``, so serving code never imports the trainer),
 or a ``ScorerError`` saying what to do.
@@ -35,9 +36,14 @@ BundleBuilder = Callable[[Settings], Path]
 
 def load_onnx(settings: Settings, build: BundleBuilder | None = None) -> Scorer:
     """The bundle's ONNX Runtime scorer; ``build`` makes the bundle first when none exists."""
+    path = build(settings) if build is not None else default_bundle_path(settings)
+    return onnx_scorer(settings, path)
+
+
+def onnx_scorer(settings: Settings, path: Path) -> Scorer:
+    """The ONNX Runtime scorer of the bundle at ``path``, as the settings configure it."""
     from streamer.score.onnx_scorer import OnnxScorer
 
-    path = build(settings) if build is not None else default_bundle_path(settings)
     return OnnxScorer(
         path,
         variant=settings.scoring.bundle_variant,
@@ -55,9 +61,13 @@ def load_torch(settings: Settings) -> Scorer:
     Unlike ``onnx`` this never builds the quick default bundle: that profile keeps no
     PyTorch checkpoint, so building it would only end in the same error minutes later.
     """
+    return torch_scorer(settings, default_bundle_path(settings))
+
+
+def torch_scorer(settings: Settings, path: Path) -> Scorer:
+    """The PyTorch teacher of the bundle at ``path``, on the configured device."""
     from streamer.score.torch_scorer import TorchScorer, resolve_device
 
-    path = default_bundle_path(settings)
     device = resolve_device(settings.scoring.torch_device)
     if device == "cpu":
         import torch
@@ -74,6 +84,14 @@ def load_torch(settings: Settings) -> Scorer:
         cuda_graphs=settings.scoring.torch_cuda_graphs and device == "cuda",
         max_graphs=settings.scoring.torch_max_graphs,
     )
+
+
+def bundle_scorer(settings: Settings, path: Path) -> Scorer:
+    """The configured kind of scorer (torch, else ONNX Runtime) over the bundle at
+    ``path``, not warmed up: what a model upgrade loads beside the live scorer."""
+    if settings.scoring.scorer == "torch":
+        return torch_scorer(settings, path)
+    return onnx_scorer(settings, path)
 
 
 def load_scorer(settings: Settings, build: BundleBuilder | None = None) -> Scorer:
@@ -100,7 +118,7 @@ def _load_scorer(settings: Settings, build: BundleBuilder | None) -> Scorer:
             log.warning("no model bundle (%s): scoring with the Naive Bayes baseline", exc)
             scorer = load_baseline(settings)
     scorer.warmup()
-    log.info("scorer: %s", scorer.name)
+    log.info("scorer: %s, model %s", scorer.name, scorer.model.short())
     return scorer
 
 

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 
-from streamer.bundle.manifest import CHECKPOINT_META, CHECKPOINT_SUBDIR
+from streamer.bundle.manifest import CHECKPOINT_META, CHECKPOINT_SUBDIR, file_sha256
 from streamer.bundle.tokenize import SourceTokenizers, bucket_length
+from streamer.schemas.events import ModelRef
 from streamer.score.base import BatchScores, ScorerError, Source, warmup_batches
 
 if TYPE_CHECKING:
@@ -263,6 +264,7 @@ class TorchScorer:
         max_graphs: int = 64,
         warmup_max_batch: int = 64,
         attention: Attention | None = None,
+        bundle: tuple[str, str] | None = None,
     ) -> None:
         torch = _import_torch()
         self._torch = torch
@@ -274,6 +276,12 @@ class TorchScorer:
         checkpoint = Path(checkpoint_dir).expanduser()
         self.model_name = checkpoint.name
         self._model, model_labels = _load_checkpoint(checkpoint)
+        # ``bundle``: (id, name) of the bundle it comes from; a bare checkpoint is named by
+        # its meta file's hash and its directory.
+        bundle_id, bundle_name = bundle or (file_sha256(checkpoint / CHECKPOINT_META)[:16],
+                                            checkpoint.name)
+        self._ref = ModelRef(bundle_id=bundle_id, bundle=bundle_name,
+                             variant=f"{self.model_name}-torch-{self.precision}")
         self._sentiment_labels = _check_labels(
             "sentiment", sentiment_labels, model_labels, checkpoint
         )
@@ -331,6 +339,7 @@ class TorchScorer:
             manifest.head("sentiment").labels,
             manifest.head("topic").labels,
             device=device,
+            bundle=(bundle.id, manifest.name),
             **options,
         )
 
@@ -339,6 +348,10 @@ class TorchScorer:
     def name(self) -> str:
         graphs = "-graphs" if self.cuda_graphs else ""
         return f"torch-{self.device}:{self.model_name}-{self.precision}{graphs}"
+
+    @property
+    def model(self) -> ModelRef:
+        return self._ref
 
     @property
     def sentiment_labels(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from streamer.bundle.load import load_bundle
-from streamer.bundle.locate import default_bundle_path, is_complete_bundle
+from streamer.bundle.locate import build_lock_path, default_bundle_path, is_complete_bundle
 from streamer.score.base import ScorerError
 from streamer.settings import Settings
 from streamer.training.progress import Reporter
@@ -41,7 +41,7 @@ def ensure_default_bundle(
         log.info("model bundle: %s (cached)", path)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f".{path.name}.lock").open("w") as lock:
+    with build_lock_path(path).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another worker may be building it right now
         if is_complete_bundle(path):
             log.info("model bundle: %s (built by another process)", path)

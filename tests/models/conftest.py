@@ -3,11 +3,11 @@ from tests/conftest.py, since the fault tests run workers on it too."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
+from bundle_support import link_copy
+from tiny_bundle import TinyBuild
 
 
 @pytest.fixture
@@ -16,17 +16,17 @@ def bundle_copy(tiny_bundle: Path, tmp_path: Path) -> Path:
 
     Model files are hard links (cheap); a test replacing one must unlink it first.
     """
-    dst = tmp_path / "bundle"
+    return link_copy(tiny_bundle, tmp_path / "bundle")
 
-    def link_or_copy(src: str, target: str) -> None:
-        try:
-            os.link(src, target)
-        except OSError:
-            shutil.copy2(src, target)
 
-    shutil.copytree(tiny_bundle, dst, ignore=shutil.ignore_patterns("_work"),
-                    copy_function=link_or_copy)
-    for name in ("manifest.json", "tokenizer.json"):  # edited in place by tests: real copies
-        (dst / name).unlink()
-        shutil.copy2(tiny_bundle / name, dst / name)
-    return dst
+@pytest.fixture(scope="session")
+def tiny_bundle_b(tiny_build: TinyBuild, data_dir: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second TINY bundle, built once per session with another seed: other weights, so
+    another bundle id. The model-upgrade tests switch between the two."""
+    from streamer.training.build import build_bundle, profile_config
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny-b"
+    build_bundle(profile_config("tiny", data_dir, out, seed=14, threads=2,
+                                command="pytest tiny-b"))
+    return out
