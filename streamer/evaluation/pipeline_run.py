@@ -72,6 +72,7 @@ def namespace(base: Settings, data_dir: Path, *, uid: str | None = None,
         "KAFKA_BOOTSTRAP": base.kafka.bootstrap,
         "REDIS_URL": base.redis.url,
         "STREAMER_SCORER": base.scoring.scorer,
+        "STREAMER_MODEL_WATCH_S": "0",  # one model for the whole replay: no upgrade mid-run
         **{f"STREAMER_{k.upper()}": v for k, v in names.items()},
         **(extra_env or {}),
     }

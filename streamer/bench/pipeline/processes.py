@@ -81,7 +81,9 @@ class Session:
                "STREAMER_DATA_DIR": str(self.base.paths.data_dir),
                "STREAMER_WEB_PORT": str(self.port),
                "STREAMER_WORKER_ID": f"{self.v.name}-{self.uid}",
-               "STREAMER_LATENCY_PUSH_INTERVAL_S": str(PUSH_INTERVAL_S)}
+               "STREAMER_LATENCY_PUSH_INTERVAL_S": str(PUSH_INTERVAL_S),
+               # One model for the whole measurement: no upgrade mid-run.
+               "STREAMER_MODEL_WATCH_S": "0"}
         if self.v.kind == "naive":
             assert self.naive is not None
             cmd = [sys.executable, "-m", "streamer.bench.naive", "--bundle", str(self.naive),
