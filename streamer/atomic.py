@@ -3,12 +3,14 @@ one, never a partial file, and concurrent writers never share a temporary name.
 
 Each write goes to a uniquely named temporary beside the target (the same directory, so
 the same file system), then ``os.replace`` moves it into place; on an error the temporary
-is removed and the target is left as it was.
+is removed and the target is left as it was. ``file_lock`` serialises whole fetch-or-build
+steps between processes (POSIX only).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -32,6 +34,18 @@ def _umask() -> int:
 # Files get the permissions an ordinary open() would give (mkstemp makes them 0600):
 # caches are shared by every worker of the user, and bundles may be copied elsewhere.
 _UMASK = _umask()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock, so two processes never fetch or build the same thing at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _temp_prefix(path: Path) -> str:

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+
+# Re-exported for the stack modules; it lives beside the atomic writers (training uses it too).
+from streamer.atomic import file_lock as file_lock
 
 
 class StackError(RuntimeError):
     """A local server could not be set up, started or stopped; the message says what to do."""
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Exclusive advisory lock, so two processes never fetch or start the same thing at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def pid_alive(pid: int, cmdline_marker: str | None = None) -> bool:
