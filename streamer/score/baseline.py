@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
+import json
 import re
 import time
 import zlib
@@ -21,12 +22,14 @@ import numpy as np
 from streamer.atomic import atomic_file
 from streamer.schemas.events import ModelRef
 from streamer.score.base import BatchScores, ScorerError, Source
+from streamer.taxonomy import r8_label_map
 
 _TOKEN = re.compile(r"[a-z0-9$][a-z0-9$'&.\-]*[a-z0-9]|[a-z0-9$]")
 _BITS = 18
 _ALPHA = 0.5
 SENTIMENT_FILES = ("tfn-sentiment/train.csv", "phrasebank/train.csv")
-TOPIC_FILES = ("reuters-topics/train.csv",)
+# The topic head speaks the TFN taxonomy, as the bundles do: R8 stories through its mapping.
+TOPIC_FILES = ("tfn-topic/train.csv", "reuters-topics/train.csv")
 
 
 def features(text: str) -> np.ndarray:
@@ -116,7 +119,8 @@ class BaselineScorer:
                 f"labelled data not found: {', '.join(missing)}. "
                 "Set STREAMER_LABELLED_DATA_DIR to the folder holding the shared data."
             )
-        digest = hashlib.sha256()
+        mapping = r8_label_map()
+        digest = hashlib.sha256(json.dumps(mapping, sort_keys=True).encode())
         for f in files:
             digest.update(f.read_bytes())
         cached = cache_dir / f"baseline-{digest.hexdigest()[:16]}.npz" if cache_dir else None
@@ -125,7 +129,10 @@ class BaselineScorer:
         sent = NaiveBayesHead.fit(
             row for f in SENTIMENT_FILES for row in _read_csv(data_dir / f)
         )
-        topic = NaiveBayesHead.fit(row for f in TOPIC_FILES for row in _read_csv(data_dir / f))
+        topic = NaiveBayesHead.fit(
+            (text, mapping.get(label, label) if f.startswith("reuters") else label)
+            for f in TOPIC_FILES for text, label in _read_csv(data_dir / f)
+        )
         scorer = cls(sent, topic)
         if cached is not None:
             scorer.save(cached)

@@ -60,11 +60,11 @@ def test_other_format_version(bundle_copy: Path) -> None:
 
 def test_wrong_label_count(bundle_copy: Path) -> None:
     data = json.loads((bundle_copy / "manifest.json").read_text())
-    data["heads"][1]["labels"] = data["heads"][1]["labels"][:-1]  # 7 topic labels, model has 8
+    data["heads"][1]["labels"] = data["heads"][1]["labels"][:-1]  # 19 topic labels, model has 20
     (bundle_copy / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(BundleError, match="label count mismatch") as err:
         OnnxScorer(bundle_copy, variant="student2-int8")
-    assert "'topic'" in str(err.value) and "outputs 8 columns" in str(err.value)
+    assert "'topic'" in str(err.value) and "outputs 20 columns" in str(err.value)
 
 
 def test_sha_mismatch(bundle_copy: Path) -> None:

@@ -314,3 +314,29 @@ def test_unbucketed_batches_keep_input_order_and_pad_to_their_own_longest() -> N
     groups = plain_batches(ids, 2)
     assert [(list(rows), length) for rows, length in groups] == [
         ([0, 1], 40), ([2, 3], 9), ([4], 7)]
+
+
+def test_every_r8_topic_maps_onto_a_tfn_topic_with_a_reason(data_dir: Path) -> None:
+    from streamer.taxonomy import R8_TO_TFN
+
+    tfn = {label for _, label in read_rows(data_dir / "tfn-topic" / "train.csv")}
+    r8 = {label for _, label in read_rows(data_dir / "reuters-topics" / "train.csv")}
+    assert len(tfn) == 20
+    # Both spellings of R8 (the file's and Reuters' short names) map; every target is a
+    # TFN topic written exactly as the TFN file writes it, and every choice says why.
+    assert r8 | {"earn", "acq", "crude", "money-fx", "interest", "grain", "ship"} <= set(R8_TO_TFN)
+    for mapping in R8_TO_TFN.values():
+        assert mapping.topic in tfn
+        assert len(mapping.reason) > 20
+
+
+def test_the_topic_head_learns_exactly_the_tfn_topics(data_dir: Path) -> None:
+    from streamer.training.data import default_specs
+
+    split = load_split(default_specs(data_dir), max_rows_per_dataset=400)
+    tfn = sorted({label for _, label in read_rows(data_dir / "tfn-topic" / "train.csv")})
+    assert split.labels["topic"] == tfn
+    r8 = next(d for d in split.datasets if d.name == "reuters-topics")
+    assert r8.label_mapping["energy-oil"] == "Energy | Oil"
+    assert set(r8.label_reasons) == set(r8.label_mapping)
+    assert {e.source for e in split.train if e.dataset == "tfn-topic"} == {"chat"}
