@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from streamer.atomic import atomic_dir, atomic_file, write_text
+from streamer.bundle.locate import COMPLETE_MARKER
 from streamer.bundle.manifest import (
     FORMAT_VERSION,
     MANIFEST_FILE,
@@ -67,7 +68,8 @@ if TYPE_CHECKING:
 
 Profile = Literal["quick", "full", "tiny"]
 WORK = WORK_DIR
-COMPLETE = "BUILD_COMPLETE"
+# Written last: what the worker (streamer.bundle.locate) takes as "this build is done".
+COMPLETE = COMPLETE_MARKER
 T = TypeVar("T")
 
 # The settings that change what the training steps produce (see the module docstring).

@@ -39,6 +39,7 @@ def ensure_default_bundle(
         return path
     if is_complete_bundle(path):
         log.info("model bundle: %s (cached)", path)
+        _warn_if_stale(path, data_dir or settings.scoring.labelled_data_dir)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with build_lock_path(path).open("w") as lock:
@@ -76,6 +77,22 @@ def ensure_default_bundle(
             ) from exc
         rep.log(f"quick default bundle built in {time.perf_counter() - start:.0f}s: {path}")
         return path
+
+
+def _warn_if_stale(path: Path, data_dir: Path) -> None:
+    """Say so when a cached bundle learnt from other data sets than a build would use now
+    (e.g. one built before the topic head learnt the TFN taxonomy): it still serves, with
+    its own labels, until a rebuild, which workers then pick up by themselves."""
+    from streamer.training.data import default_specs
+
+    trained = {d.name for d in load_bundle(path, verify=()).manifest.datasets}
+    current = {s.name for s in default_specs(data_dir)}
+    if trained != current:
+        log.warning(
+            "model bundle %s learnt from %s, but this version trains on %s: rebuild it with "
+            "`streamer models build --profile quick --out %s` (running workers switch to it "
+            "when it is complete)", path, sorted(trained), sorted(current), path,
+        )
 
 
 def build_if_missing(settings: Settings) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -29,6 +31,20 @@ def test_cached_bundle_is_reused(tiny_bundle: Path, tmp_path: Path,
 
     monkeypatch.setattr("streamer.training.build.build_bundle", no_build)
     assert quick.ensure_default_bundle(settings) == settings.paths.bundles / "default"
+
+
+def test_a_cached_bundle_from_older_data_sets_is_served_with_a_warning(
+    tiny_bundle: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(cache_dir=tmp_path)
+    cached = settings.paths.bundles / "default"
+    _copy_bundle(tiny_bundle, cached)
+    manifest = json.loads((cached / "manifest.json").read_text())
+    manifest["datasets"] = [d for d in manifest["datasets"] if d["name"] != "tfn-topic"]
+    (cached / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING, "streamer.training.quick"):
+        assert quick.ensure_default_bundle(settings) == cached
+    assert "tfn-topic" in caplog.text and "--profile quick" in caplog.text
 
 
 def test_missing_bundle_is_built_with_the_quick_profile(
