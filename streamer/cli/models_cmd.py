@@ -45,7 +45,7 @@ def models() -> None:
     "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder with tfn-sentiment/, phrasebank/, reuters-topics/ train.csv "
+    help="Folder with tfn-sentiment/, phrasebank/, tfn-topic/, reuters-topics/ train.csv "
     "[default: $STREAMER_LABELLED_DATA_DIR or ../shared/data beside the repo].",
 )
 @click.option("--base", default=None, help="Pretrained encoder: local dir, hub id or a "
