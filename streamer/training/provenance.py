@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from streamer.network.encoder import BASE_PACKAGE
+from streamer.training.encoders import ENCODERS
 
 
 class Terms(BaseModel):
@@ -34,6 +35,7 @@ class Terms(BaseModel):
 
 
 UNKNOWN_LICENCE = "unknown: check the data's own terms"
+PERMISSIVE = frozenset({"MIT", "Apache-2.0"})
 
 # Keyed by DatasetSpec.name (training/data.py's default_specs).
 DATA_TERMS: dict[str, Terms] = {
@@ -94,6 +96,12 @@ def base_terms(base: str) -> Terms | None:
     path = Path(base)
     if BASE_PACKAGE in path.parts or base == DEFAULT_BASE_TERMS.hf_id:
         return DEFAULT_BASE_TERMS
+    packaged = ENCODERS.get(path.name)
+    if packaged is not None and (path / "provenance.json").is_file():
+        # Fetched by streamer.training.encoders: its registry entry knows the upstream terms.
+        return Terms(title=packaged.upstream, licence=packaged.licence,
+                     hf_license=packaged.licence.lower(), hf_id=packaged.upstream,
+                     permissive=packaged.licence in PERMISSIVE)
     readme = path / "README.md"
     if readme.is_file():
         found = re.search(r"^license:\s*(\S+)\s*$", _front_matter(readme.read_text("utf-8")),

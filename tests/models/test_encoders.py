@@ -67,6 +67,18 @@ def test_other_bases_pass_through_untouched(tmp_path: Path,
     assert packaged_base(BGE, tmp_path / "cache") == BGE
 
 
+def test_a_fetched_encoder_carries_its_upstream_terms_onto_the_card(tmp_path: Path) -> None:
+    from streamer.training.provenance import base_terms
+
+    folder = tmp_path / "bge-small-en-v1.5"
+    folder.mkdir()
+    assert base_terms(str(folder)) is None  # a folder of that name, not fetched: unknown
+    (folder / "provenance.json").write_text("{}")
+    terms = base_terms(str(folder))
+    assert terms is not None and terms.hf_id == "BAAI/bge-small-en-v1.5"
+    assert terms.licence == "MIT" and terms.permissive
+
+
 def test_a_missing_mvn_says_what_to_install(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda _: None)
