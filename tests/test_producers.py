@@ -87,3 +87,23 @@ def test_labelled_rows_carry_what_each_message_was_generated_to_be() -> None:
     assert len(rows["topic"]) == sum(m.kind == "news" for m in good)
     assert {label for _, label in rows["sentiment"]} == {"negative", "neutral", "positive"}
     assert all(text.strip() for text, _ in rows["sentiment"])
+
+
+def _ids(cfg: DemoConfig) -> set[str]:
+    out = set()
+    for m in DemoGenerator(cfg).generate()[0]:
+        if m.bad is None:  # the malformed ones may have no id
+            out.add(orjson.loads(m.value)["id"])
+    return out
+
+
+def test_two_demo_runs_on_one_stack_send_new_ids_not_replays() -> None:
+    from streamer.cli.produce_cmd import demo_config
+    from streamer.settings import Settings
+
+    settings = Settings(_env_file=None)
+    first, second = (demo_config(settings, minutes=1.0) for _ in range(2))
+    assert first.run_tag != second.run_tag
+    assert _ids(first) and not _ids(first) & _ids(second)
+    # Without a tag the ids depend on the seed alone (the alert evaluation's streams).
+    assert _ids(DemoConfig(minutes=1.0)) == _ids(DemoConfig(minutes=1.0))

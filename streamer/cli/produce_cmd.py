@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def demo_outgoing(settings: Settings, messages: list[DemoMessage]) -> list[Outgo
 
 
 def demo_config(settings: Settings, **options: object) -> DemoConfig:
+    """The demo stream of the command line: a fresh run tag each time, so running the demo
+    again on the same stack is new traffic, not duplicates dead-lettered by the worker."""
     values = {k: v for k, v in options.items() if v is not None}
+    values.setdefault("run_tag", uuid.uuid4().hex[:8])
     try:
         return DemoConfig(
             max_text_chars=settings.input.max_text_chars,

@@ -140,6 +140,12 @@ class DemoConfig(BaseModel):
     start: datetime | None = Field(None, description="Event time of the first message.")
     max_text_chars: int = 20_000
     max_message_bytes: int = 262_144
+    run_tag: str = Field(
+        "", pattern=r"^[A-Za-z0-9]{0,16}$",
+        description="Part of every message id, so that a second run on the same stack sends "
+        "new messages rather than replays of the first (the worker drops repeated ids); "
+        "empty: ids depend on the seed alone.",
+    )
 
 
 class SpikeLabel(BaseModel):
@@ -170,7 +176,8 @@ class DemoGenerator:
 
     def _id(self, prefix: str) -> str:
         self._n += 1
-        return f"{prefix}-{self.cfg.seed}-{self._n:07d}"
+        run = f"{self.cfg.run_tag}-" if self.cfg.run_tag else ""
+        return f"{prefix}-{run}{self.cfg.seed}-{self._n:07d}"
 
     def _sentiment(self) -> Sentiment:
         r = self.rng.random()
