@@ -10,16 +10,14 @@ written atomically under a lock; workers read it on each poll (``STREAMER_MODEL_
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from streamer.atomic import write_text
+from streamer.atomic import file_lock, write_text
 from streamer.bundle.errors import BundleError
 
 POINTER_FILE = "live.json"
@@ -74,13 +72,9 @@ def read_pointer(bundles: Path) -> LivePointer | None:
         ) from exc
 
 
-@contextmanager
-def _locked(bundles: Path) -> Iterator[None]:
+def _locked(bundles: Path) -> AbstractContextManager[None]:
     """One promote or rollback at a time: each reads, changes and writes the pointer."""
-    bundles.mkdir(parents=True, exist_ok=True)
-    with (bundles / f".{POINTER_FILE}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+    return file_lock(bundles / f".{POINTER_FILE}.lock")
 
 
 def promote(bundles: Path, path: Path, bundle_id: str, live: LiveEntry) -> LivePointer:
