@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 from harness import Namespace, read_topic
 from servers import local_settings, running
 
@@ -55,7 +56,17 @@ def numbered(topic: str, n: int) -> list[Outgoing]:
 
 
 def make_topic(kafka: LocalKafka, topic: str) -> str:
-    asyncio.run(ensure_topics(producer_settings(kafka, 60.0), [topic], partitions=PARTITIONS))
+    # The test before may have just resumed the paused broker: the first admin request
+    # can find no node ready yet (seen once in CI), so give it a few tries.
+    for attempt in range(10):
+        try:
+            asyncio.run(ensure_topics(producer_settings(kafka, 60.0), [topic],
+                                      partitions=PARTITIONS))
+            return topic
+        except (NodeNotReadyError, KafkaConnectionError):
+            if attempt == 9:
+                raise
+            time.sleep(1.0)
     return topic
 
 
