@@ -36,8 +36,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from streamer.detect.rings import LongBaseline, Ring, slot_width
 from streamer.detect.stats import poisson_sf, proportion_z, z_from_p
 from streamer.keys import episode_id as make_episode_id
 from streamer.schemas.alerts import SEVERITIES, AlertKind, Severity
@@ -54,6 +55,7 @@ DEFAULT_PRIOR_SHARE = 0.2
 # in its window and no episode, is forgotten (bounded state); it restarts from zero.
 FORGET_BELOW = 1e-3
 FORGET_EVERY = 60
+LONG_FORGET_PER_DAY = 0.5
 
 
 def severity_rank(severity: Severity | None) -> int:
@@ -117,6 +119,48 @@ class DetectorTunables(BaseModel):
     scan_subwindows: bool = Field(
         True, description="Also test the trailing sub-windows (10 s, 20 s, ...): faster onsets."
     )
+    long_windows_s: tuple[int, ...] = Field(
+        (900, 3_600, 21_600), description="Longer windows (event-time s, shortest first; "
+        "JSON list, [] for none), judged against the long baseline: they let a scope with a "
+        "few stories an hour alert.",
+    )
+    long_slots: int = Field(
+        15, ge=2, le=120, description="Slots per long window (its resolution: window / slots).")
+    long_baseline_s: float = Field(
+        86_400.0, gt=0, description="Time constant of the long baseline, fed by what leaves "
+        "the longest window (s).",
+    )
+    long_prior_messages: float = Field(
+        20.0, gt=0, description="Weight, in messages, of the stream's negative share as the "
+        "prior of a scope key's long baseline (a key with little history is judged against "
+        "the stream).",
+    )
+    long_z_threshold: float = Field(
+        4.0, gt=0, description="Fire on a long window: z of its negative share against the "
+        "long baseline...",
+    )
+    long_min_negatives: int = Field(
+        4, ge=1, description="...at least this many negative messages in it...")
+    long_min_lift: float = Field(
+        0.20, ge=0, le=1, description="...a share at least this far above the long baseline...")
+    confirm_lift: float = Field(
+        0.10, ge=0, le=1, description="...and the next shorter window agrees: a negative "
+        "message and a share at least this far above the baseline (the multi-window rule: "
+        "the shift is still happening).",
+    )
+    long_major_share: float = Field(
+        0.5, gt=0, le=1, description="A long-window alert is at least 'major' when the "
+        "window's negative share reaches this...",
+    )
+    long_major_negatives: int = Field(
+        8, ge=1, description="...with at least this many negative messages.")
+
+    @field_validator("long_windows_s")
+    @classmethod
+    def _ascending(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w <= 0 for w in v) or list(v) != sorted(set(v)):
+            raise ValueError("long windows must be positive and strictly ascending")
+        return v
 
 
 class DetectorParams(DetectorTunables):
@@ -135,6 +179,27 @@ class DetectorParams(DetectorTunables):
     def decay(self) -> float:
         """Weight an EWMA keeps per bucket: exp(-bucket / time constant)."""
         return math.exp(-self.bucket_s / self.baseline_s)
+
+    @property
+    def long_widths(self) -> tuple[int, ...]:
+        """Slot width (s) of each long window."""
+        return tuple(slot_width(w, self.long_slots, self.bucket_s) for w in self.long_windows_s)
+
+    @property
+    def long_decay(self) -> float:
+        """Weight the long baseline keeps per slot of the longest window."""
+        return math.exp(-self.long_widths[-1] / self.long_baseline_s) if self.long_widths else 1.0
+
+    @property
+    def longest_s(self) -> int:
+        """Event time the longest window spans."""
+        if not self.long_windows_s:
+            return self.buckets * self.bucket_s
+        return self.long_widths[-1] * self.long_slots
+
+    def window_of(self, tier: int) -> int:
+        """Length (s) of a tier: 0 is the short window, j + 1 the long window j."""
+        return self.short_window_s if tier == 0 else self.long_windows_s[tier - 1]
 
     def severity(self, z: float) -> Severity:
         if z >= self.z_critical:
@@ -160,6 +225,14 @@ class KeyState(BaseModel):
     )
     below_since: int | None = None
     cool_until: int | None = None
+    # Long windows (empty until the key is first stepped with them configured).
+    rings: list[Ring] = Field(default_factory=list)
+    long: LongBaseline = Field(default_factory=LongBaseline)
+    tier: int = Field(0, description="Window of the open episode: 0 short, j + 1 long window j.")
+    touched: int | None = Field(None, description="Last bucket that held messages for the key.")
+    ep_from: int | None = Field(None, description="Onset of the last episode (kept out of the "
+                                "long baseline).")
+    ep_to: int | None = Field(None, description="End of the last episode (None: still open).")
 
     @property
     def live(self) -> bool:
@@ -188,6 +261,24 @@ class WindowStats:
 
 
 @dataclass(frozen=True)
+class LongStats:
+    """One long window of one key against the long baseline."""
+
+    window_s: int
+    start: int  # start (epoch s) of its oldest slot
+    messages: int
+    negatives: int
+    share: float
+    baseline_share: float
+    baseline_messages: float  # expected messages per window at the baseline's rate
+    z: float
+
+    @property
+    def lift(self) -> float:
+        return self.share - self.baseline_share
+
+
+@dataclass(frozen=True)
 class Decision:
     kind: AlertKind
     scope: str
@@ -201,6 +292,8 @@ class Decision:
     episode: int
     onset: int
     reason: Literal["share", "burst"] | None = None
+    window_s: int = 0  # length of the window whose test fired (or graded) this
+    confirm_s: int | None = None  # the shorter window that agreed (long windows only)
 
     @property
     def episode_id(self) -> str:
@@ -273,6 +366,7 @@ class Detector:
             self.origin = bucket
         all_state = self.states.get(ALL)
         prior = _share(all_state) if all_state is not None else None
+        long_prior = _long_share(all_state, self.params) if all_state is not None else None
         keys = {k for k, c in counts.items() if c[0] > 0} | {
             k for k, st in self.states.items() if st.live
         }
@@ -282,7 +376,8 @@ class Detector:
             st = self.states.get(key) or self._new_state(bucket)
             self._fast_forward(st, bucket - self.params.bucket_s)
             n, neg = counts.get(key, (0, 0))
-            decision = self._step_key(key, st, bucket, n, min(neg, n), prior)
+            decision = self._step_key(key, st, bucket, n, min(neg, n), prior,
+                                      long_prior if long_prior is not None else prior)
             self.states[key] = st
             self.changed.add(key)
             self.removed.discard(key)
@@ -322,7 +417,7 @@ class Detector:
         st.last = upto
 
     def _step_key(self, key: ScopeKey, st: KeyState, bucket: int, n: int, neg: int,
-                  prior: float | None) -> Decision | None:
+                  prior: float | None, long_prior: float | None) -> Decision | None:
         p = self.params
         w = p.bucket_s
         # Slide the window; the bucket leaving it feeds the baseline.
@@ -331,8 +426,8 @@ class Detector:
         st.neg.append(neg)
         # An open episode's own buckets do not teach the baseline (else a spike raises
         # the bar for the next one), for at most baseline_freeze_s: a lasting shift is learned.
-        frozen = (st.active and st.onset is not None and st.episode is not None
-                  and bucket - p.buckets * w >= st.onset
+        frozen = (st.active and st.tier == 0 and st.onset is not None
+                  and st.episode is not None and bucket - p.buckets * w >= st.onset
                   and bucket - st.episode < p.baseline_freeze_s)
         if self._evicted_updates(bucket - w, bucket) and not frozen:
             a = 1.0 - p.decay
@@ -340,9 +435,15 @@ class Detector:
             st.bneg = p.decay * st.bneg + a * old_neg
             st.bw = p.decay * st.bw + a
         st.last = bucket
+        self._roll(st, bucket)
+        for ring in st.rings:
+            ring.add(n, neg)
+        if n:
+            st.touched = bucket
         if key == ALL:
             return None
         stats = self.window_stats(st, prior)
+        longs = self.long_stats(st, long_prior)
         assert self.origin is not None
         warm = bucket - self.origin - (p.buckets - 1) * w >= p.warmup_s
         window_start, window_end = bucket - (p.buckets - 1) * w, bucket + w
@@ -351,41 +452,165 @@ class Detector:
         def decide(kind: AlertKind, z: float, sev: Severity,
                    reason: Literal["share", "burst"] | None = None) -> Decision:
             assert st.episode is not None and st.onset is not None
+            window_s = (stats.peak_buckets * w if reason == "share" and stats.peak_buckets
+                        else p.short_window_s)
             return Decision(kind, scope, name, bucket, window_start, window_end, stats, z, sev,
-                            st.episode, st.onset, reason)
+                            st.episode, st.onset, reason, window_s)
+
+        def decide_long(kind: AlertKind, j: int, sev: Severity) -> Decision:
+            assert st.episode is not None and st.onset is not None
+            t = longs[j]
+            as_window = WindowStats(
+                messages=t.messages, negatives=t.negatives, share=t.share,
+                baseline_share=t.baseline_share, baseline_messages=t.baseline_messages,
+                z=t.z, quiet=False, burst_p=1.0, peak_z=t.z)
+            return Decision(kind, scope, name, bucket, t.start, window_end, as_window, t.z, sev,
+                            st.episode, st.onset, "share", t.window_s, p.window_of(j))
 
         # The full window decides resolving; the best sub-window may also fire and grade.
         z_window = max(stats.z, z_from_p(stats.burst_p) if stats.quiet else 0.0)
         z_eff = max(z_window, stats.peak_z)
+        # Long windows are tested on buckets that bring the key news (a function of the
+        # data, so replays agree): a window that only loses messages does not newly fire.
+        long_fire = self._long_fire(stats, longs) if n else None
         if not st.active:
             if not warm or (st.cool_until is not None and bucket < st.cool_until):
                 return None
             reason = self._fire_reason(stats)
-            if reason is None:
+            if reason is not None:
+                st.active, st.episode, st.below_since, st.tier = True, bucket, None, 0
+                st.onset = (bucket - (stats.peak_buckets - 1) * w if reason == "share"
+                            else self._onset(st, stats.baseline_share, bucket))
+                st.severity = p.severity(z_eff)
+                st.first_event_ms = None
+                st.ep_from, st.ep_to = st.onset, None
+                return decide("fired", z_eff, st.severity, reason)
+            if long_fire is None:
                 return None
-            st.active, st.episode, st.below_since = True, bucket, None
-            st.onset = (bucket - (stats.peak_buckets - 1) * w if reason == "share"
-                        else self._onset(st, stats.baseline_share, bucket))
-            st.severity = p.severity(z_eff)
+            j = long_fire
+            st.active, st.episode, st.below_since, st.tier = True, bucket, None, j + 1
+            st.onset = st.rings[j].first_negative() or longs[j].start
+            st.severity = self._long_severity(longs[j])
             st.first_event_ms = None
-            return decide("fired", z_eff, st.severity, reason)
-        below = stats.messages == 0 or z_window < p.resolve_z or stats.lift < p.resolve_lift
+            st.ep_from, st.ep_to = st.onset, None
+            return decide_long("fired", j, st.severity)
+        if st.tier == 0:
+            below = stats.messages == 0 or z_window < p.resolve_z or stats.lift < p.resolve_lift
+            hold = p.resolve_s
+        else:
+            # Open while its window or a longer one is still raised: a few stories an hour
+            # leave the shorter windows empty or noisy between stories.
+            still = [t for t in longs[st.tier - 1:] if t.messages and t.z >= p.resolve_z
+                     and t.lift >= p.resolve_lift]
+            below = not still
+            hold = max(p.resolve_s, p.long_widths[min(st.tier, len(longs)) - 1]
+                       if longs else 0)
         if below:
             if st.below_since is None:
                 st.below_since = bucket
-            if bucket + w - st.below_since >= p.resolve_s:
+            if bucket + w - st.below_since >= hold:
                 sev = st.severity or "warning"
-                d = decide("resolved", z_eff, sev)
+                if st.tier == 0 or st.tier > len(longs):
+                    d = decide("resolved", z_eff, sev)
+                else:
+                    d = decide_long("resolved", st.tier - 1, sev)
                 st.active, st.severity, st.below_since = False, None, None
                 st.cool_until = bucket + w + p.cooldown_s
+                st.ep_to = bucket + w
                 return d
             return None
         st.below_since = None
-        sev = p.severity(z_eff)
-        if severity_rank(sev) > severity_rank(st.severity):
-            st.severity = sev
-            return decide("escalated", z_eff, sev)
+        if st.tier == 0:
+            sev = p.severity(z_eff)
+            if severity_rank(sev) > severity_rank(st.severity):
+                st.severity = sev
+                return decide("escalated", z_eff, sev)
+            return None
+        # A long episode grades on what fires now: the short window's test or a long one's.
+        if self._fire_reason(stats) is not None:
+            sev = p.severity(z_eff)
+            if severity_rank(sev) > severity_rank(st.severity):
+                st.severity = sev
+                return decide("escalated", z_eff, sev, "share")
+        if long_fire is not None:
+            sev = self._long_severity(longs[long_fire])
+            if severity_rank(sev) > severity_rank(st.severity):
+                st.severity = sev
+                return decide_long("escalated", long_fire, sev)
         return None
+
+    # --- long windows -----------------------------------------------------------------
+    def _roll(self, st: KeyState, bucket: int) -> None:
+        """Move the key's long windows to ``bucket``; what leaves the longest one feeds
+        the long baseline, except the last episode's own slots (as with the short one)."""
+        p = self.params
+        widths = p.long_widths
+        if [r.width for r in st.rings] != list(widths) or any(
+                len(r.n) != p.long_slots for r in st.rings):
+            # First use, or the windows were reconfigured: start them empty.
+            st.rings = [Ring.empty(bucket, wd, p.long_slots) for wd in widths]
+            st.long = LongBaseline()
+            return
+        if not st.rings:
+            return
+        d = p.long_decay
+
+        def feed(start: int, n: int, neg: int) -> None:
+            if (st.ep_from is not None and start + widths[-1] > st.ep_from
+                    and (st.ep_to is None or start < st.ep_to)
+                    and start < st.ep_from + p.long_baseline_s):
+                return
+            st.long.feed(n, neg, d)
+
+        for ring in st.rings[:-1]:
+            ring.advance(bucket)
+        st.rings[-1].advance(bucket, feed, lambda count: st.long.feed_empty(count, d))
+
+    def long_stats(self, st: KeyState, prior: float | None) -> list[LongStats]:
+        """Each long window of ``st`` (as last rolled) against its long baseline, the
+        stream's share (``prior``) standing in for history the key does not have."""
+        p = self.params
+        if not st.rings:
+            return []
+        d = p.long_decay
+        n0, x0 = st.long.messages(d), st.long.negatives(d)
+        weight = p.long_prior_messages
+        p0 = (x0 + (DEFAULT_PRIOR_SHARE if prior is None else prior) * weight) / (n0 + weight)
+        floor = max(p0, p.min_baseline_share)
+        per_slot = st.long.rate()
+        longest = p.long_widths[-1]
+        out = []
+        for ring, window_s in zip(st.rings, p.long_windows_s, strict=True):
+            n, x = ring.messages, ring.negatives
+            out.append(LongStats(
+                window_s=window_s, start=ring.oldest_start, messages=n, negatives=x,
+                share=x / n if n else 0.0, baseline_share=p0,
+                baseline_messages=per_slot * ring.width * len(ring.n) / longest,
+                z=proportion_z(x, n, floor, n0 + weight),
+            ))
+        return out
+
+    def _long_fire(self, stats: WindowStats, longs: list[LongStats]) -> int | None:
+        """The shortest long window whose test passes while the next shorter window agrees
+        (the multi-window rule), or None."""
+        p = self.params
+        for j, t in enumerate(longs):
+            if (t.negatives < p.long_min_negatives or t.lift < p.long_min_lift
+                    or t.z < p.long_z_threshold):
+                continue
+            cn, cx = ((stats.messages, stats.negatives) if j == 0
+                      else (longs[j - 1].messages, longs[j - 1].negatives))
+            if cx >= 1 and cx / cn - t.baseline_share >= p.confirm_lift:
+                return j
+        return None
+
+    def _long_severity(self, t: LongStats) -> Severity:
+        p = self.params
+        sev = p.severity(t.z)
+        if (t.share >= p.long_major_share and t.negatives >= p.long_major_negatives
+                and severity_rank(sev) < severity_rank("major")):
+            return "major"
+        return sev
 
     def _fire_reason(self, s: WindowStats) -> Literal["share", "burst"] | None:
         p = self.params
@@ -453,10 +678,27 @@ class Detector:
             return
         for key in [k for k, st in self.states.items()
                     if k != ALL and not st.live and self._rate_at(st, now) < FORGET_BELOW
-                    and (st.cool_until is None or st.cool_until <= now)]:
+                    and (st.cool_until is None or st.cool_until <= now)
+                    and self._long_forgotten(st, now)]:
             del self.states[key]
             self.changed.discard(key)
             self.removed.add(key)
+
+    def _long_forgotten(self, st: KeyState, now: int) -> bool:
+        """True when the key's long windows are empty and its long baseline has decayed
+        below LONG_FORGET_PER_DAY messages a day (a key with a story every day or two
+        keeps the history its long windows are judged against)."""
+        p = self.params
+        if not p.long_windows_s or st.touched is None:
+            return True
+        if st.touched >= now - p.longest_s:
+            return False
+        # On a copy: when the rings roll must not depend on which checkpoints a run
+        # visits (a jump passes fewer), or float rounding would tell runs apart.
+        probe = st.model_copy(deep=True)
+        self._roll(probe, now)
+        per_day = probe.long.rate() * 86_400 / p.long_widths[-1]
+        return per_day < LONG_FORGET_PER_DAY
 
     def _rate_at(self, st: KeyState, bucket: int) -> float:
         """Baseline messages per bucket of a quiet key as of ``bucket`` (closed form)."""
@@ -482,6 +724,13 @@ class Detector:
 
 def _share(st: KeyState) -> float | None:
     return st.bneg / st.bn if st.bn > 0 else None
+
+
+def _long_share(st: KeyState, params: DetectorParams) -> float | None:
+    """The stream's share over the long baseline, once it has seen a few messages."""
+    if not st.rings or st.long.messages(params.long_decay) < params.long_prior_messages:
+        return None
+    return st.long.bneg / st.long.bn
 
 
 def run(params: DetectorParams,
