@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from streamer.aggregate import TrendStore
 from streamer.alert.store import AlertStore
+from streamer.keys import Scope
 from streamer.latency.histograms import END_TO_END
 from streamer.latency.report import read_latency, stages_sum
 from streamer.schemas.alerts import AlertRecord
@@ -21,20 +22,24 @@ from streamer.schemas.events import ModelRef
 DEFAULT_WINDOW_S = 15 * 60
 DEFAULT_TOP = 8
 DEFAULT_POINTS = 30
+# Each scope the dashboard shows, and the name of its rows in the JSON.
+_SECTIONS: dict[Scope, str] = {"topic": "topics", "ticker": "tickers", "market": "markets",
+                               "stream": "streams"}
 
 
 async def trends_data(store: TrendStore, *, bucket_seconds: int,
                       window_s: int = DEFAULT_WINDOW_S, top: int = DEFAULT_TOP,
                       points: int = DEFAULT_POINTS) -> dict[str, Any]:
-    """Per topic (all) and per ticker (the ``top`` by volume) over the last ``window_s`` of
-    event time up to the newest bucket in Redis (or since the oldest, when that is later):
-    totals, and per point (``step_s`` wide) messages and negatives, oldest first."""
+    """Per topic and stream (all), per ticker and market (the ``top`` by volume) over the
+    last ``window_s`` of event time up to the newest bucket in Redis (or since the oldest,
+    when that is later): totals, and per point (``step_s`` wide) messages and negatives,
+    oldest first."""
     w = bucket_seconds
     window_s = max(w, window_s)
     span = await store.time_range()
     if span is None:
         return {"window_s": window_s, "step_s": w, "start": None, "end": None,
-                "topics": [], "tickers": []}
+                **{name: [] for name in _SECTIONS.values()}}
     end = span[1]  # the newest bucket's start (event time): a replay of old data shows too
     start = end + w - window_s
     start = max(start - start % w, span[0])  # no empty points before the first data
@@ -43,7 +48,7 @@ async def trends_data(store: TrendStore, *, bucket_seconds: int,
     step = per_point * w
     n_points = -(-buckets // per_point)
     series: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
-    for bucket, keys in (await store.buckets(start, end, ("topic", "ticker"))).items():
+    for bucket, keys in (await store.buckets(start, end, tuple(_SECTIONS))).items():
         i = min(n_points - 1, (bucket - start) // step)
         for sk, wc in keys.items():
             n, neg = series.setdefault(sk, ([0] * n_points, [0] * n_points))
@@ -55,12 +60,14 @@ async def trends_data(store: TrendStore, *, bucket_seconds: int,
         return {"key": key, "messages": total, "negative": negatives,
                 "negative_share": negatives / total if total else 0.0, "n": n, "neg": neg}
 
-    rows = {scope: sorted((row(k, *v) for (sc, k), v in series.items() if sc == scope),
-                          key=lambda r: (-r["messages"], r["key"]))
-            for scope in ("topic", "ticker")}
-    return {"window_s": end + w - start, "step_s": step, "start": start, "end": end + w,
-            "topics": [r for r in rows["topic"] if r["messages"]],
-            "tickers": [r for r in rows["ticker"] if r["messages"]][:max(0, top)]}
+    out: dict[str, Any] = {"window_s": end + w - start, "step_s": step, "start": start,
+                           "end": end + w}
+    for scope, name in _SECTIONS.items():
+        rows = sorted((r for (sc, k), v in series.items() if sc == scope
+                       for r in [row(k, *v)] if r["messages"]),
+                      key=lambda r: (-r["messages"], r["key"]))
+        out[name] = rows[:max(0, top)] if scope in ("ticker", "market") else rows
+    return out
 
 
 def alert_message(rec: AlertRecord) -> str:

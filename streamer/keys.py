@@ -43,8 +43,15 @@ from urllib.parse import quote, unquote
 
 AlertKey = Literal["meta", "state", "seq", "lease", "recent", "progress", "seen"]
 NaiveKey = Literal["sentiment", "ready"]
-Scope = Literal["all", "topic", "ticker"]
-SCOPES: tuple[Scope, ...] = ("all", "topic", "ticker")
+# What events are counted under: "all" (every event: the detector's internal prior),
+# a topic label, a ticker, a market (an index or exchange named in the text, under its
+# canonical key: streamer/ingest/markets.py) and a stream (every event of one input kind,
+# "news" or "chat": the market-wide view).
+Scope = Literal["all", "topic", "ticker", "market", "stream"]
+SCOPES: tuple[Scope, ...] = ("all", "topic", "ticker", "market", "stream")
+# The scopes named by data, which the detector may watch and alerts carry.
+AlertScope = Literal["topic", "ticker", "market", "stream"]
+ALERT_SCOPES: tuple[AlertScope, ...] = ("topic", "ticker", "market", "stream")
 # Keys and fields are only ever built from these bounded alphabets: free text never
 # reaches a key, and a ':', '|', '{', '*' or newline inside a name could not forge
 # another field, move a key to another Cluster slot or widen a SCAN pattern. Checked

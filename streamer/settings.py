@@ -27,6 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamer.detect.core import DetectorParams, DetectorTunables
+from streamer.keys import ALERT_SCOPES, AlertScope
 
 ENV_FILE = ".env"
 
@@ -396,7 +397,7 @@ class AdaptiveSettings(_Section):
 
 
 class InputSettings(_Section):
-    """What an input message may hold; tickers."""
+    """What an input message may hold; tickers and markets."""
 
     model_config = _config("STREAMER_")
 
@@ -416,6 +417,10 @@ class InputSettings(_Section):
         None, description="CSV 'symbol,name[,alias...]' overriding the built-in symbol list."
     )
     max_tickers_per_event: int = Field(16, ge=1, description="Cap on tickers kept per event.")
+    markets_file: Path | None = Field(
+        None, description="CSV 'key,match,aliases' replacing the built-in list of indices, "
+        "exchanges and markets (streamer/ingest/markets.csv says how it matches)."
+    )
 
 
 class ScoringSettings(_Section):
@@ -582,9 +587,11 @@ class AlertSettings(_Section, DetectorTunables):
 
     enabled: bool = Field(True, validation_alias=_var("alerts_enabled"),
                           description="Run the negative-spike detector in workers.")
-    scopes: tuple[Literal["topic", "ticker"], ...] = Field(
-        ("topic", "ticker"),
-        description="Scopes the detector watches (JSON list, e.g. '[\"ticker\"]').",
+    scopes: tuple[AlertScope, ...] = Field(
+        ALERT_SCOPES,
+        description="Scopes the detector watches (JSON list, e.g. '[\"ticker\"]'): topic, "
+        "ticker, market (indices and exchanges named in the text), stream (every news item "
+        "or chat line).",
     )
     allowed_lateness_s: float = Field(
         2.0, ge=0, description="Event-time slack before a bucket is final: watermark = "

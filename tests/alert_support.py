@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamer.aggregate import TrendStore, build_deltas
+from streamer.aggregate.scopes import event_scope_keys
 from streamer.alert.engine import AlertEngine
 from streamer.alert.store import AlertStore
 from streamer.detect.core import ScopeKey
@@ -95,8 +96,7 @@ def bucket_counts(events: Iterable[ScoredEvent], width: int = 10
     for ev in events:
         ts = int(ev.event_time.timestamp())
         b = acc[ts - ts % width]
-        for key in [("all", "all"), ("topic", ev.topic.label),
-                    *[("ticker", t) for t in ev.tickers]]:
+        for key in event_scope_keys(ev):
             b[key][0] += 1
             b[key][1] += int(ev.sentiment.label == "negative")
     return {b: {k: (c[0], c[1]) for k, c in keys.items()} for b, keys in acc.items()}

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from servers import free_ports
 
 from streamer.aggregate import TrendStore
+from streamer.aggregate.scopes import scope_keys
 from streamer.aggregate.summary import TopicAccount, accounts
 from streamer.kafka.security import client_options
 from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage
@@ -301,10 +302,9 @@ def expected_counts(scored: list[dict]) -> Counter[tuple[str, str, str]]:
     c: Counter[tuple[str, str, str]] = Counter()
     for ev in scored:
         label = ev["sentiment"]["label"]
-        c[("all", "all", label)] += 1
-        c[("topic", ev["topic"]["label"], label)] += 1
-        for t in ev["tickers"]:
-            c[("ticker", t, label)] += 1
+        for scope, key in scope_keys(ev["kind"], ev["topic"]["label"], ev["tickers"],
+                                     ev.get("markets", [])):
+            c[(scope, key, label)] += 1
     return c
 
 

@@ -46,7 +46,7 @@ TICKER = re.compile(r"[A-Z][A-Z0-9]{0,5}(?:\.[A-Z]{1,2})?")
 # Written out here rather than imported: the tests check keys.py against this spelling.
 LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._\-|&/()'+]{0,62}[A-Za-z0-9._\-|&/()'+])?")
 ENCODED = r"(?:[A-Za-z0-9._\-]|%[0-9A-F]{2}){1,64}"  # a name inside a key or field
-FIELD = re.compile(rf"(all|topic|ticker)\|{ENCODED}\|[np]\|{ENCODED}")
+FIELD = re.compile(rf"(all|topic|ticker|market|stream)\|{ENCODED}\|[np]\|{ENCODED}")
 ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:%\-]{0,254}")
 # Nothing that separates fields or keys, makes a hash tag, globs, or breaks a line.
 NEVER_IN_A_KEY = set("|{}*?[]\\: \t\r\n\x00")
@@ -133,7 +133,7 @@ def test_only_what_the_encoding_writes_is_read_back(part: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["topic", "ticker"]), st.one_of(hostile, labels))
+@given(st.sampled_from(["topic", "ticker", "market", "stream"]), st.one_of(hostile, labels))
 def test_names_keep_evidence_and_claim_keys_in_their_slot(scope: str, name: str) -> None:
     """A name moves no key to another Cluster slot: evidence keys hash on their own scope
     key's tag, claim keys on {alerts}; alert ids stay safe identifiers."""
@@ -183,13 +183,15 @@ def test_bucket_starts_must_be_whole_seconds() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(["topic", "ticker", "all", "x", "topic|"]), st.one_of(hostile, labels))
+@given(st.sampled_from(["topic", "ticker", "market", "stream", "all", "x", "topic|"]),
+       st.one_of(hostile, labels))
 def test_scope_fields_and_evidence_keys_hold_only_safe_parts(scope: str, key: str) -> None:
     out = refused_or_safe(scope_field, scope, key)
     if out is not None:
         assert out == f"{scope}|{encode_name(key)}" and LABEL.fullmatch(key)
         assert parse_scope_field(out) == (scope, key)
-    assert (out is None) == (scope not in ("topic", "ticker", "all") or not LABEL.fullmatch(key))
+    assert (out is None) == (scope not in ("topic", "ticker", "market", "stream", "all")
+                             or not LABEL.fullmatch(key))
 
 
 @settings(max_examples=200, deadline=None)
@@ -217,8 +219,9 @@ def test_claim_keys_take_only_well_formed_alert_ids(alert_id: str) -> None:
 @given(st.lists(hostile, max_size=5), hostile)
 def test_input_tickers_reach_keys_only_as_bounded_symbols(given_tickers: list[str],
                                                           text: str) -> None:
-    """From the wire (publisher tickers, $cashtags in text) to the Redis fields."""
-    raw = orjson.dumps({"id": "n1", "source": "wire", "headline": f"{text} ${text} up",
+    """From the wire (publisher tickers, $cashtags and Reuters tags in text; the markets it
+    names) to the Redis fields."""
+    raw = orjson.dumps({"id": "n1", "source": "wire", "headline": f"{text} ${text} <{text}> up",
                         "tickers": given_tickers, "published_at": "2026-01-02T03:04:05Z"}
                        ) if _encodable(text, given_tickers) else b""
     msg = decode(raw, "news", max_bytes=1 << 20)
@@ -231,7 +234,8 @@ def test_input_tickers_reach_keys_only_as_bounded_symbols(given_tickers: list[st
     assert all(TICKER.fullmatch(t) for t in ev.tickers), ev.tickers
     scored = ScoredEvent(
         id=ev.id, kind=ev.kind, source=ev.source, snippet=ev.text[:280], tickers=ev.tickers,
-        event_time=ev.event_time, origin=ev.origin, stamps=ev.stamps, scorer="test",
+        markets=ev.markets, event_time=ev.event_time, origin=ev.origin, stamps=ev.stamps,
+        scorer="test",
         sentiment=Prediction(label="negative", probs={"negative": 0.9, "positive": 0.1}),
         topic=Prediction(label="Energy | Oil", probs={"Energy | Oil": 1.0}),
     )

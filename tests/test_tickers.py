@@ -107,3 +107,46 @@ def test_the_worker_counts_dropped_tickers_by_topic_and_reason() -> None:
         "streamer_tickers_dropped_total",
         {"topic": settings.topics.news, "reason": "unknown_symbol"})
     assert count == len(JUNK) + 1
+
+
+# --- Reuters' own ticker tags -------------------------------------------------------------
+@pytest.mark.parametrize(("text", "expected"), [
+    ("GORDON JEWELRY CORP <GOR> 4TH QTR NET", ["GOR"]),
+    ("TANDON COMPUTER <TCOR.O> SEES LOSS", ["TCOR.O"]),
+    ("Hang Seng Bank Ltd <HSGH.HK> reports on Friday", ["HSGH.HK"]),
+])
+def test_reuters_tags_are_tickers_with_their_exchange_suffix(
+    tickers: TickerExtractor, text: str, expected: list[str]
+) -> None:
+    assert tickers.extract(text) == expected
+
+
+def test_reuters_tags_count_without_being_in_the_symbol_list(tickers: TickerExtractor) -> None:
+    assert "GOR" not in tickers._known
+    assert tickers.extract("GORDON JEWELRY CORP <GOR>") == ["GOR"]
+
+
+@pytest.mark.parametrize("text", [
+    "<Jardine Matheson Holdings Ltd> plans a bonus issue",
+    "<POCLAIN> OFFERS PAR RIGHTS ISSUE",
+    "<Guinness PLC> has joined investors",
+])
+def test_angle_brackets_around_a_company_name_are_no_tag(
+    tickers: TickerExtractor, text: str
+) -> None:
+    assert tickers.extract(text) == []
+
+
+def test_the_dow_tag_is_dow_chemicals_ticker(tickers: TickerExtractor) -> None:
+    ev = event_of(news([], headline="DOW CHEMICAL <DOW> TO SELL SOUTH AFRICAN UNIT"), tickers)
+    assert (ev.tickers, ev.markets) == (["DOW"], [])
+
+
+def test_a_chat_line_is_not_read_for_reuters_tags(tickers: TickerExtractor) -> None:
+    raw = orjson.dumps({"id": "c1", "channel": "desk", "author": "u1",
+                        "text": "<B>bold</B> call on <GOR> today",
+                        "sent_at": "2026-01-02T03:04:05Z"})
+    msg = decode(raw, "chat", max_bytes=1 << 20)
+    ev = normalize(msg, Origin(topic="chat", partition=0, offset=1), tickers,  # type: ignore[arg-type]
+                   max_chars=1000)
+    assert isinstance(ev, Event) and ev.tickers == []

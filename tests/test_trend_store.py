@@ -115,6 +115,26 @@ async def test_a_topic_named_with_spaces_and_bars_is_read_back_exactly(store: Tr
     assert name in console.export_text()
 
 
+async def test_market_and_stream_trends_reach_the_summary_and_the_dashboard(
+    store: TrendStore,
+) -> None:
+    events = [scored(o, "negative" if o < 3 else "neutral", second=o).model_copy(
+        update={"markets": ["S&P 500", "Dow Jones"] if o < 4 else []}) for o in range(6)]
+    (delta,) = build_deltas(events, [], 10).values()
+    await store.apply(delta)
+    rows = {(r.scope, r.key): r for r in await trends(store)}
+    assert rows[("market", "S&P 500")].counts == {"negative": 3, "neutral": 1}
+    assert rows[("stream", "news")].messages == 6
+    data = await trends_data(store, bucket_seconds=10)
+    assert [(r["key"], r["messages"]) for r in data["markets"]] == [("Dow Jones", 4),
+                                                                     ("S&P 500", 4)]
+    assert [(r["key"], r["messages"], r["negative"]) for r in data["streams"]] == [
+        ("news", 6, 3)]
+    console = Console(record=True, width=160)
+    console.print(trends_table(list(rows.values()), "market", 0))
+    assert "S&P 500" in console.export_text()
+
+
 async def test_every_key_shares_its_partition_hash_tag(store: TrendStore) -> None:
     (delta,) = build_deltas([scored(0, "negative", tickers=["XOM"])], [], 10).values()
     await store.apply(delta)

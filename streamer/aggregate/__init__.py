@@ -1,4 +1,5 @@
-"""Aggregate stage: event-time buckets of sentiment per topic and ticker in Redis."""
+"""Aggregate stage: event-time buckets of sentiment per scope key (topic, ticker, market,
+stream) in Redis."""
 
 from streamer.aggregate.delta import PartitionDelta, build_deltas
 from streamer.aggregate.store import AggregateUnavailable, ApplyResult, TrendStore, WindowCounts

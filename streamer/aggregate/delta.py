@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from streamer.aggregate.scopes import event_scope_keys
 from streamer.keys import field as field_name
 from streamer.schemas import ScoredEvent
 
@@ -40,13 +41,11 @@ def _add_event(delta: PartitionDelta, event: ScoredEvent, bucket_seconds: int) -
     bucket = ts - ts % bucket_seconds
     counts, sums = delta.counts[bucket], delta.sums[bucket]
     label = event.sentiment.label
-    scopes = [("all", "all"), ("topic", event.topic.label)]
-    scopes += [("ticker", t) for t in event.tickers]
-    for scope, key in scopes:
-        n = field_name(scope, key, "n", label)  # type: ignore[arg-type]
+    for scope, key in event_scope_keys(event):
+        n = field_name(scope, key, "n", label)
         counts[n] = counts.get(n, 0) + 1
         for sent_label, prob in event.sentiment.probs.items():
-            p = field_name(scope, key, "p", sent_label)  # type: ignore[arg-type]
+            p = field_name(scope, key, "p", sent_label)
             sums[p] = sums.get(p, 0.0) + prob
 
 

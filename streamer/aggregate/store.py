@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamer.aggregate.delta import PartitionDelta
-from streamer.keys import Keyspace, Scope, parse_field
+from streamer.keys import SCOPES, Keyspace, Scope, parse_field
 from streamer.keys import field as field_name
 from streamer.settings import AggregateSettings, RedisSettings
 
@@ -417,7 +417,7 @@ class TrendStore:
                 yield b, row
 
     async def window_all(
-        self, start_s: float, end_s: float, scopes: Iterable[Scope] = ("all", "topic", "ticker")
+        self, start_s: float, end_s: float, scopes: Iterable[Scope] = SCOPES
     ) -> dict[tuple[str, str], WindowCounts]:
         """Every scope key's counts over buckets whose start lies in [start_s, end_s]."""
         wanted = set(scopes)
@@ -427,7 +427,7 @@ class TrendStore:
         return dict(out)
 
     async def buckets(
-        self, start_s: float, end_s: float, scopes: Iterable[Scope] = ("all", "topic", "ticker")
+        self, start_s: float, end_s: float, scopes: Iterable[Scope] = SCOPES
     ) -> dict[int, dict[tuple[str, str], WindowCounts]]:
         """Per bucket start in [start_s, end_s], every scope key's counts (all partitions)."""
         wanted = set(scopes)

@@ -82,5 +82,6 @@ def trend_rows(current: Window, minus: Window | None = None) -> list[TrendRow]:
 async def trends(
     store: TrendStore, start_s: float | None = None, end_s: float | None = None
 ) -> list[TrendRow]:
-    """Per topic and ticker, over [start_s, end_s] (default: everything still in Redis)."""
+    """Per scope key (topic, ticker, market, stream), over [start_s, end_s] (default:
+    everything still in Redis)."""
     return trend_rows(await window(store, start_s, end_s))

@@ -24,9 +24,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from streamer.aggregate.scopes import event_scope_keys
 from streamer.aggregate.store import TrendStore
 from streamer.detect.core import ScopeKey
-from streamer.keys import Keyspace, is_label, parse_field
+from streamer.keys import ALERT_SCOPES, Keyspace, is_label, parse_field
 from streamer.schemas import ScoredEvent
 
 _PROGRESS = """
@@ -69,7 +70,7 @@ class EventTime:
         self.seen_key = self.keys.alert("seen")
         self.lateness_ms = lateness_s * 1000.0
         self.idle_ms = idle_s * 1000.0
-        self.scopes = tuple(s for s in scopes if s in ("topic", "ticker"))
+        self.scopes = tuple(s for s in scopes if s in ALERT_SCOPES)
         self.retention_ms = evidence_retention_s * 1000.0
         self.evidence_ttl_s = evidence_ttl_s
         self.evidence_per_key = evidence_per_key
@@ -129,12 +130,10 @@ class EventTime:
             await self._progress(keys=keys, args=args)
 
     def _scope_keys(self, ev: ScoredEvent) -> list[ScopeKey]:
-        out: list[ScopeKey] = []
-        if "topic" in self.scopes and is_label(ev.topic.label):
-            out.append(("topic", ev.topic.label))
-        if "ticker" in self.scopes:
-            out += [("ticker", t) for t in ev.tickers if is_label(t)]
-        return out
+        """The watched scope keys ``ev`` counts under, as the buckets count it ("all" has
+        no evidence: it is the detector's internal prior)."""
+        return [(scope, key) for scope, key in event_scope_keys(ev)
+                if scope in self.scopes and is_label(key)]
 
     # --- the watermark ----------------------------------------------------------------
     async def watermark_ms(self, now_ms: float) -> float | None:

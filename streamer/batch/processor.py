@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamer.aggregate import TrendStore, build_deltas
-from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
+from streamer.ingest import DecodeFailure, MarketExtractor, TickerExtractor, decode, normalize
 from streamer.ingest.eventtime import check_event_time
 from streamer.latency import Clock, LatencyRecorder
 from streamer.metrics import Metrics
@@ -75,6 +75,7 @@ class BatchProcessor:
         store: TrendStore,
         *,
         tickers: TickerExtractor | None = None,
+        markets: MarketExtractor | None = None,
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         latency: LatencyRecorder | None = None,
@@ -86,6 +87,7 @@ class BatchProcessor:
         self.tickers = tickers or TickerExtractor.from_csv(
             inputs.symbols_file, max_tickers=inputs.max_tickers_per_event
         )
+        self.markets = markets or MarketExtractor.from_csv(inputs.markets_file)
         self.clock = clock or Clock()
         self.metrics = metrics or Metrics()
         self.latency = latency or LatencyRecorder()
@@ -154,7 +156,7 @@ class BatchProcessor:
         origin = Origin(topic=rec.topic, partition=rec.partition, offset=rec.offset)
         return normalize(msg, origin, self.tickers, max_chars=self.inputs.max_text_chars,
                          on_dropped_ticker=lambda why: self.metrics.tickers_dropped.labels(
-                             rec.topic, why).inc())
+                             rec.topic, why).inc(), markets=self.markets)
 
     def _dead_letter(self, failure: DecodeFailure, rec: RawRecord) -> DeadLetter:
         return failure.dead_letter(
@@ -203,6 +205,7 @@ class BatchProcessor:
                 source=ev.source,
                 snippet=ev.text[:SNIPPET_CHARS],
                 tickers=ev.tickers,
+                markets=ev.markets,
                 event_time=ev.event_time,
                 sentiment=_prediction(scores.sentiment_labels, scores.sentiment[i]),
                 topic=_prediction(scores.topic_labels, scores.topic[i]),

@@ -17,7 +17,7 @@ from streamer.alert.follow import read_alerts
 from streamer.alert.store import AlertStore
 from streamer.cli.common import console, fail, run, settings_with
 from streamer.detect.core import ALL, SEVERITIES, Detector, WindowStats
-from streamer.keys import Scope
+from streamer.keys import ALERT_SCOPES, Scope
 from streamer.schemas.alerts import SEVERITY_ORDER, AlertRecord
 from streamer.settings import Settings
 
@@ -25,6 +25,8 @@ _KIND_STYLE = {"fired": "bold red", "escalated": "bold magenta", "resolved": "bo
 _SEVERITY_STYLE = {"warning": "yellow", "major": "red", "critical": "bold white on red"}
 _SPARKS = "▁▂▃▄▅▆▇█"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+# Scopes with many keys, of which `streamer trends` shows the busiest (--top).
+_TOPPED = ("ticker", "market")
 
 
 # --- streamer alerts -----------------------------------------------------------------------
@@ -62,9 +64,9 @@ def render_alert(rec: AlertRecord, evidence: int = 3) -> Text:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new alerts as they come.")
 @click.option("--min-severity", type=click.Choice(SEVERITIES), default="warning",
               show_default=True, help="Hide alerts below this severity.")
-@click.option("--scope", type=click.Choice(["topic", "ticker"]), help="Only this scope.")
-@click.option("--key", help="Only this topic or ticker, as the model names it "
-              "(e.g. XOM, or \"Energy | Oil\" in quotes).")
+@click.option("--scope", type=click.Choice(ALERT_SCOPES), help="Only this scope.")
+@click.option("--key", help="Only this topic, ticker, market or stream, as the model or the "
+              "input names it (e.g. XOM, or \"Energy | Oil\", \"S&P 500\" in quotes).")
 @click.option("--new-only", is_flag=True, help="Skip alerts already on the topic.")
 @click.option("--max", "max_alerts", type=int, help="Stop after this many alerts.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON record per line.")
@@ -131,16 +133,15 @@ async def _trend_rows(settings: Settings, scope: Scope | None, key: str | None,
         w = settings.aggregate.bucket_seconds
         end = span[1]  # the newest bucket (event time): a replay of old data shows too
         start = end + w - window_s
-        scopes: list[Scope] = [scope] if scope else ["topic", "ticker"]
+        scopes: list[Scope] = [scope] if scope else list(ALERT_SCOPES)
         totals = await store.window_all(start, end, scopes)
-        keys = [(cast(Scope, sc), k) for (sc, k) in totals
-                if sc in scopes and (key is None or k.upper() == key.upper())]
-        keys.sort(key=lambda sk: (sk[0], -totals[sk].total, sk[1]))
-        if key is None and scope is None:
-            keys = [k for k in keys if k[0] == "topic"] + [k for k in keys
-                                                          if k[0] == "ticker"][:top]
-        elif key is None:
-            keys = keys[:top] if scope == "ticker" else keys
+        found = [(cast(Scope, sc), k) for (sc, k) in totals
+                 if sc in scopes and (key is None or k.upper() == key.upper())]
+        found.sort(key=lambda sk: (ALERT_SCOPES.index(sk[0]), -totals[sk].total, sk[1]))
+        # Every topic and stream; the busiest tickers and markets (there may be many).
+        keys = found if key is not None else [
+            sk for sc in scopes
+            for sk in [k for k in found if k[0] == sc][:top if sc in _TOPPED else None]]
         alerts = AlertStore(store.redis, store.keys.prefix,
                             claim_ttl_s=settings.alerts.claim_ttl_s)
         snap = await alerts.snapshot()
@@ -195,21 +196,30 @@ def _status(active: bool, severity: str | None) -> str:
 @click.option("--topic", help="Only this topic, as the model names it "
               "(e.g. \"Energy | Oil\", in quotes).")
 @click.option("--ticker", help="Only this ticker (e.g. XOM).")
+@click.option("--market", help="Only this market, by its canonical name "
+              "(e.g. \"Dow Jones\", \"S&P 500\", in quotes).")
+@click.option("--stream", type=click.Choice(["news", "chat"]),
+              help="Only this input kind's stream (every news item, or every chat line).")
 @click.option("--window", "window", default="30m", show_default=True,
               help="How far back: seconds, or e.g. 15m, 2h.")
-@click.option("--top", type=int, default=10, show_default=True, help="Tickers to show.")
+@click.option("--top", type=int, default=10, show_default=True,
+              help="Tickers (and markets) to show.")
 @click.option("--width", type=int, default=30, show_default=True,
               help="Sparkline characters.")
-def trends(topic: str | None, ticker: str | None, window: str, top: int, width: int) -> None:
-    """Current trends per topic and ticker: negative share, baseline, z, sparklines."""
-    if topic and ticker:
-        raise click.UsageError("give --topic or --ticker, not both")
+def trends(topic: str | None, ticker: str | None, market: str | None, stream: str | None,
+           window: str, top: int, width: int) -> None:
+    """Current trends per topic, ticker, market and stream: negative share, baseline, z,
+    sparklines."""
+    given = {sc: k for sc, k in (("topic", topic), ("ticker", ticker), ("market", market),
+                                 ("stream", stream)) if k}
+    if len(given) > 1:
+        raise click.UsageError("give one of --topic, --ticker, --market, --stream")
     settings = settings_with()
     window_s = max(settings.aggregate.bucket_seconds, parse_duration(window))
-    scope: Scope | None = "topic" if topic else "ticker" if ticker else None
+    scope, key = next(iter(given.items()), (None, None))
     try:
-        rows, caption = run(_trend_rows(settings, scope, topic or ticker, window_s, top,
-                                        max(1, width)))
+        rows, caption = run(_trend_rows(settings, cast(Scope | None, scope), key, window_s,
+                                        top, max(1, width)))
     except Exception as exc:
         fail(f"could not read trends from Redis at {settings.redis.url}: {exc}",
              "start Redis (`streamer stack up`) or set REDIS_URL")

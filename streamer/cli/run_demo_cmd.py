@@ -30,7 +30,7 @@ from streamer.alert.follow import read_alerts
 from streamer.cli.alerts_cmd import render_alert
 from streamer.cli.common import console, fail, run, settings_with
 from streamer.cli.produce_cmd import demo_config, demo_options, demo_outgoing
-from streamer.cli.summary_cmd import accounts_table, latency_table, trends_table
+from streamer.cli.summary_cmd import accounts_table, latency_table, print_trends
 from streamer.latency.report import StageLatency, alert_row, read_histograms, read_latency
 from streamer.produce.demo import DemoGenerator, SpikeLabel
 from streamer.produce.sender import Outgoing, SendReport, send_all
@@ -226,8 +226,7 @@ def _stream_and_report(settings: Settings, worker_id: str, rate: float, timeout:
     ))
     console.print(accounts_table(done))
     rows, lat = asyncio.run(_window(settings, start_s, end_s, worker_id, window_before))
-    console.print(trends_table(rows, "topic", 0))
-    console.print(trends_table(rows, "ticker", 10))
+    print_trends(rows, 10)
     console.print(latency_table(lat))
     console.rule("[bold]6. alerts")
     if not settings.alerts.enabled:

@@ -50,6 +50,16 @@ def trends_table(rows: list[TrendRow], scope: str, top: int) -> Table:
     return t
 
 
+def print_trends(rows: list[TrendRow], top: int) -> None:
+    """Every topic and the ``top`` tickers; the markets (``top``) and the streams (news,
+    chat) when the window has any."""
+    console.print(trends_table(rows, "topic", 0))
+    console.print(trends_table(rows, "ticker", top))
+    for scope, n in (("market", top), ("stream", 0)):
+        if any(r.scope == scope for r in rows):
+            console.print(trends_table(rows, scope, n))
+
+
 def latency_table(rows: list[StageLatency], alert: StageLatency | None = None) -> Table:
     t = Table(title="Latency per stage (ms; stamps on one wall clock anchored per process, "
               "monotonic within it; 'kafka' spans producer and worker clocks)")
@@ -95,13 +105,14 @@ async def _collect() -> tuple[list[TopicAccount], list[TrendRow], list[StageLate
 
 
 @click.command()
-@click.option("--top", type=int, default=10, show_default=True, help="Tickers to show.")
+@click.option("--top", type=int, default=10, show_default=True,
+              help="Tickers (and markets) to show.")
 def summary(top: int) -> None:
-    """Print messages in/scored/dead-lettered, trends per topic and ticker, and latency."""
+    """Print messages in/scored/dead-lettered, trends per topic, ticker, market and stream,
+    and latency."""
     accs, rows, lat, alert = run(_collect())
     console.print(accounts_table(accs))
-    console.print(trends_table(rows, "topic", 0))
-    console.print(trends_table(rows, "ticker", top))
+    print_trends(rows, top)
     if lat:
         console.print(latency_table(lat, alert))
 

@@ -1,9 +1,9 @@
 """The detector over a stream without Kafka or Redis: score, bucket, step.
 
 The buckets are built the way ``streamer.aggregate.delta`` builds them (sentiment label
-counts per ``all`` / topic / ticker scope key and event-time bucket), so a stream gives
-the same decisions here as in the worker. For benchmarks over many hours and seeds, and
-as the reference the pipeline evaluation is compared with.
+counts per scope key, listed by ``streamer.aggregate.scopes``, and event-time bucket), so
+a stream gives the same decisions here as in the worker. For benchmarks over many hours and
+seeds, and as the reference the pipeline evaluation is compared with.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from streamer.aggregate.scopes import scope_keys
 from streamer.detect.core import Buckets, Detector, DetectorParams, ScopeKey
 from streamer.evaluation.judge import Detected
-from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
+from streamer.ingest import DecodeFailure, MarketExtractor, TickerExtractor, decode, normalize
+from streamer.keys import ALERT_SCOPES
 from streamer.schemas import Event, Origin
 from streamer.score.base import Scorer
 from streamer.settings import Settings
@@ -21,12 +23,13 @@ from streamer.settings import Settings
 
 def score_buckets(
     lines: Iterable[tuple[str, bytes]], settings: Settings, scorer: Scorer,
-    *, scopes: Iterable[str] = ("topic", "ticker"), batch: int = 1024,
+    *, scopes: Iterable[str] = ALERT_SCOPES, batch: int = 1024,
 ) -> Buckets:
     """``(kind, raw message)`` -> per bucket start, per scope key: (messages, negatives)."""
     tickers = TickerExtractor.from_csv(settings.input.symbols_file,
                                        max_tickers=settings.input.max_tickers_per_event)
-    wanted = set(scopes)
+    markets = MarketExtractor.from_csv(settings.input.markets_file)
+    wanted = {"all", *scopes}
     width = settings.aggregate.bucket_seconds
     acc: dict[int, dict[ScopeKey, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     pending: list[Event] = []
@@ -41,11 +44,9 @@ def score_buckets(
             topic = scores.topic_labels[int(scores.topic[i].argmax())]
             ts = int(ev.event_time.timestamp())
             bucket = acc[ts - ts % width]
-            keys: list[ScopeKey] = [("all", "all")]
-            if "topic" in wanted:
-                keys.append(("topic", topic))
-            if "ticker" in wanted:
-                keys += [("ticker", t) for t in ev.tickers]
+            # The worker's own definition (aggregate/scopes.py), so both bucket alike.
+            keys = [k for k in scope_keys(ev.kind, topic, ev.tickers, ev.markets)
+                    if k[0] in wanted]
             for key in keys:
                 c = bucket[key]
                 c[0] += 1
@@ -57,7 +58,8 @@ def score_buckets(
         msg = decode(raw, kind, max_bytes=settings.input.max_message_bytes)  # type: ignore[arg-type]
         if isinstance(msg, DecodeFailure):
             continue
-        ev = normalize(msg, origin, tickers, max_chars=settings.input.max_text_chars)
+        ev = normalize(msg, origin, tickers, max_chars=settings.input.max_text_chars,
+                       markets=markets)
         if isinstance(ev, DecodeFailure):
             continue
         pending.append(ev)
@@ -68,7 +70,7 @@ def score_buckets(
 
 
 def detect(params: DetectorParams, buckets: Buckets, *, lateness_s: float = 0.0,
-           scopes: Iterable[str] = ("topic", "ticker")) -> list[Detected]:
+           scopes: Iterable[str] = ALERT_SCOPES) -> list[Detected]:
     """Step a fresh detector over every bucket from the first to the last."""
     if not buckets:
         return []

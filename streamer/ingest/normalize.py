@@ -1,4 +1,5 @@
-"""Turn a validated input into the internal event: clean text, one time field, tickers."""
+"""Turn a validated input into the internal event: clean text, one time field, tickers,
+markets."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import unicodedata
 from collections.abc import Callable
 
 from streamer.ingest.decode import DecodeFailure
+from streamer.ingest.markets import MarketExtractor
 from streamer.ingest.tickers import OnDrop, TickerExtractor
 from streamer.schemas import ChatMessage, Event, InputMessage, NewsItem, Origin
 from streamer.schemas.events import Kind
@@ -66,24 +68,34 @@ def news_text(headline: str, body: str | None) -> str:
     return f"{headline}. {body}" if body else headline
 
 
+@functools.cache
+def builtin_markets() -> MarketExtractor:
+    """The built-in market list, read once (a worker or test that names no list)."""
+    return MarketExtractor.from_csv()
+
+
 def normalize(
     msg: InputMessage, origin: Origin, tickers: TickerExtractor, *, max_chars: int,
-    on_dropped_ticker: OnDrop | None = None,
+    on_dropped_ticker: OnDrop | None = None, markets: MarketExtractor | None = None,
 ) -> Event | DecodeFailure:
     """The event for ``msg``, or why not; ``on_dropped_ticker`` hears of each publisher
-    ticker left out (see :meth:`TickerExtractor.extract`)."""
+    ticker left out (see :meth:`TickerExtractor.extract`); ``markets``: the market list
+    (default: the built-in one)."""
     given: list[str] = []
     if isinstance(msg, NewsItem):
         # An empty headline is empty text, whatever the body says: one reason for "",
         # " " and only-format-characters alike.
         headline = clean_text(msg.headline)
-        text = news_text(headline, clean_text(msg.body or "")) if headline else ""
+        body = clean_text(msg.body or "")
+        text = news_text(headline, body) if headline else ""
         given = msg.tickers or []
         kind: Kind = "news"
         source, when = msg.source, msg.published_at
     else:
         assert isinstance(msg, ChatMessage)
-        text = clean_text(msg.text)
+        # A chat line is short and about one thing: its markets are read as a headline's.
+        headline, body = clean_text(msg.text), ""
+        text = headline
         kind = "chat"
         source, when = msg.channel, msg.sent_at
     if not text:
@@ -99,7 +111,9 @@ def normalize(
         source=source,
         text=text,
         # After the checks: a dead-lettered message drops no tickers.
-        tickers=tickers.extract(text, given=given, on_drop=on_dropped_ticker),
+        tickers=tickers.extract(text, given=given, on_drop=on_dropped_ticker,
+                                reuters_tags=kind == "news"),
+        markets=(markets if markets is not None else builtin_markets()).extract(headline, body),
         event_time=when,
         origin=origin,
     )

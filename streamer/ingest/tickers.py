@@ -1,4 +1,5 @@
-"""Ticker extraction: $CASHTAGS, known symbols written bare, and company names."""
+"""Ticker extraction: $CASHTAGS, Reuters ticker tags, known symbols written bare, and
+company names."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from typing import Literal
 from streamer.schemas.types import TICKER_PATTERN
 
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z]{1,2})?)\b")
+# Reuters' own ticker tags in news: "GORDON JEWELRY CORP <GOR>", "TANDON COMPUTER <TCOR.O>"
+# (the suffix names the exchange: .O Nasdaq, .L London, .HK Hong Kong; it stays in the key).
+# The brackets also wrap company names without a code ("<Jardine Matheson Holdings Ltd>",
+# "<POCLAIN>"): only a code of the ticker pattern is a tag.
+REUTERS_TAG = re.compile(r"<([A-Z][A-Z0-9]{0,5}(?:\.[A-Z]{1,2})?)>")
 # Checked with fullmatch: the pattern's '$' alone would let a trailing newline through.
 _VALID = re.compile(TICKER_PATTERN)
 # Short bare symbols (F, C, GS, T...) collide with ordinary words; only longer ones
@@ -69,14 +75,17 @@ class TickerExtractor:
         return cls(names, symbols, max_tickers=max_tickers)
 
     def extract(
-        self, text: str, given: Iterable[str] = (), *, on_drop: OnDrop | None = None
+        self, text: str, given: Iterable[str] = (), *, on_drop: OnDrop | None = None,
+        reuters_tags: bool = True,
     ) -> list[str]:
         """Tickers in order of first appearance: publisher-given first, then found in text.
 
         A publisher-given ticker counts only when it is in the symbol list: the pattern
         alone lets NULL, NAN, TRUE, CON or COM1 through to Redis and alert keys. Each
         one left out is reported to ``on_drop``. $cashtags in the text are not held to
-        the list (traders tag symbols it does not know).
+        the list (traders tag symbols it does not know), nor are Reuters ticker tags
+        (``<TCOR.O>``: the publisher names the company so; ``reuters_tags=False`` skips
+        them, for text that is not a news story).
         """
         found: dict[str, None] = {}
 
@@ -91,6 +100,8 @@ class TickerExtractor:
             elif on_drop is not None:
                 on_drop("unknown_symbol")
         hits: list[tuple[int, str]] = [(m.start(), m.group(1)) for m in _CASHTAG.finditer(text)]
+        if reuters_tags:
+            hits += [(m.start(), m.group(1)) for m in REUTERS_TAG.finditer(text)]
         if self._bare is not None:
             hits += [(m.start(), m.group(1)) for m in self._bare.finditer(text)]
         if self._names is not None:

@@ -55,7 +55,7 @@ class AlertRecord(WireModel):
     episode_id: AlertId = Field(description="Shared by the fired/escalated/resolved records "
                                 "of one episode: '<scope>:<key>:<fired bucket>'.")
     kind: AlertKind
-    scope: Literal["topic", "ticker"]
+    scope: Literal["topic", "ticker", "market", "stream"]
     key: ScopeKeyName
     severity: Severity
     reason: Literal["share", "burst"] | None = Field(

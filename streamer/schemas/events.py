@@ -79,6 +79,8 @@ class Event(BaseModel):
     source: Identifier = Field(description="News source or chat channel.")
     text: str
     tickers: list[Ticker]
+    markets: list[Label] = Field(
+        default_factory=list, description="Markets named in the text (canonical keys).")
     event_time: UtcDatetime
     origin: Origin
     stamps: Stamps = Field(default_factory=Stamps)
@@ -97,6 +99,11 @@ class ScoredEvent(WireModel):
     source: Identifier
     snippet: str = Field(max_length=280, description="Start of the text, for display.")
     tickers: list[Ticker]
+    # Added within schema version 1 (optional, empty by default, so records written before
+    # it still validate), like ``model``.
+    markets: list[Label] = Field(
+        default_factory=list, description="Indices, exchanges and markets the text names, "
+        "under canonical keys (e.g. 'Dow Jones', 'S&P 500', 'FTSE 100').")
     event_time: UtcDatetime
     sentiment: Prediction
     topic: Prediction
