@@ -111,6 +111,9 @@ async def test_alerts_match_the_offline_detector_and_do_not_depend_on_batching(
     jsonschema.validate(json.loads(rec.model_dump_json()), schema)
     assert rec.key == "XOM" and rec.evidence
     assert all(e.snippet.startswith("Crude slumps") for e in rec.evidence)
+    # Why it fired, for a person: the window that decided and the test.
+    assert rec.window_s is not None and rec.window_s <= 60
+    assert rec.why is not None and "z " in rec.why and f"{rec.negatives} of" in rec.why
     spike_start = events[0].event_time.replace(minute=20, second=0).timestamp()
     assert rec.first_event_time is not None
     assert rec.first_event_time.timestamp() >= spike_start - 60

@@ -32,6 +32,29 @@ def _dt(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000.0, UTC)
 
 
+def span(seconds: int) -> str:
+    """'60 s', '15 min', '6 h'."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 and seconds >= 120 else f"{seconds} s"
+
+
+def explain(d: Decision) -> str:
+    """The decision in one sentence, for the person reading the alert."""
+    s = d.stats
+    seen = (f"{s.negatives} of {s.messages} messages negative ({s.share:.0%}) over the last "
+            f"{span(d.window_s)}" if d.window_s else
+            f"{s.negatives} of {s.messages} messages negative ({s.share:.0%})")
+    if d.kind == "resolved":
+        return f"Back near the baseline: {seen}, baseline {s.baseline_share:.0%}."
+    test = ("a burst of negatives on a quiet scope (Poisson tail)" if d.reason == "burst"
+            else f"share test z {d.z:.1f}")
+    text = f"{seen} against a baseline of {s.baseline_share:.0%}: {test}"
+    if d.confirm_s:
+        text += f"; confirmed by the last {span(d.confirm_s)}"
+    return text + "."
+
+
 @dataclass(frozen=True)
 class Evaluation:
     alerts: list[AlertRecord]
@@ -56,8 +79,8 @@ class AlertEngine:
             lateness_s=alerts.allowed_lateness_s,
             idle_s=alerts.idle_partition_s,
             scopes=alerts.scopes,
-            # Evidence must outlive the window plus the time evaluation may lag behind.
-            evidence_retention_s=max(10 * window, 600),
+            # Evidence must outlive the longest window plus the time evaluation may lag.
+            evidence_retention_s=max(10 * window, 600, self.params.longest_s + 600),
             evidence_ttl_s=trends.bucket_ttl_s,
         )
         self.store = AlertStore(trends.redis, trends.keys.prefix,
@@ -167,10 +190,13 @@ class AlertEngine:
             alert_id=d.alert_id,
             episode_id=d.episode_id,
             kind=d.kind,
-            scope=cast(Literal["topic", "ticker"], d.scope),
+            scope=cast(Literal["topic", "ticker", "market", "stream"], d.scope),
             key=d.key,
             severity=d.severity,
             reason=d.reason,
+            window_s=d.window_s or None,
+            confirm_window_s=d.confirm_s,
+            why=explain(d),
             window_start=_dt(d.window_start * 1000.0),
             window_end=_dt(d.window_end * 1000.0),
             messages=st_stats.messages,

@@ -205,6 +205,19 @@ def watermark(progress: dict[str, str], seen: dict[str, str], now_ms: float, idl
 
 
 def top_evidence(items: Iterable[EvidenceItem], k: int) -> list[EvidenceItem]:
-    """The k most negative messages (ties: earliest first), then in event-time order."""
-    best = sorted(items, key=lambda e: (-e.negative_prob, e.event_ms, e.event_id))[:k]
+    """The k most negative messages (ties: earliest first), then in event-time order.
+
+    A story re-sent on the wire (the same text under another id) counts once: its
+    earliest copy stands for it."""
+    ranked = sorted(items, key=lambda e: (-e.negative_prob, e.event_ms, e.event_id))
+    first: dict[str, EvidenceItem] = {}
+    for e in sorted(ranked, key=lambda e: (e.event_ms, e.event_id)):
+        first.setdefault(_story(e.snippet), e)
+    kept = {id(e) for e in first.values()}
+    best = [e for e in ranked if id(e) in kept][:k]
     return sorted(best, key=lambda e: (e.event_ms, e.event_id))
+
+
+def _story(snippet: str) -> str:
+    """What makes two snippets the same story: letters and digits, case folded."""
+    return "".join(ch for ch in snippet.casefold() if ch.isalnum())

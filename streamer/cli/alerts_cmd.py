@@ -52,6 +52,8 @@ def render_alert(rec: AlertRecord, evidence: int = 3) -> Text:
         if rec.detection_delay_ms is not None:
             t.append(f", detected +{rec.detection_delay_ms / 1000:.1f}s", style="dim")
     t.append(f"  [{rec.alert_id}]", style="dim")
+    if rec.why:
+        t.append(f"\n    why: {rec.why}", style="dim")
     for ev in rec.evidence[:evidence]:
         t.append("\n    ↳ ", style="dim")
         t.append(f"{ev.negative_prob:.2f} ", style="red")

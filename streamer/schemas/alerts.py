@@ -36,7 +36,8 @@ class Evidence(BaseModel):
 
 
 class AlertRecord(WireModel):
-    """A negative-sentiment spike on one topic or ticker: fired, escalated or resolved.
+    """A negative-sentiment spike on one scope key (a topic, ticker, market or the whole
+    news or chat stream): fired, escalated or resolved.
 
     Written to the alerts topic keyed by ``<scope>:<key>``, so one partition holds a
     scope key's alerts in order. Delivery is at least once (an outbox in Redis is
@@ -61,10 +62,18 @@ class AlertRecord(WireModel):
     reason: Literal["share", "burst"] | None = Field(
         None, description="Why it fired: the share test, or a burst on a quiet scope."
     )
+    window_s: int | None = Field(
+        None, ge=1, description="Length (s) of the window whose test decided this: the "
+        "short window (or its trailing part that fired), or a long window.")
+    confirm_window_s: int | None = Field(
+        None, ge=1, description="Long windows: the shorter window that agreed the shift is "
+        "still happening (the multi-window rule).")
+    why: str | None = Field(
+        None, max_length=400, description="Why it fired, escalated or resolved, in words.")
     window_start: UtcDatetime
     window_end: UtcDatetime
-    messages: int = Field(ge=0, description="Messages in the short window.")
-    negatives: int = Field(ge=0, description="Negative messages in the short window.")
+    messages: int = Field(ge=0, description="Messages in the window that decided.")
+    negatives: int = Field(ge=0, description="Negative messages in that window.")
     negative_share: float = Field(ge=0, le=1, description="Negative share in the window now.")
     baseline_share: float = Field(ge=0, le=1, description="Baseline negative share.")
     baseline_messages: float = Field(ge=0, description="Expected messages per window.")
