@@ -171,3 +171,21 @@ def test_a_ring_advanced_in_one_jump_equals_one_advanced_step_by_step(
         t = target
     assert a == b
     assert evicted_a == evicted_b
+
+
+def test_a_spike_that_was_alerted_and_resolved_does_not_fire_again_from_the_long_windows(
+) -> None:
+    # A busy minute of negatives on a thin scope: the short window fires and resolves;
+    # the long windows still hold the spike after the cooldown, and must not re-fire on it.
+    rng = random.Random(11)
+    buckets: list[tuple[int, Counts]] = []
+    for i in range(int(2 * DAY / W)):
+        b = T0 + i * W
+        spike = 36 * HOUR <= i * W < 36 * HOUR + 90
+        n = 3 if spike else int(rng.random() < 0.02)
+        x = n if spike else int(n and rng.random() < 0.2)
+        if n:
+            buckets.append((b, {KEY: (n, x), ALL: (n, x)}))
+    decisions = run(buckets)
+    after = [d for d in fired(decisions) if d.bucket >= T0 + 36 * HOUR]
+    assert len(after) == 1 and after[0].window_s <= P.short_window_s

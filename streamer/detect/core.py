@@ -472,7 +472,10 @@ class Detector:
         z_eff = max(z_window, stats.peak_z)
         # Long windows are tested on buckets that bring the key news (a function of the
         # data, so replays agree): a window that only loses messages does not newly fire.
-        long_fire = self._long_fire(stats, longs) if n else None
+        # ... and once the stream has run for the longest window: before, no key's long
+        # baseline has seen anything (it learns from what leaves that window).
+        long_warm = bucket - self.origin >= p.longest_s
+        long_fire = self._long_fire(stats, longs) if n and long_warm else None
         if not st.active:
             if not warm or (st.cool_until is not None and bucket < st.cool_until):
                 return None
@@ -579,9 +582,12 @@ class Detector:
         floor = max(p0, p.min_baseline_share)
         per_slot = st.long.rate()
         longest = p.long_widths[-1]
+        # After an episode has resolved, its slots are left out of the long windows: a
+        # spike that was alerted and has passed must not fire again from what it left.
+        after = st.ep_to if st.ep_to is not None and not st.active else None
         out = []
         for ring, window_s in zip(st.rings, p.long_windows_s, strict=True):
-            n, x = ring.messages, ring.negatives
+            n, x = ring.counts_from(after)
             out.append(LongStats(
                 window_s=window_s, start=ring.oldest_start, messages=n, negatives=x,
                 share=x / n if n else 0.0, baseline_share=p0,

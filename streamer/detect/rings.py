@@ -51,6 +51,13 @@ class Ring(BaseModel):
     def oldest_start(self) -> int:
         return self.start - (len(self.n) - 1) * self.width
 
+    def counts_from(self, start: int | None) -> tuple[int, int]:
+        """(messages, negatives) in the slots that begin at or after ``start`` (None: all)."""
+        if start is None or start <= self.oldest_start:
+            return self.messages, self.negatives
+        first = -(-(start - self.oldest_start) // self.width)  # slots wholly after start
+        return sum(self.n[first:]), sum(self.neg[first:])
+
     def first_negative(self) -> int | None:
         """Start of the oldest slot holding a negative message."""
         i = next((i for i, x in enumerate(self.neg) if x), None)
