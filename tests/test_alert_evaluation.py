@@ -1,11 +1,20 @@
-"""Scoring alerts against labelled spikes (streamer.evaluation.judge), pure."""
+"""Judging alerts, pure: synthetic spikes (streamer.evaluation.judge), real news episodes
+(streamer.evaluation.real), and the label and review files (streamer.evaluation.labels)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
 
 from streamer.detect.core import Buckets
 from streamer.evaluation.judge import Detected, evaluate
+from streamer.evaluation.labels import LabelsError, Review, SpanLabel, read_labels
+from streamer.evaluation.real import judge_real
+from streamer.evaluation.rows import AlertRow, EvidenceRow
+from streamer.evaluation.synthetic import write_labels
 from streamer.produce.demo import SpikeLabel
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -86,3 +95,150 @@ def test_an_earlier_spike_on_the_same_key_does_not_count_as_baseline() -> None:
         buckets[b] = {("ticker", "XOM"): (10, 10)}
     report = evaluate([first, second], [], span=SPAN, warmup_s=300, buckets=buckets)
     assert report.spikes[1].baseline_share == 0.1
+
+
+# --- labels: one reader, two shapes ------------------------------------------------------------
+def _episodes_doc() -> dict[str, object]:
+    return {
+        "stream": "reuters-stream/1987-02-26_04-07.jsonl",
+        "labelled_by": "a reader of the headlines",
+        "episodes": [{
+            "name": "US-Japan chip tariffs", "scope": "topic", "key": "Markets",
+            "start": "1987-03-27T14:00:00Z", "end": "1987-03-28T02:00:00Z",
+            "description": "tariffs on Japanese electronics announced",
+            "stories_in_scope": 40, "negative_stories": 25,
+            "evidence": [
+                {"id": "reuters-9001", "published_at": "1987-03-27T15:10:00Z",
+                 "headline": "U.S. TO IMPOSE TARIFFS ON JAPANESE ELECTRONICS"},
+                {"id": "reuters-9000", "published_at": "1987-03-27T14:40:00Z",
+                 "headline": "TOKYO STOCKS FALL ON TRADE FEARS"},
+            ],
+        }],
+        "rejected": [{"name": "a quiet Friday", "why": "no negative news"}],
+    }
+
+
+def test_the_label_reader_takes_an_episodes_file_as_real_news(tmp_path: Path) -> None:
+    path = tmp_path / "episodes.json"
+    path.write_bytes(orjson.dumps(_episodes_doc()))
+    labels = read_labels(path)
+    (ep,) = labels.spans
+    assert labels.kind == "real" and labels.rejected == 1
+    assert (ep.scope, ep.key, ep.name) == ("topic", "Markets", "US-Japan chip tariffs")
+    assert ep.first_story == datetime(1987, 3, 27, 14, 40, tzinfo=UTC)  # earliest evidence
+    assert ep.story_ids == {"reuters-9000", "reuters-9001"}
+
+
+def test_the_label_reader_takes_a_spikes_file_as_synthetic(tmp_path: Path) -> None:
+    path = tmp_path / "spikes.json"
+    write_labels(path, [label(60), label(120, key="CVX")])
+    labels = read_labels(path)
+    assert labels.kind == "synthetic"
+    assert [(s.scope, s.key, s.messages) for s in labels.spans] == [("ticker", "XOM", 45),
+                                                                   ("ticker", "CVX", 45)]
+
+
+def test_an_episodes_file_without_episodes_is_real_news_with_nothing_labelled(
+        tmp_path: Path) -> None:
+    path = tmp_path / "episodes.json"
+    path.write_bytes(orjson.dumps({"stream": "x", "episodes": []}))
+    labels = read_labels(path)
+    assert labels.kind == "real" and labels.empty
+
+
+def test_a_label_file_of_neither_shape_is_refused_with_both_shapes_named(tmp_path: Path) -> None:
+    path = tmp_path / "odd.json"
+    path.write_bytes(orjson.dumps({"spikes": []}))
+    with pytest.raises(LabelsError, match=r"spikes file.*episodes file"):
+        read_labels(path)
+
+
+def test_an_episode_ending_before_it_starts_is_refused_with_its_name(tmp_path: Path) -> None:
+    doc = _episodes_doc()
+    doc["episodes"][0]["end"] = "1987-03-27T13:00:00Z"  # type: ignore[index]
+    path = tmp_path / "episodes.json"
+    path.write_bytes(orjson.dumps(doc))
+    with pytest.raises(LabelsError, match="US-Japan chip tariffs"):
+        read_labels(path)
+
+
+# --- real news: episodes, the budget and reviews ---------------------------------------------
+R0 = datetime(1987, 3, 1, tzinfo=UTC)
+WEEK = (R0.timestamp(), R0.timestamp() + 7 * 86_400)
+
+
+def row(at_h: float, *, scope: str = "topic", key: str = "Markets", kind: str = "fired",
+        severity: str = "warning", story: str = "reuters-1") -> AlertRow:
+    t = R0 + timedelta(hours=at_h)
+    episode = f"{scope}:{key}:{int(t.timestamp())}"
+    return AlertRow(
+        alert_id=f"{episode}:{kind}", episode_id=episode, kind=kind, scope=scope, key=key,
+        severity=severity, detected=t, window_start=t - timedelta(minutes=15), window_end=t,
+        messages=10, negatives=7, negative_share=0.7, baseline_share=0.2, z=5.0,
+        evidence=[EvidenceRow(event_id=story, event_time=t, headline="STOCKS FALL",
+                              negative_prob=0.9)])
+
+
+def episode(start_h: float, end_h: float, *, key: str = "Markets", first_h: float | None = None,
+            stories: frozenset[str] = frozenset()) -> SpanLabel:
+    return SpanLabel(scope="topic", key=key, start=R0 + timedelta(hours=start_h),
+                     end=R0 + timedelta(hours=end_h), name=f"{key} {start_h:g}h",
+                     first_story=None if first_h is None else R0 + timedelta(hours=first_h),
+                     story_ids=stories)
+
+
+def test_an_episode_is_caught_by_an_alert_on_its_key_with_the_delay_from_its_first_story(
+        ) -> None:
+    report = judge_real([episode(10, 20, first_h=11)], [row(12)], span=WEEK)
+    (e,) = report.episodes
+    assert e.caught and e.delay_s == 3600.0
+    assert report.alerts[0].standing == "episode"
+
+
+def test_an_alert_on_another_key_outside_the_episode_counts_until_reviewed() -> None:
+    report = judge_real([episode(10, 20)], [row(12), row(50, key="Energy")], span=WEEK,
+                        scope_kinds=("topic",))
+    (topic,) = report.kinds
+    assert (topic.outside, topic.unreviewed, topic.counted) == (1, 1, 1)
+    assert report.unreviewed == 1
+
+
+def test_a_reviewed_file_takes_alerts_read_as_negative_news_off_the_count() -> None:
+    alerts = [row(30), row(50), row(70)]
+    before = judge_real([], alerts, span=WEEK, scope_kinds=("topic",))
+    reviews = {alerts[0].episode_id: Review(verdict="negative news", note="oil slump"),
+               alerts[1].episode_id: Review(verdict="not negative", note="routine results")}
+    after = judge_real([], alerts, span=WEEK, scope_kinds=("topic",), reviews=reviews)
+    assert (before.kinds[0].counted, before.kinds[0].unreviewed) == (3, 3)
+    assert (after.kinds[0].counted, after.kinds[0].unreviewed) == (2, 1)
+    assert after.kinds[0].negative_news == 1 and after.kinds[0].not_negative == 1
+
+
+def test_more_unconfirmed_alerts_than_two_a_week_break_the_budget_of_their_scope_kind() -> None:
+    report = judge_real([], [row(h) for h in (10, 40, 70)], span=WEEK,
+                        scope_kinds=("topic", "ticker"))
+    assert {k.scope: k.within for k in report.kinds} == {"ticker": True, "topic": False}
+    assert not report.budget_met
+
+
+def test_an_alert_citing_a_story_of_an_episode_belongs_to_it_whatever_its_key() -> None:
+    report = judge_real([episode(10, 20, stories=frozenset({"reuters-77"}))],
+                        [row(15, scope="market", key="NYSE", story="reuters-77")], span=WEEK)
+    (a,) = report.alerts
+    assert a.standing == "shared story" and a.episode == "Markets 10h"
+    (e,) = report.episodes  # seen on another key, but not caught where it was labelled
+    assert not e.caught and e.cited_by == ["market NYSE 03-01 15:00"]
+
+
+def test_scope_kinds_come_from_the_alerts_and_labels_not_a_fixed_list() -> None:
+    report = judge_real([episode(10, 20)], [row(30, scope="stream", key="news")], span=WEEK,
+                        scope_kinds=("market",))
+    assert [k.scope for k in report.kinds] == ["market", "stream", "topic"]
+
+
+def test_an_escalation_is_part_of_its_alert_episode_not_another_alert() -> None:
+    fired, escalated = row(30), row(30.1, kind="escalated", severity="major")
+    escalated = escalated.model_copy(update={"episode_id": fired.episode_id})
+    report = judge_real([], [fired, escalated], span=WEEK, scope_kinds=("topic",))
+    (a,) = report.alerts
+    assert a.peak_severity == "major" and report.kinds[0].alerts == 1

@@ -8,14 +8,29 @@ scored buckets without Kafka); both speak :class:`Detected`.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from streamer.detect.core import Buckets
-from streamer.produce.demo import SpikeLabel
+
+
+class Labelled(Protocol):
+    """A labelled spike: ``SpikeLabel`` (the generator's) or ``labels.SpanLabel``."""
+
+    @property
+    def scope(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def messages(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -115,7 +130,7 @@ def _share(buckets: Buckets, key: tuple[str, str], t0: float, t1: float,
 
 
 def evaluate(
-    labels: list[SpikeLabel],
+    labels: Sequence[Labelled],
     alerts: Iterable[Detected],
     *,
     span: tuple[float, float],

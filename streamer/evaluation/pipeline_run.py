@@ -19,24 +19,25 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import orjson
-from pydantic import BaseModel
 
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import accounts
 from streamer.alert.follow import read_alerts
 from streamer.alert.store import AlertStore
 from streamer.detect.core import Buckets, ScopeKey
-from streamer.evaluation.judge import Detected, EvalReport, evaluate
+from streamer.evaluation.judge import Detected, EvalReport, Labelled, evaluate
 from streamer.evaluation.offline import detect, score_buckets
+from streamer.evaluation.rows import AlertRow, to_detected
 from streamer.evaluation.synthetic import StreamLine
 from streamer.kafka import ensure_topics, make_producer
 from streamer.kafka.security import start_client
-from streamer.produce.demo import SpikeLabel
+from streamer.keys import Scope
 from streamer.schemas.alerts import AlertRecord
 from streamer.settings import Settings
 
@@ -195,11 +196,6 @@ async def collect(settings: Settings) -> list[AlertRecord]:
     return [r async for r in read_alerts(settings, follow=False, from_beginning=True)]
 
 
-def to_detected(records: list[AlertRecord]) -> list[Detected]:
-    return [Detected(r.alert_id, r.kind, r.scope, r.key, r.detected_event_time.timestamp(),
-                     r.severity) for r in records]
-
-
 def offline_alerts(settings: Settings, lines: list[StreamLine], upto_bucket: int | None
                    ) -> list[Detected]:
     """The same stream through the detector without Kafka or Redis (same scorer)."""
@@ -214,41 +210,29 @@ def offline_alerts(settings: Settings, lines: list[StreamLine], upto_bucket: int
                   lateness_s=settings.alerts.allowed_lateness_s, scopes=settings.alerts.scopes)
 
 
-class EvalResult(BaseModel):
-    report: EvalReport
-    alerts: list[AlertRecord]
-    messages: int
-    speed: float | None
-    replay_seconds: float
-    event_hours: float
-    offline_match: bool | None = None
-    offline_only: list[str] = []
-    pipeline_only: list[str] = []
-
-
-async def scored_buckets(settings: Settings, labels: list[SpikeLabel]) -> Buckets:
-    """The pipeline's own counts (from Redis) of each labelled key, from a baseline span
-    before its onset to its end: what the scorer made of the spike, for its share."""
+async def read_buckets(settings: Settings, span: tuple[float, float], scopes: Iterable[str]
+                       ) -> Buckets:
+    """The pipeline's own counts (from Redis) over ``span``: (messages, negatives) per
+    bucket and scope key of the given scope kinds. What the scorer made of the stream, for
+    the spikes' shares and the timelines."""
     store = TrendStore.connect(settings.redis, settings.aggregate)
     out: dict[int, dict[ScopeKey, tuple[int, int]]] = {}
     try:
-        for lb in labels:
-            key = (lb.scope, lb.key)
-            rows = await store.buckets(lb.start.timestamp() - settings.alerts.baseline_s,
-                                       lb.end.timestamp(), scopes=[lb.scope])
-            for b, keys in rows.items():
-                if (wc := keys.get(key)) is not None:
-                    out.setdefault(b, {})[key] = (wc.total, wc.counts.get("negative", 0))
+        wanted = cast("list[Scope]", sorted(set(scopes)))
+        rows = await store.buckets(span[0], span[1], scopes=wanted)
+        for b, keys in rows.items():
+            out[b] = {key: (wc.total, wc.counts.get("negative", 0)) for key, wc in keys.items()}
     finally:
         await store.close()
     return out
 
 
-def score(labels: list[SpikeLabel], records: list[AlertRecord], lines: list[StreamLine],
+def score(labels: Sequence[Labelled], rows: Iterable[AlertRow], lines: list[StreamLine],
           settings: Settings, buckets: Buckets | None = None) -> EvalReport:
+    """Judge ``rows`` against synthetic spike labels (caught, delay, false alerts)."""
     times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
     p = settings.alerts.detector(settings.aggregate.bucket_seconds)
-    return evaluate(labels, to_detected(records), span=(min(times), max(times)),
+    return evaluate(labels, to_detected(rows), span=(min(times), max(times)),
                     warmup_s=p.warmup_s + p.buckets * p.bucket_s, buckets=buckets,
                     bucket_s=p.bucket_s, baseline_s=p.baseline_s)
 
