@@ -12,6 +12,8 @@ A missed target exits 1.
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +79,7 @@ from streamer.evaluation.timeline import (
 from streamer.settings import Settings
 
 TargetSet = Literal["synthetic", "real"]
+BOOTSTRAP_VAR = "STREAMER_ALERT_BOOTSTRAP_S"
 
 
 class TargetResult(BaseModel):
@@ -139,7 +142,13 @@ def run_pipeline(base: Settings, lines: list[StreamLine], *, speed: float, timeo
     """Replay ``lines`` through Kafka, a worker and Redis in a namespace of their own;
     read the alerts back (and, with ``bucket_scopes``, the counts of those scope kinds)."""
     times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
-    ns = namespace(base, base.paths.data_dir / "eval", web_port=free_port())
+    extra: dict[str, str] = {}
+    if BOOTSTRAP_VAR not in os.environ:
+        # A worker's detector starts bootstrap_s before the watermark of its first
+        # evaluation; a fast replay may be over by then, and the stream's start would go
+        # unjudged. Here the whole stream is the data to judge, at any replay speed.
+        extra[BOOTSTRAP_VAR] = str(math.ceil(max(times) - min(times)) + 3_600)
+    ns = namespace(base, base.paths.data_dir / "eval", web_port=free_port(), extra_env=extra)
     console.print(f"namespace [bold]{ns.uid}[/]: topics news-{ns.uid}, chat-{ns.uid}, "
                   f"alerts-{ns.uid}; Redis prefix ev{ns.uid}")
     log = base.paths.data_dir / "logs" / f"eval-{ns.uid}.log"
@@ -289,8 +298,9 @@ def eval_alerts(streams: tuple[Path, ...], labels: Path | None, target_set: str,
     if run.offline_match is not None:
         console.print("pipeline == offline detector: " + (
             "[green]yes[/]" if run.offline_match else
-            f"[red]no[/] (offline only {len(run.offline_only)}, "
-            f"pipeline only {len(run.pipeline_only)})"))
+            f"[red]no[/] (offline only {len(run.offline_only)}: "
+            f"{', '.join(run.offline_only[:4]) or '-'}; pipeline only "
+            f"{len(run.pipeline_only)}: {', '.join(run.pipeline_only[:4]) or '-'})"))
     console.print(verdict.panel())
     if png_dir is not None:
         _draw(png_dir, run, spans, span, png_max)
