@@ -11,7 +11,7 @@ import pytest
 
 from streamer.detect.core import Buckets
 from streamer.evaluation.judge import Detected, evaluate
-from streamer.evaluation.labels import LabelsError, Review, SpanLabel, read_labels
+from streamer.evaluation.labels import LabelsError, Review, SpanLabel, read_labels, read_reviews
 from streamer.evaluation.real import judge_real
 from streamer.evaluation.rows import AlertRow, EvidenceRow
 from streamer.evaluation.synthetic import write_labels
@@ -242,3 +242,14 @@ def test_an_escalation_is_part_of_its_alert_episode_not_another_alert() -> None:
     report = judge_real([], [fired, escalated], span=WEEK, scope_kinds=("topic",))
     (a,) = report.alerts
     assert a.peak_severity == "major" and report.kinds[0].alerts == 1
+
+
+def test_a_reviews_file_with_an_unknown_verdict_is_refused_with_the_expected_shape(
+        tmp_path: Path) -> None:
+    path = tmp_path / "reviews.json"
+    path.write_bytes(orjson.dumps({"topic:Markets:1": {"verdict": "meh"}}))
+    with pytest.raises(LabelsError, match="negative news"):
+        read_reviews(path)
+    path.write_bytes(orjson.dumps({"topic:Markets:1": {"verdict": "not negative",
+                                                       "note": "routine results"}}))
+    assert read_reviews(path)["topic:Markets:1"].verdict == "not negative"

@@ -226,7 +226,7 @@ def _read_inputs(labels: Path | None, reviewed: Path | None
               "reviewed as negative news do not count against the false-alert budget.")
 @click.option("--offline", is_flag=True,
               help="Score and detect in this process (same detector, same bucketing): no "
-              "Kafka, Redis or worker; days of news in about a minute.")
+              "Kafka, Redis or worker; weeks of news in minutes.")
 @click.option("--png", "png_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write a timeline PNG per scope key of interest here (needs the charts "
               "extra: pip install -e '.[charts]').")
@@ -263,8 +263,11 @@ def eval_alerts(streams: tuple[Path, ...], labels: Path | None, target_set: str,
         fail("the stream is empty (no line with a readable event time)",
              "pass JSONL files of NewsItem / ChatMessage records")
     span = (min(times), max(times))
-    kind: TargetSet = (label_set.kind if label_set is not None else "real") \
-        if target_set == "auto" else ("synthetic" if target_set == "synthetic" else "real")
+    kind: TargetSet
+    if target_set == "auto":  # the labels' kind; an unlabelled stream is taken as real news
+        kind = label_set.kind if label_set is not None else "real"
+    else:
+        kind = "synthetic" if target_set == "synthetic" else "real"
     spans = label_set.spans if label_set is not None else []
     console.print(_intro(kind, label_set, reviews, offline))
     need_buckets = png_dir is not None or (kind == "synthetic" and bool(spans))

@@ -24,6 +24,8 @@ import numpy as np
 import orjson
 
 from streamer.alert.engine import explain
+from streamer.alert.windows import EvidenceItem, top_evidence
+from streamer.batch.processor import SNIPPET_CHARS
 from streamer.detect.core import ALL, Buckets, Decision, Detector, ScopeKey
 from streamer.evaluation.offline import score_buckets
 from streamer.evaluation.rows import AlertRow, EvidenceRow, headline, why_fired
@@ -96,6 +98,7 @@ class NegativeMessage:
     event_s: float
     headline: str
     negative_prob: float
+    snippet: str = ""  # the start of the text, as the worker keeps it (same-story check)
 
 
 @dataclass
@@ -187,7 +190,8 @@ def collect_evidence(lines: Sequence[StreamLine], settings: Settings, scorer: Ca
     keys = message_scope_keys([n[0] for n in negatives], settings, scorer, scopes)
     index = EvidenceIndex()
     for (_, ev, title, prob), scope_keys in zip(negatives, keys, strict=True):
-        msg = NegativeMessage(ev.id, ev.event_time.timestamp(), title, prob)
+        msg = NegativeMessage(ev.id, ev.event_time.timestamp(), title, prob,
+                              ev.text[:SNIPPET_CHARS])
         for key in scope_keys:
             index.add(key, msg)
     index.freeze()
@@ -240,7 +244,11 @@ def _row(d: Decision, evidence: EvidenceIndex, first_by_episode: dict[str, float
         items = evidence.between((d.scope, d.key), onset, float(d.window_end))
         if d.kind == "fired":
             first_by_episode[d.episode_id] = min((m.event_s for m in items), default=onset)
-    best = sorted(items, key=lambda m: (-m.negative_prob, m.event_s, m.event_id))[:k]
+    # The engine's own choice: the k most negative, a re-sent story once.
+    by_id = {m.event_id: m for m in items}
+    best = [by_id[e.event_id] for e in top_evidence(
+        [EvidenceItem(m.event_id, m.event_s * 1000.0, "", "", m.snippet or m.headline,
+                      m.negative_prob) for m in items], k)]
     first = first_by_episode.get(d.episode_id)
     stats = d.stats
     return AlertRow(
@@ -254,7 +262,7 @@ def _row(d: Decision, evidence: EvidenceIndex, first_by_episode: dict[str, float
         z=round(d.z, 3), why=why_fired(d), sentence=explain(d),
         evidence=[EvidenceRow(event_id=m.event_id, event_time=_dt(m.event_s),
                               headline=m.headline, negative_prob=round(m.negative_prob, 4))
-                  for m in sorted(best, key=lambda m: (m.event_s, m.event_id))],
+                  for m in best],
     )
 
 

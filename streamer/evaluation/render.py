@@ -277,10 +277,10 @@ def alerts_table(rows: Sequence[tuple[AlertRow, str, str]], *, long: bool, title
     t.add_column("detected (UTC)", max_width=10 if long else 8)
     t.add_column("scope / key", max_width=16, overflow="fold")
     t.add_column("severity", max_width=9)
-    t.add_column("fired by", max_width=13)
+    t.add_column("fired by", max_width=12)
     t.add_column("neg share vs base", max_width=10)
-    t.add_column("standing", max_width=14)
-    t.add_column("why / top evidence (deduplicated) / episode id", min_width=30,
+    t.add_column("standing", max_width=13, overflow="fold")
+    t.add_column("why / top evidence (deduplicated) / episode id", min_width=26,
                  overflow="fold")
     for i, (r, peak, standing) in enumerate(rows, 1):
         sev = r.severity if peak == r.severity else f"{r.severity} → {peak}"
