@@ -32,7 +32,7 @@ result is still a function of the buckets.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -318,6 +318,12 @@ class Detector:
     origin: int | None = None  # start of the first bucket ever evaluated
     changed: set[ScopeKey] = field(default_factory=set)
     removed: set[ScopeKey] = field(default_factory=set)
+    # Keys that need stepping every bucket, kept as they change: scanning every state per
+    # bucket cost more than the stepping once thousands of tickers are remembered.
+    _live: set[ScopeKey] = field(default_factory=set, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._live = {k for k, st in self.states.items() if st.live}
 
     # --- stepping ---------------------------------------------------------------------
     def step(self, bucket: int, counts: Mapping[ScopeKey, tuple[int, int]]) -> list[Decision]:
@@ -347,7 +353,7 @@ class Detector:
     @property
     def idle(self) -> bool:
         """No key needs stepping: every window is empty and no episode is open."""
-        return not any(st.live for st in self.states.values())
+        return not self._live
 
     def _jump(self, upto: int) -> None:
         """Move the cursor over idle buckets to ``upto``: what stepping them would do, in
@@ -367,9 +373,7 @@ class Detector:
         all_state = self.states.get(ALL)
         prior = _share(all_state) if all_state is not None else None
         long_prior = _long_share(all_state, self.params) if all_state is not None else None
-        keys = {k for k, c in counts.items() if c[0] > 0} | {
-            k for k, st in self.states.items() if st.live
-        }
+        keys = {k for k, c in counts.items() if c[0] > 0} | self._live
         keys.add(ALL)
         out = []
         for key in sorted(keys):
@@ -379,6 +383,10 @@ class Detector:
             decision = self._step_key(key, st, bucket, n, min(neg, n), prior,
                                       long_prior if long_prior is not None else prior)
             self.states[key] = st
+            if st.live:
+                self._live.add(key)
+            else:
+                self._live.discard(key)
             self.changed.add(key)
             self.removed.discard(key)
             if decision is not None:
@@ -556,18 +564,25 @@ class Detector:
             return
         if not st.rings:
             return
-        d = p.long_decay
+        for ring in st.rings[:-1]:
+            ring.advance(bucket)
+        st.rings[-1].advance(bucket, self._feeder(st, st.long),
+                             lambda count: st.long.feed_empty(count, p.long_decay))
+
+    def _feeder(self, st: KeyState, base: LongBaseline) -> Callable[[int, int, int], None]:
+        """Feeds ``base`` a slot leaving the longest window, unless the key's last
+        episode covers it (for at most a long time constant)."""
+        p = self.params
+        width = p.long_widths[-1]
 
         def feed(start: int, n: int, neg: int) -> None:
-            if (st.ep_from is not None and start + widths[-1] > st.ep_from
+            if (st.ep_from is not None and start + width > st.ep_from
                     and (st.ep_to is None or start < st.ep_to)
                     and start < st.ep_from + p.long_baseline_s):
                 return
-            st.long.feed(n, neg, d)
+            base.feed(n, neg, p.long_decay)
 
-        for ring in st.rings[:-1]:
-            ring.advance(bucket)
-        st.rings[-1].advance(bucket, feed, lambda count: st.long.feed_empty(count, d))
+        return feed
 
     def long_stats(self, st: KeyState, prior: float | None) -> list[LongStats]:
         """Each long window of ``st`` (as last rolled) against its long baseline, the
@@ -699,11 +714,15 @@ class Detector:
             return True
         if st.touched >= now - p.longest_s:
             return False
-        # On a copy: when the rings roll must not depend on which checkpoints a run
-        # visits (a jump passes fewer), or float rounding would tell runs apart.
-        probe = st.model_copy(deep=True)
-        self._roll(probe, now)
-        per_day = probe.long.rate() * 86_400 / p.long_widths[-1]
+        # On copies of the longest ring and the baseline: when the rings roll must not
+        # depend on which checkpoints a run visits (a jump passes fewer), or float
+        # rounding would tell runs apart.
+        ring = st.rings[-1].model_copy(update={"n": list(st.rings[-1].n),
+                                               "neg": list(st.rings[-1].neg)})
+        base = st.long.model_copy()
+        ring.advance(now, self._feeder(st, base),
+                     lambda count: base.feed_empty(count, p.long_decay))
+        per_day = base.rate() * 86_400 / p.long_widths[-1]
         return per_day < LONG_FORGET_PER_DAY
 
     def _rate_at(self, st: KeyState, bucket: int) -> float:
