@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -170,27 +171,27 @@ class DetectorParams(DetectorTunables):
 
     bucket_s: int = Field(10, ge=1, description="Width of an event-time bucket (s).")
 
-    @property
+    @cached_property
     def buckets(self) -> int:
         """Buckets in the short window."""
         return max(1, math.ceil(self.short_window_s / self.bucket_s))
 
-    @property
+    @cached_property
     def decay(self) -> float:
         """Weight an EWMA keeps per bucket: exp(-bucket / time constant)."""
         return math.exp(-self.bucket_s / self.baseline_s)
 
-    @property
+    @cached_property
     def long_widths(self) -> tuple[int, ...]:
         """Slot width (s) of each long window."""
         return tuple(slot_width(w, self.long_slots, self.bucket_s) for w in self.long_windows_s)
 
-    @property
+    @cached_property
     def long_decay(self) -> float:
         """Weight the long baseline keeps per slot of the longest window."""
         return math.exp(-self.long_widths[-1] / self.long_baseline_s) if self.long_widths else 1.0
 
-    @property
+    @cached_property
     def longest_s(self) -> int:
         """Event time the longest window spans."""
         if not self.long_windows_s:
@@ -451,9 +452,16 @@ class Detector:
         if key == ALL:
             return None
         stats = self.window_stats(st, prior)
-        longs = self.long_stats(st, long_prior)
         assert self.origin is not None
         warm = bucket - self.origin - (p.buckets - 1) * w >= p.warmup_s
+        # Long windows are tested on buckets that bring the key news (a function of the
+        # data, so replays agree: a window that only loses messages does not newly fire),
+        # once the stream has run for the longest window (before, no key's long baseline
+        # has seen anything: it learns from what leaves that window); an open long
+        # episode reads them every bucket to resolve.
+        long_warm = bucket - self.origin >= p.longest_s
+        longs = (self.long_stats(st, long_prior)
+                 if (n and long_warm) or (st.active and st.tier > 0) else [])
         window_start, window_end = bucket - (p.buckets - 1) * w, bucket + w
         scope, name = key
 
@@ -478,11 +486,6 @@ class Detector:
         # The full window decides resolving; the best sub-window may also fire and grade.
         z_window = max(stats.z, z_from_p(stats.burst_p) if stats.quiet else 0.0)
         z_eff = max(z_window, stats.peak_z)
-        # Long windows are tested on buckets that bring the key news (a function of the
-        # data, so replays agree): a window that only loses messages does not newly fire.
-        # ... and once the stream has run for the longest window: before, no key's long
-        # baseline has seen anything (it learns from what leaves that window).
-        long_warm = bucket - self.origin >= p.longest_s
         long_fire = self._long_fire(stats, longs) if n and long_warm else None
         if not st.active:
             if not warm or (st.cool_until is not None and bucket < st.cool_until):
@@ -570,19 +573,21 @@ class Detector:
                              lambda count: st.long.feed_empty(count, p.long_decay))
 
     def _feeder(self, st: KeyState, base: LongBaseline) -> Callable[[int, int, int], None]:
-        """Feeds ``base`` a slot leaving the longest window, unless the key's last
-        episode covers it (for at most a long time constant)."""
-        p = self.params
-        width = p.long_widths[-1]
+        """Feeds ``base`` a slot leaving the longest window, unless it is kept out."""
 
         def feed(start: int, n: int, neg: int) -> None:
-            if (st.ep_from is not None and start + width > st.ep_from
-                    and (st.ep_to is None or start < st.ep_to)
-                    and start < st.ep_from + p.long_baseline_s):
-                return
-            base.feed(n, neg, p.long_decay)
+            if not self._kept_out(st, start):
+                base.feed(n, neg, self.params.long_decay)
 
         return feed
+
+    def _kept_out(self, st: KeyState, start: int) -> bool:
+        """The longest window's slot at ``start`` lies in the key's last episode (for at
+        most a long time constant): it does not teach the long baseline."""
+        p = self.params
+        return (st.ep_from is not None and start + p.long_widths[-1] > st.ep_from
+                and (st.ep_to is None or start < st.ep_to)
+                and start < st.ep_from + p.long_baseline_s)
 
     def long_stats(self, st: KeyState, prior: float | None) -> list[LongStats]:
         """Each long window of ``st`` (as last rolled) against its long baseline, the
@@ -714,15 +719,13 @@ class Detector:
             return True
         if st.touched >= now - p.longest_s:
             return False
-        # On copies of the longest ring and the baseline: when the rings roll must not
-        # depend on which checkpoints a run visits (a jump passes fewer), or float
-        # rounding would tell runs apart.
-        ring = st.rings[-1].model_copy(update={"n": list(st.rings[-1].n),
-                                               "neg": list(st.rings[-1].neg)})
-        base = st.long.model_copy()
-        ring.advance(now, self._feeder(st, base),
-                     lambda count: base.feed_empty(count, p.long_decay))
-        per_day = base.rate() * 86_400 / p.long_widths[-1]
+        # Without rolling the key: when its rings roll must not depend on which
+        # checkpoints a run visits (a jump passes fewer), or float rounding would tell
+        # runs apart. (Empty slots are folded in after the fed ones here: close enough
+        # for a threshold of half a message a day, and the same for every run.)
+        rate = st.long.rate_after(st.rings[-1], now, p.long_decay,
+                                  lambda start: self._kept_out(st, start))
+        per_day = rate * 86_400 / p.long_widths[-1]
         return per_day < LONG_FORGET_PER_DAY
 
     def _rate_at(self, st: KeyState, bucket: int) -> float:

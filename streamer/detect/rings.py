@@ -128,3 +128,23 @@ class LongBaseline(BaseModel):
     def rate(self) -> float:
         """Messages per slot of the longest window."""
         return self.bn / self.bw if self.bw > 0 else 0.0
+
+    def rate_after(self, ring: Ring, bucket: int, decay: float,
+                   kept_out: Callable[[int], bool]) -> float:
+        """:meth:`rate` once ``ring`` (the longest window) were advanced to ``bucket``,
+        without changing either: slots ``kept_out`` (by start) are not fed, as in
+        the key's own roll. Plain floats: it runs for every remembered key at every
+        forget checkpoint."""
+        bn, bw, a = self.bn, self.bw, 1.0 - decay
+        shift = (bucket - bucket % ring.width - ring.start) // ring.width
+        size = len(ring.n)
+        empty = max(0, shift - size)
+        for i in range(min(shift, size)):
+            n = ring.n[i]
+            if not n:
+                empty += 1
+            elif not kept_out(ring.oldest_start + i * ring.width):
+                bn, bw = decay * bn + a * n, decay * bw + a
+        f = decay**empty
+        bn, bw = bn * f, bw * f + (1.0 - f)
+        return bn / bw if bw > 0 else 0.0
