@@ -8,7 +8,7 @@ through the real bucketing and detector in-process.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from streamer.cli.main import cli
 from streamer.evaluation import offline_run
 from streamer.schemas import ModelRef
 from streamer.score.base import BatchScores, Scorer, Source
+from streamer.settings import get_settings
 
 T0 = datetime(1987, 3, 2, 9, 0, tzinfo=UTC)
 BURST_AT_MIN = 90
@@ -80,6 +81,15 @@ def write_episodes(path: Path, start: datetime, minutes: float, key: str = TOPIC
                                     "headline": "STOCKS FALL SHARPLY AS SELLING SPREADS 0"}]}],
         "rejected": []}))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    # The CLI reads settings once per process (get_settings is cached): a run here must
+    # not leave its settings to the next test in this process.
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

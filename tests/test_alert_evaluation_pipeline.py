@@ -11,6 +11,7 @@ Naive Bayes baseline here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -19,6 +20,16 @@ from click.testing import CliRunner
 from servers import unavailable
 
 from streamer.cli.main import cli
+from streamer.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    # The CLI reads settings once per process (get_settings is cached): another test's
+    # run in this process must not hand this one its Kafka and Redis, nor this one its.
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 REPO = Path(__file__).resolve().parents[1]
 REUTERS = REPO.parent / "shared" / "data" / "reuters-stream" / "1987-02-26_04-07.jsonl"
