@@ -39,16 +39,21 @@ def stream(seed: int, per_min: float, share: float, minutes: float, *,
            spike_at_min: float | None = None, spike_per_min: float = 0.0,
            spike_minutes: float = 1.5) -> Iterator[tuple[int, Counts]]:
     """Per bucket: Poisson messages at ``per_min``, each negative with ``share``, plus
-    ``spike_per_min`` extra negatives during the spike."""
+    ``spike_per_min`` extra negatives during the spike, spread evenly: the spike is the
+    size it is labelled (a Poisson draw could make a "3x" spike 2x, and the property
+    would then test the draw, not the detector)."""
     rng = random.Random(seed)
     lam = per_min * W / 60.0
+    carry = 0.0
     for i in range(int(minutes * 60 / W)):
         b = T0 + i * W
         n = _poisson(rng, lam)
         x = sum(1 for _ in range(n) if rng.random() < share)
         if spike_at_min is not None and spike_at_min * 60 <= i * W < (spike_at_min
                                                                         + spike_minutes) * 60:
-            extra = _poisson(rng, spike_per_min * W / 60.0)
+            carry += spike_per_min * W / 60.0
+            extra = int(carry)
+            carry -= extra
             n, x = n + extra, x + extra
         yield b, {KEY: (n, x), ALL: (n, x)}
 
