@@ -8,9 +8,8 @@ messages per scope key (:class:`EvidenceIndex`), from which each alert gets its 
 the way the worker's engine picks it (the most negative messages from the episode's onset
 to the window's end).
 
-Which scope keys a message counts under is decided by ``score_buckets`` alone (new scopes
-such as markets or the per-kind stream included): :func:`message_scope_keys` asks it,
-one message per bucket, instead of copying that logic here.
+Which scope keys a message counts under comes from the worker's own definition
+(``streamer.aggregate.scopes.scope_keys``), as in ``score_buckets``.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-import orjson
 
+from streamer.aggregate.scopes import scope_keys
 from streamer.alert.engine import explain
 from streamer.alert.windows import EvidenceItem, top_evidence
 from streamer.batch.processor import SNIPPET_CHARS
@@ -30,20 +29,17 @@ from streamer.detect.core import ALL, Buckets, Decision, Detector, ScopeKey
 from streamer.evaluation.offline import score_buckets
 from streamer.evaluation.rows import AlertRow, EvidenceRow, headline, why_fired
 from streamer.evaluation.synthetic import StreamLine
-from streamer.ingest import DecodeFailure, TickerExtractor, decode, normalize
+from streamer.ingest import DecodeFailure, MarketExtractor, TickerExtractor, decode, normalize
 from streamer.schemas import Event, NewsItem, Origin
 from streamer.schemas.events import ModelRef
 from streamer.score.base import BatchScores, Scorer, Source
 from streamer.settings import Settings
 
-# Where message_scope_keys puts message i: its own bucket, far from any real event time.
-_PROBE_BASE_S = 946_684_800  # 2000-01-01T00:00:00Z
-
 
 class CachingScorer:
-    """A scorer that scores each (text, source) once: ``score_buckets`` is called twice
-    over the same messages (buckets, then scope keys), and the scores are read back for
-    evidence. Rows are exactly the wrapped scorer's."""
+    """A scorer that scores each (text, source) once: ``score_buckets`` scores the
+    messages, and their scores are read back for evidence. Rows are exactly the wrapped
+    scorer's."""
 
     def __init__(self, inner: Scorer) -> None:
         self.inner = inner
@@ -82,13 +78,15 @@ class CachingScorer:
         topic = np.stack([r[1] for r in rows]) if rows else np.zeros((0, n_topic), np.float32)
         return BatchScores(self.sentiment_labels, self.topic_labels, sentiment, topic)
 
-    def negative(self, text: str, source: str) -> tuple[bool, float] | None:
-        """(is the argmax negative, negative probability), or None if never scored."""
+    def negative(self, text: str, source: str) -> tuple[bool, float, str] | None:
+        """(is the argmax negative, negative probability, top topic), or None if never
+        scored."""
         row = self._rows.get((text, source))
         if row is None:
             return None
         i = self.sentiment_labels.index("negative")
-        return int(row[0].argmax()) == i, float(row[0][i])
+        return (int(row[0].argmax()) == i, float(row[0][i]),
+                self.topic_labels[int(row[1].argmax())])
 
 
 # --- evidence -----------------------------------------------------------------------------
@@ -123,77 +121,42 @@ class EvidenceIndex:
         return self.by_key.get(key, [])[lo:hi]
 
 
-def _events(lines: Iterable[StreamLine], settings: Settings
-            ) -> list[tuple[StreamLine, Event, str]]:
-    """Each line that decodes, with its event and headline: the messages ``score_buckets``
+def _events(lines: Iterable[StreamLine], settings: Settings) -> list[tuple[Event, str]]:
+    """Each line that decodes, as its event and headline: the messages ``score_buckets``
     scores (it decodes and normalizes the same way and skips the same failures)."""
     tickers = TickerExtractor.from_csv(settings.input.symbols_file,
                                        max_tickers=settings.input.max_tickers_per_event)
+    markets = MarketExtractor.from_csv(settings.input.markets_file)
     origin = Origin(topic="offline", partition=0, offset=0)
     out = []
     for line in lines:
         msg = decode(line.value, line.kind, max_bytes=settings.input.max_message_bytes)
         if isinstance(msg, DecodeFailure):
             continue
-        ev = normalize(msg, origin, tickers, max_chars=settings.input.max_text_chars)
+        ev = normalize(msg, origin, tickers, max_chars=settings.input.max_text_chars,
+                       markets=markets)
         if isinstance(ev, DecodeFailure):
             continue
         title = msg.headline if isinstance(msg, NewsItem) else ev.text
-        out.append((line, ev, headline(title)))
+        out.append((ev, headline(title)))
     return out
-
-
-def _probe_value(line: StreamLine, at_s: int) -> bytes | None:
-    """The line's message with its event time moved to ``at_s``."""
-    try:
-        obj = orjson.loads(line.value)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(obj, dict):
-        return None
-    stamp = datetime.fromtimestamp(at_s, UTC).isoformat().replace("+00:00", "Z")
-    for name in ("published_at", "sent_at"):
-        if name in obj:
-            obj[name] = stamp
-            return orjson.dumps(obj)
-    return None
-
-
-def message_scope_keys(lines: Sequence[StreamLine], settings: Settings, scorer: Scorer,
-                       scopes: Iterable[str]) -> list[list[ScopeKey]]:
-    """For each line, the scope keys ``score_buckets`` counts it under (``all`` left out).
-
-    Message i is sent alone into bucket i (its event time moved there), so the keys of
-    bucket i are its keys. ``scorer`` should be a :class:`CachingScorer` that has seen
-    the texts already: this costs no second inference.
-    """
-    width = settings.aggregate.bucket_seconds
-    base = _PROBE_BASE_S - _PROBE_BASE_S % width
-    probes: list[tuple[str, bytes]] = []
-    for i, line in enumerate(lines):
-        value = _probe_value(line, base + i * width)
-        if value is not None:
-            probes.append((line.kind, value))
-    buckets = score_buckets(probes, settings, scorer, scopes=tuple(scopes))
-    return [[k for k in buckets.get(base + i * width, {}) if k != ALL]
-            for i in range(len(lines))]
 
 
 def collect_evidence(lines: Sequence[StreamLine], settings: Settings, scorer: CachingScorer,
                      scopes: Iterable[str]) -> EvidenceIndex:
     """The negative messages (by the scorer's argmax, as the worker counts them) per key."""
-    negatives: list[tuple[StreamLine, Event, str, float]] = []
-    for line, ev, title in _events(lines, settings):
-        verdict = scorer.negative(ev.text, ev.kind)
-        if verdict is not None and verdict[0]:
-            negatives.append((line, ev, title, verdict[1]))
-    keys = message_scope_keys([n[0] for n in negatives], settings, scorer, scopes)
+    wanted = set(scopes)
     index = EvidenceIndex()
-    for (_, ev, title, prob), scope_keys in zip(negatives, keys, strict=True):
-        msg = NegativeMessage(ev.id, ev.event_time.timestamp(), title, prob,
+    for ev, title in _events(lines, settings):
+        verdict = scorer.negative(ev.text, ev.kind)
+        if verdict is None or not verdict[0]:
+            continue
+        msg = NegativeMessage(ev.id, ev.event_time.timestamp(), title, verdict[1],
                               ev.text[:SNIPPET_CHARS])
-        for key in scope_keys:
-            index.add(key, msg)
+        # The worker's own definition of an event's keys (aggregate/scopes.py).
+        for key in scope_keys(ev.kind, verdict[2], ev.tickers, ev.markets):
+            if key[0] in wanted:
+                index.add(key, msg)
     index.freeze()
     return index
 
