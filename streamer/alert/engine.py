@@ -21,6 +21,7 @@ from streamer.alert.metrics import AlertMetrics
 from streamer.alert.store import AlertStore
 from streamer.alert.windows import EventTime, top_evidence
 from streamer.detect.core import Decision, Detector
+from streamer.keys import AlertScope
 from streamer.schemas import ScoredEvent
 from streamer.schemas.alerts import AlertRecord, Evidence
 from streamer.settings import AlertSettings
@@ -190,7 +191,7 @@ class AlertEngine:
             alert_id=d.alert_id,
             episode_id=d.episode_id,
             kind=d.kind,
-            scope=cast(Literal["topic", "ticker", "market", "stream"], d.scope),
+            scope=cast(AlertScope, d.scope),
             key=d.key,
             severity=d.severity,
             reason=d.reason,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from streamer.keys import ALERT_ID_PATTERN
+from streamer.keys import ALERT_ID_PATTERN, AlertScope
 from streamer.schemas.inputs import SCHEMA_VERSION, WireModel
 from streamer.schemas.types import Identifier, Label, UtcDatetime
 
@@ -56,7 +56,7 @@ class AlertRecord(WireModel):
     episode_id: AlertId = Field(description="Shared by the fired/escalated/resolved records "
                                 "of one episode: '<scope>:<key>:<fired bucket>'.")
     kind: AlertKind
-    scope: Literal["topic", "ticker", "market", "stream"]
+    scope: AlertScope
     key: ScopeKeyName
     severity: Severity
     reason: Literal["share", "burst"] | None = Field(
