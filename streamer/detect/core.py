@@ -35,12 +35,13 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from streamer.detect.rings import LongBaseline, Ring, slot_width
 from streamer.detect.stats import poisson_sf, proportion_z, z_from_p
+from streamer.keys import AlertScope
 from streamer.keys import episode_id as make_episode_id
 from streamer.schemas.alerts import SEVERITIES, AlertKind, Severity
 
@@ -57,6 +58,7 @@ DEFAULT_PRIOR_SHARE = 0.2
 FORGET_BELOW = 1e-3
 FORGET_EVERY = 60
 LONG_FORGET_PER_DAY = 0.5
+WEEK_S = 7 * 86_400
 
 
 def severity_rank(severity: Severity | None) -> int:
@@ -136,16 +138,27 @@ class DetectorTunables(BaseModel):
         "prior of a scope key's long baseline (a key with little history is judged against "
         "the stream).",
     )
+    long_z_by_scope: dict[AlertScope, float] = Field(
+        {"topic": 3.5},
+        description="The long_z_threshold of a scope kind (JSON object, e.g. '{\"topic\": 3.5}'): "
+        "a topic gathers clustered routine news (a batch of results, a day's data releases), "
+        "so its share moves more than a binomial test allows (docs/ALERTS.md).",
+    )
     long_z_threshold: float = Field(
-        4.0, gt=0, description="Fire on a long window: z of its negative share against the "
+        3.0, gt=0, description="Fire on a long window: z of its negative share against the "
         "long baseline...",
+    )
+    long_false_alarms_per_week: float = Field(
+        0.3, gt=0, le=1, description="...raised for a busy scope key so that a stationary "
+        "stream of its volume would fire a long window about this often per week (the "
+        "z-test's tail probability times the key's tests a week)...",
     )
     long_min_negatives: int = Field(
         4, ge=1, description="...at least this many negative messages in it...")
     long_min_lift: float = Field(
-        0.20, ge=0, le=1, description="...a share at least this far above the long baseline...")
+        0.30, ge=0, le=1, description="...a share at least this far above the long baseline...")
     confirm_lift: float = Field(
-        0.10, ge=0, le=1, description="...and the next shorter window agrees: a negative "
+        0.20, ge=0, le=1, description="...and the next shorter window agrees: a negative "
         "message and a share at least this far above the baseline (the multi-window rule: "
         "the shift is still happening).",
     )
@@ -486,7 +499,7 @@ class Detector:
         # The full window decides resolving; the best sub-window may also fire and grade.
         z_window = max(stats.z, z_from_p(stats.burst_p) if stats.quiet else 0.0)
         z_eff = max(z_window, stats.peak_z)
-        long_fire = self._long_fire(stats, longs) if n and long_warm else None
+        long_fire = self._long_fire(scope, stats, longs) if n and long_warm else None
         if not st.active:
             if not warm or (st.cool_until is not None and bucket < st.cool_until):
                 return None
@@ -616,13 +629,32 @@ class Detector:
             ))
         return out
 
-    def _long_fire(self, stats: WindowStats, longs: list[LongStats]) -> int | None:
+    def long_z_min(self, scope: str, longs: list[LongStats]) -> float:
+        """The z a long window of this key must reach: the scope kind's floor, raised for a
+        busy key so that a stationary stream raises about ``long_false_alarms_per_week``.
+
+        A key is tested on every bucket that brings it news, so a busy key is tested far
+        more often than a quiet one; tests within one window overlap, so a window length
+        counts at most once per window of a week. The key's rate is its long baseline's,
+        not its window's: a surge of news must not raise its own bar.
+        """
+        p = self.params
+        floor = p.long_z_by_scope.get(cast(AlertScope, scope), p.long_z_threshold)
+        if not longs:
+            return floor
+        last = longs[-1]
+        per_week = last.baseline_messages * WEEK_S / last.window_s
+        tests = sum(min(per_week, WEEK_S / t.window_s) for t in longs)
+        return max(floor, z_from_p(p.long_false_alarms_per_week / max(tests, 1.0)))
+
+    def _long_fire(self, scope: str, stats: WindowStats, longs: list[LongStats]) -> int | None:
         """The shortest long window whose test passes while the next shorter window agrees
         (the multi-window rule), or None."""
         p = self.params
+        z_min = self.long_z_min(scope, longs)
         for j, t in enumerate(longs):
             if (t.negatives < p.long_min_negatives or t.lift < p.long_min_lift
-                    or t.z < p.long_z_threshold):
+                    or t.z < z_min):
                 continue
             cn, cx = ((stats.messages, stats.negatives) if j == 0
                       else (longs[j - 1].messages, longs[j - 1].negatives))
