@@ -606,8 +606,10 @@ class AlertSettings(_Section, DetectorTunables):
         60, ge=1, description="Most buckets one detector call evaluates (bounds stream stalls)."
     )
     bootstrap_s: int = Field(
-        1_800, ge=0, description="A detector starting on existing data begins this far "
-        "before the watermark, to learn baselines.",
+        0, ge=0, description="A detector with no state yet begins at the oldest bucket "
+        "Redis holds (the bucket TTL bounds how old), or at most this far before the "
+        "watermark; 0: no bound, so a backfill into a fresh worker is judged from its "
+        "first story, as it would have been live.",
     )
     tick_s: float = Field(
         1.0, gt=0, description="How often a worker re-checks the watermark without new input."

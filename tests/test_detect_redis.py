@@ -252,3 +252,39 @@ async def test_recording_survives_redis_losing_its_scripts(trends: TrendStore) -
     lateness = trends.s.alerts.allowed_lateness_s * 1000
     # the progress the flushed script was to record got recorded
     assert await eng.events.watermark_ms(clock()) == pytest.approx(newest - lateness)
+
+
+async def _backfill_alerts(redis_url: str, **overrides: object) -> tuple[list[str], list[str]]:
+    """Ninety minutes of news (a spike at minute 20) written to Redis before a fresh
+    worker's detector first runs, as a full-speed backfill does: its alert ids, and the
+    offline detector's over the whole stream."""
+    settings = alert_settings(redis_url, **overrides)
+    events = make_events(4, 90, spike_at_min=20, spike_per_min=60, partitions=3)
+    store = SettingsStore.of(settings)
+    try:
+        await apply(store, events)
+        eng = engine(store)
+        await eng.observe(events)
+        alerts = []
+        while (ev := await eng.evaluate()).alerts or ev.behind:
+            alerts += ev.alerts
+        cursor = await eng.store.cursor()
+    finally:
+        await store.close()
+    assert cursor is not None
+    return [a.alert_id for a in alerts], offline_ids(settings, events, cursor)
+
+
+async def test_a_backfill_into_a_fresh_worker_is_judged_from_its_first_story(
+    redis_url: str,
+) -> None:
+    ids, offline = await _backfill_alerts(redis_url)
+    assert ids == offline
+    assert any(i.startswith("ticker:XOM:") for i in ids), ids
+
+
+async def test_a_bootstrap_bound_leaves_older_buckets_unjudged(redis_url: str) -> None:
+    ids, offline = await _backfill_alerts(redis_url, alert_bootstrap_s=1_800)
+    # The spike at minute 20 is more than 30 min before the watermark.
+    assert not any(i.startswith("ticker:XOM:") for i in ids), ids
+    assert any(i.startswith("ticker:XOM:") for i in offline)

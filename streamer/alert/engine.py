@@ -120,7 +120,13 @@ class AlertEngine:
             span = await self.trends.time_range()
             if span is None:
                 return Evaluation([], False, wm)
-            start = max(span[0], target - a.bootstrap_s) // w * w
+            # Begin at the oldest bucket Redis holds (bounded by bootstrap_s when set): a
+            # backfill into a fresh worker is judged from its first story, as live.
+            lo = span[0] if a.bootstrap_s == 0 else max(span[0], target - a.bootstrap_s)
+            first = await self.trends.first_bucket(lo, target)
+            if first is None:
+                return Evaluation([], False, wm)
+            start = first // w * w
         else:
             start = det.cursor + w
         if start > target:

@@ -12,8 +12,6 @@ A missed target exits 1.
 from __future__ import annotations
 
 import asyncio
-import math
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +77,6 @@ from streamer.evaluation.timeline import (
 from streamer.settings import Settings
 
 TargetSet = Literal["synthetic", "real"]
-BOOTSTRAP_VAR = "STREAMER_ALERT_BOOTSTRAP_S"
 
 
 class TargetResult(BaseModel):
@@ -142,13 +139,7 @@ def run_pipeline(base: Settings, lines: list[StreamLine], *, speed: float, timeo
     """Replay ``lines`` through Kafka, a worker and Redis in a namespace of their own;
     read the alerts back (and, with ``bucket_scopes``, the counts of those scope kinds)."""
     times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
-    extra: dict[str, str] = {}
-    if BOOTSTRAP_VAR not in os.environ:
-        # A worker's detector starts bootstrap_s before the watermark of its first
-        # evaluation; a fast replay may be over by then, and the stream's start would go
-        # unjudged. Here the whole stream is the data to judge, at any replay speed.
-        extra[BOOTSTRAP_VAR] = str(math.ceil(max(times) - min(times)) + 3_600)
-    ns = namespace(base, base.paths.data_dir / "eval", web_port=free_port(), extra_env=extra)
+    ns = namespace(base, base.paths.data_dir / "eval", web_port=free_port())
     console.print(f"namespace [bold]{ns.uid}[/]: topics news-{ns.uid}, chat-{ns.uid}, "
                   f"alerts-{ns.uid}; Redis prefix ev{ns.uid}")
     log = base.paths.data_dir / "logs" / f"eval-{ns.uid}.log"
