@@ -253,3 +253,13 @@ def test_a_reviews_file_with_an_unknown_verdict_is_refused_with_the_expected_sha
     path.write_bytes(orjson.dumps({"topic:Markets:1": {"verdict": "not negative",
                                                        "note": "routine results"}}))
     assert read_reviews(path)["topic:Markets:1"].verdict == "not negative"
+
+
+def test_the_committed_reviews_of_the_1987_stream_read_and_name_alert_episodes() -> None:
+    path = Path(__file__).parent / "data" / "reuters-1987" / "reviews.json"
+    reviews = read_reviews(path)
+    assert reviews
+    for episode_id, review in reviews.items():
+        scope, fired = episode_id.split(":", 1)[0], episode_id.rsplit(":", 1)[1]
+        assert scope in {"topic", "ticker", "market", "stream"} and fired.isdigit()
+        assert review.note, f"{episode_id}: a verdict says why"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from alert_support import (
 )
 
 from streamer.aggregate import TrendStore
-from streamer.cli.alerts_cmd import _keep, render_alert
+from streamer.cli.alerts_cmd import _keep, _trend_rows, render_alert
 from streamer.detect.core import Detector
 from streamer.schemas.alerts import AlertRecord
 from streamer.schemas.export import export_schemas
@@ -288,3 +289,18 @@ async def test_a_bootstrap_bound_leaves_older_buckets_unjudged(redis_url: str) -
     # The spike at minute 20 is more than 30 min before the watermark.
     assert not any(i.startswith("ticker:XOM:") for i in ids), ids
     assert any(i.startswith("ticker:XOM:") for i in offline)
+
+
+async def test_the_trends_table_shows_each_keys_long_window_and_the_z_it_needs(
+    redis_url: str,
+) -> None:
+    settings = alert_settings(redis_url)
+    events = make_events(5, 30, spike_at_min=20, spike_per_min=60, partitions=2)
+    store = SettingsStore.of(settings)
+    try:
+        await drive(engine(store, partitions=2), store, batches(events, 5, 200))
+    finally:
+        await store.close()
+    rows, _ = await _trend_rows(settings, "ticker", "XOM", 3_600, 5, 20)
+    assert len(rows) == 1
+    assert re.fullmatch(r"(15 min|1 h|6 h): \d+/\d+, z -?\d+\.\d \(needs \d\.\d\)", rows[0][6])

@@ -13,10 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from streamer.aggregate import TrendStore
+from streamer.alert.engine import span as span_text
 from streamer.alert.follow import read_alerts
 from streamer.alert.store import AlertStore
 from streamer.cli.common import console, fail, run, settings_with
-from streamer.detect.core import ALL, SEVERITIES, Detector, WindowStats
+from streamer.detect.core import ALL, SEVERITIES, Detector, LongStats, WindowStats
 from streamer.keys import ALERT_SCOPES, Scope
 from streamer.schemas.alerts import SEVERITY_ORDER, AlertRecord
 from streamer.settings import Settings
@@ -164,10 +165,11 @@ async def _trend_rows(settings: Settings, scope: Scope | None, key: str | None,
             wc = totals[(sc, k)]
             state = snap.states.get((sc, k))
             stats = det.stats_for((sc, k)) if state else None
+            longs = det.long_stats_for((sc, k)) if state else []
             rows.append([
                 sc, k, str(wc.total), f"{wc.share('negative'):.0%}",
-                _baseline(stats), _z(stats), _status(state.active if state else False,
-                                                     state.severity if state else None),
+                _baseline(stats), _z(stats), _long(det, sc, longs),
+                _status(state.active if state else False, state.severity if state else None),
                 sparkline(shares, 1.0), sparkline(volumes),
             ])
         newest = datetime.fromtimestamp(end + w, UTC)
@@ -186,6 +188,15 @@ def _baseline(stats: WindowStats | None) -> str:
 
 def _z(stats: WindowStats | None) -> str:
     return f"{max(stats.z, stats.peak_z):.1f}" if stats else "-"
+
+
+def _long(det: Detector, scope: str, longs: list[LongStats]) -> str:
+    """The long window nearest to firing: its negatives, z and the z it needs."""
+    if not longs:
+        return "-"
+    t = max(longs, key=lambda t: t.z)
+    return (f"{span_text(t.window_s)}: {t.negatives}/{t.messages}, z {t.z:.1f} "
+            f"(needs {det.long_z_min(scope, longs):.1f})")
 
 
 def _status(active: bool, severity: str | None) -> str:
@@ -226,7 +237,7 @@ def trends(topic: str | None, ticker: str | None, market: str | None, stream: st
         fail(f"could not read trends from Redis at {settings.redis.url}: {exc}",
              "start Redis (`streamer stack up`) or set REDIS_URL")
     t = Table(title="Trends (event time)", caption=caption)
-    for col in ("scope", "key", "messages", "negative", "baseline", "z", "state",
+    for col in ("scope", "key", "messages", "negative", "baseline", "z", "long window", "state",
                 "negative share", "volume"):
         t.add_column(col, justify="right" if col in ("messages", "negative", "baseline", "z")
                      else "left")

@@ -774,6 +774,14 @@ class Detector:
         all_state = self.states.get(ALL)
         return self.window_stats(st, _share(all_state) if all_state else None)
 
+    def long_stats_for(self, key: ScopeKey) -> list[LongStats]:
+        """The long windows of ``key`` as last rolled, against its long baseline."""
+        st = self.states.get(key)
+        if st is None:
+            return []
+        all_state = self.states.get(ALL)
+        return self.long_stats(st, _long_share(all_state, self.params) if all_state else None)
+
     def take_changes(self) -> tuple[dict[ScopeKey, KeyState], set[ScopeKey]]:
         changed = {k: self.states[k] for k in self.changed if k in self.states}
         removed = set(self.removed)

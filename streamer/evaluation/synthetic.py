@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
 from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage, DemoTopic, SpikeLabel
 
@@ -105,9 +105,6 @@ def generate(spec: StreamSpec) -> tuple[list[DemoMessage], list[SpikeLabel]]:
 
 
 # --- files ------------------------------------------------------------------------------
-_LABELS = TypeAdapter(list[SpikeLabel])
-
-
 @dataclass(frozen=True)
 class StreamLine:
     kind: Kind
@@ -148,10 +145,6 @@ def write_stream(path: Path, messages: Iterable[DemoMessage]) -> int:
 def write_labels(path: Path, labels: list[SpikeLabel]) -> None:
     path.write_bytes(orjson.dumps([lb.model_dump(mode="json") for lb in labels],
                                   option=orjson.OPT_INDENT_2))
-
-
-def read_labels(path: Path) -> list[SpikeLabel]:
-    return _LABELS.validate_json(path.read_bytes())
 
 
 def read_stream(paths: Iterable[Path]) -> list[StreamLine]:
