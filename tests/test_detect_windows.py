@@ -212,3 +212,22 @@ def test_a_scope_kind_can_have_its_own_long_z_floor() -> None:
     det = Detector(P.model_copy(update={"long_z_by_scope": {"topic": 3.7}}))
     assert det.long_z_min("topic", _calm_longs(2.0)) == 3.7
     assert det.long_z_min("ticker", _calm_longs(2.0)) == P.long_z_threshold
+
+
+def test_a_slow_scope_turns_major_when_its_longest_window_holds_the_evidence() -> None:
+    # Three calm days, then a negative story every 12 min: the 1 h window fires first and
+    # keeps passing, yet never holds the eight negatives a major alert needs; the 6 h
+    # window soon does, and the episode is graded on it.
+    buckets: list[tuple[int, Counts]] = []
+    for k in range(3 * 24 * 5):  # one story every 12 min, every 7th negative
+        x = int(k % 7 == 0)
+        buckets.append((T0 + k * 720, {KEY: (1, x), ALL: (1, x)}))
+    shift = T0 + 3 * DAY
+    for k in range(5 * 8):
+        buckets.append((shift + k * 720, {KEY: (1, 1), ALL: (1, 1)}))
+    during = [d for d in run(buckets) if d.bucket >= shift]
+    assert during[0].kind == "fired" and during[0].severity == "warning"
+    assert during[0].window_s == 3_600
+    major = [d for d in during if d.kind == "escalated" and d.severity == "major"]
+    assert major and major[0].window_s == P.long_windows_s[-1]
+    assert major[0].stats.negatives >= P.long_major_negatives

@@ -499,7 +499,8 @@ class Detector:
         # The full window decides resolving; the best sub-window may also fire and grade.
         z_window = max(stats.z, z_from_p(stats.burst_p) if stats.quiet else 0.0)
         z_eff = max(z_window, stats.peak_z)
-        long_fire = self._long_fire(scope, stats, longs) if n and long_warm else None
+        passing = self._long_passing(scope, stats, longs) if n and long_warm else []
+        long_fire = passing[0] if passing else None
         if not st.active:
             if not warm or (st.cool_until is not None and bucket < st.cool_until):
                 return None
@@ -559,11 +560,11 @@ class Detector:
             if severity_rank(sev) > severity_rank(st.severity):
                 st.severity = sev
                 return decide("escalated", z_eff, sev, "share")
-        if long_fire is not None:
-            sev = self._long_severity(longs[long_fire])
+        if passing:
+            j, sev = self._long_graded(longs, passing)
             if severity_rank(sev) > severity_rank(st.severity):
                 st.severity = sev
-                return decide_long("escalated", long_fire, sev)
+                return decide_long("escalated", j, sev)
         return None
 
     # --- long windows -----------------------------------------------------------------
@@ -647,11 +648,13 @@ class Detector:
         tests = sum(min(per_week, WEEK_S / t.window_s) for t in longs)
         return max(floor, z_from_p(p.long_false_alarms_per_week / max(tests, 1.0)))
 
-    def _long_fire(self, scope: str, stats: WindowStats, longs: list[LongStats]) -> int | None:
-        """The shortest long window whose test passes while the next shorter window agrees
-        (the multi-window rule), or None."""
+    def _long_passing(self, scope: str, stats: WindowStats, longs: list[LongStats]
+                      ) -> list[int]:
+        """The long windows whose test passes while the next shorter window agrees (the
+        multi-window rule), shortest first."""
         p = self.params
         z_min = self.long_z_min(scope, longs)
+        out = []
         for j, t in enumerate(longs):
             if (t.negatives < p.long_min_negatives or t.lift < p.long_min_lift
                     or t.z < z_min):
@@ -659,8 +662,19 @@ class Detector:
             cn, cx = ((stats.messages, stats.negatives) if j == 0
                       else (longs[j - 1].messages, longs[j - 1].negatives))
             if cx >= 1 and cx / cn - t.baseline_share >= p.confirm_lift:
-                return j
-        return None
+                out.append(j)
+        return out
+
+    def _long_graded(self, longs: list[LongStats], passing: list[int]) -> tuple[int, Severity]:
+        """Of the passing windows, the one that grades highest (the shortest among equals):
+        a slow market's 6 h window can hold the eight negatives that make an alert major
+        while its 1 h window, which fired first, never will."""
+        best, sev = passing[0], self._long_severity(longs[passing[0]])
+        for j in passing[1:]:
+            s = self._long_severity(longs[j])
+            if severity_rank(s) > severity_rank(sev):
+                best, sev = j, s
+        return best, sev
 
     def _long_severity(self, t: LongStats) -> Severity:
         p = self.params
