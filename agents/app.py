@@ -31,6 +31,8 @@ class ConsumeStampSensor(faust.Sensor):
     def __init__(self, runtime: Runtime) -> None:
         super().__init__()
         self._rt = runtime
+        # A stream is ready for its first record from the start.
+        runtime.stamps.started_ms = runtime.clock.now_ms()
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         self._rt.stamps.put((tp.topic, tp.partition, offset), self._rt.clock.now_ms())
@@ -51,7 +53,7 @@ def create_app(runtime: Runtime) -> faust.App:
         web_bind=s.web.host,
         web_port=s.web.port,
         topic_partitions=s.topics.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=s.topics.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=s.commit.interval_s,
         broker_commit_livelock_soft_timeout=s.commit.stall_timeout_s,
@@ -113,11 +115,24 @@ def create_app(runtime: Runtime) -> faust.App:
 
     @app.timer(interval=s.worker.latency_push_interval_s)
     async def push_latency() -> None:
-        key = runtime.store.keys.latency(runtime.worker_id)
+        keys, redis, latency = runtime.store.keys, runtime.store.redis, runtime.latency
+        key = keys.latency(runtime.worker_id)
+        slices_key = keys.latency_slices(runtime.worker_id)
+        slices = latency.take_slices()
         try:
-            await runtime.store.redis.hset(key, mapping=runtime.latency.encode())  # type: ignore[misc]
-            await runtime.store.redis.expire(key, 86_400)
+            await redis.hset(key, mapping=latency.encode())  # type: ignore[misc]
+            await redis.expire(key, 86_400)
+            # The recent-window views: the slices changed since the last push, and
+            # those past the retention removed.
+            if slices:
+                await redis.hset(slices_key, mapping=slices)  # type: ignore[misc]
+            retention = s.worker.latency_slice_retention_s
+            expired = latency.expired_fields(runtime.clock.now_ms() / 1000.0, retention)
+            if expired:
+                await redis.hdel(slices_key, *expired)  # type: ignore[misc]
+            await redis.expire(slices_key, retention + latency.slice_s)
         except Exception as exc:  # metrics must never stop the stream
+            latency.retake()  # the next push sends those slices again
             log.warning("could not push latency histograms: %s", exc)
 
     return app

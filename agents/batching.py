@@ -40,10 +40,15 @@ _TIMER_RESOLUTION_S = 0.001
 
 
 class VariableBatches:
-    def __init__(self, stream: Any, limits: Limits, drain_s: float) -> None:
+    def __init__(self, stream: Any, limits: Limits, drain_s: float,
+                 on_ready: Callable[[str], None] | None = None) -> None:
         self.stream = stream
         self.limits = limits
         self.drain_s = drain_s
+        # Told (with the event's topic) each time the stream is done with an event and
+        # goes back for the next, after any wait for the batch: the worker is ready for
+        # its next record from then on.
+        self.on_ready = on_ready
         self._parked = False  # an event waits in the processor for the batch to finish
 
     def backlog(self) -> int:
@@ -97,6 +102,8 @@ class VariableBatches:
                     buffer_full.set()
                     buffer_consumed.clear()
                     await stream.wait(buffer_consumed)
+                if self.on_ready is not None:
+                    self.on_ready(event.message.topic)
             except asyncio.CancelledError:  # pragma: no cover
                 raise
             except Exception as exc:

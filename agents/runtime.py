@@ -26,14 +26,31 @@ _MAX_PENDING_STAMPS = 500_000
 
 @dataclass
 class ConsumeStamps:
-    pending: dict[tuple[str, int, int], float] = field(default_factory=dict)
+    """Per record: when the agent's stream took it ('consumed') and when that stream had
+    last become ready for a record before ('ready': it had finished with the one before).
+
+    Between the record's timestamp and 'ready' the record waited in Kafka (or the
+    consumer's buffers) because the worker was busy: the 'queue' stage; from the later
+    of the two to 'consumed' it was in transit: the 'kafka' stage (streamer/latency)."""
+
+    pending: dict[tuple[str, int, int], tuple[float, float]] = field(default_factory=dict)
+    # Per input topic (one stream each): when its stream last became ready for a record.
+    ready: dict[str, float] = field(default_factory=dict)
+    # Before a stream's first record: ready since the worker started.
+    started_ms: float | None = None
 
     def put(self, key: tuple[str, int, int], ms: float) -> None:
         if len(self.pending) >= _MAX_PENDING_STAMPS:
             self.pending.pop(next(iter(self.pending)))
-        self.pending[key] = ms
+        ready = self.ready.get(key[0], self.started_ms if self.started_ms is not None else ms)
+        self.pending[key] = (ms, min(ready, ms))
 
-    def pop(self, key: tuple[str, int, int]) -> float | None:
+    def mark_ready(self, topic: str, ms: float) -> None:
+        """The topic's stream is done with its record and takes the next one now."""
+        self.ready[topic] = ms
+
+    def pop(self, key: tuple[str, int, int]) -> tuple[float, float] | None:
+        """(consumed, ready) of the record, or None when it was not stamped."""
         return self.pending.pop(key, None)
 
 
@@ -64,8 +81,11 @@ class Runtime:
     def build(cls, settings: Settings, scorer: Scorer) -> Runtime:
         clock = Clock()
         metrics = Metrics()
-        latency = LatencyRecorder()
-        store = TrendStore.connect(settings.redis, settings.aggregate)
+        # Every stage duration the HDR histograms record is also observed on /metrics.
+        latency = LatencyRecorder(observer=metrics.observe_stage,
+                                  slice_s=settings.worker.latency_slice_s)
+        store = TrendStore.connect(settings.redis, settings.aggregate,
+                                   on_retry=metrics.redis_retries.inc)
         scoring = settings.scoring
         pool = ScoringPool(scorer, threads=scoring.infer_threads,
                            queue_depth=scoring.score_queue_depth, gauge=metrics.score_in_flight)

@@ -29,6 +29,7 @@ from streamer.aggregate import AggregateUnavailable
 from streamer.batch import RawRecord
 from streamer.batch.adaptive import AdaptiveBatcher, AdaptiveFeedback
 from streamer.batch.loop import ScoringLoop
+from streamer.schemas.headers import Headers
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ class Publisher:
         return f"{self.app.conf.id}-{group}-{source.partition}"
 
     async def send(self, source: tuple[str, int], topic: str, key: bytes | None,
-                   value: bytes) -> Awaitable[Any]:
+                   value: bytes, headers: Headers | None = None) -> Awaitable[Any]:
         return await self.app.producer.send(
-            topic, key, value, None, None, None,
+            topic, key, value, None, None, headers,
             transactional_id=self._transactional_id(TP(*source)),
         )
 
@@ -58,13 +59,15 @@ def _records(runtime: Runtime, events: list[EventT]) -> list[RawRecord]:
     for e in events:
         m = e.message
         ts = int(m.timestamp * 1000) if m.timestamp else None
+        stamped = runtime.stamps.pop((m.topic, m.partition, m.offset))
         out.append(RawRecord(
             topic=m.topic,
             partition=m.partition,
             offset=m.offset,
             value=m.value,
             timestamp_ms=ts,
-            consumed_ms=runtime.stamps.pop((m.topic, m.partition, m.offset)),
+            consumed_ms=stamped[0] if stamped is not None else None,
+            ready_ms=stamped[1] if stamped is not None else None,
         ))
     return out
 
@@ -92,6 +95,11 @@ def make_scoring_agent(
     async def score(stream: faust.StreamT[bytes]) -> None:
         lag = ConsumerLag(app, runtime.metrics.consumer_lag)  # this agent's partitions
         topic = _topic_of(stream)
+
+        def ready(record_topic: str) -> None:
+            # The stream is done with a record and takes the next: the 'ready' stamp.
+            runtime.stamps.mark_ready(record_topic, runtime.clock.now_ms())
+
         feedback: AdaptiveFeedback | None = None
         if s.batching.mode == "adaptive":
             m = runtime.metrics
@@ -102,10 +110,12 @@ def make_scoring_agent(
 
             batcher = AdaptiveBatcher.from_settings(s.batching, s.adaptive)
             feedback = AdaptiveFeedback(batcher, show, topic)
-            batches = VariableBatches(stream, feedback.batcher.limits, s.batching.max_wait_s)
+            batches = VariableBatches(stream, feedback.batcher.limits, s.batching.max_wait_s,
+                                      on_ready=ready)
         else:
             fixed = (s.batching.max_size, s.batching.max_wait_s)
-            batches = VariableBatches(stream, lambda: fixed, s.batching.max_wait_s)
+            batches = VariableBatches(stream, lambda: fixed, s.batching.max_wait_s,
+                                      on_ready=ready)
         loop: ScoringLoop[EventT] = ScoringLoop(
             runtime.processor, pub,
             records=lambda events: _records(runtime, events),

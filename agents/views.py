@@ -2,14 +2,15 @@
 
 The dashboard page (``/`` and ``/dashboard``) is static and carries no data, so it is
 served like the probes; its JSON (``/api/trends``, ``/api/alerts``, ``/api/latency``,
-``/api/model``) follows the ``/metrics`` rule: with a token configured, only with
-``Authorization: Bearer <token>`` (the page reads the token from its URL fragment,
-``#token=...``).
+``/api/throughput``, ``/api/model``) follows the ``/metrics`` rule: with a token
+configured, only with ``Authorization: Bearer <token>`` (the page reads the token from
+its URL fragment, ``#token=...``).
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from importlib import resources
 from typing import Any
 
@@ -19,13 +20,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
 from agents.runtime import Runtime
+from streamer.aggregate.summary import accounts
 from streamer.alert.store import AlertStore
 from streamer.dashboard import (
     DEFAULT_TOP,
     DEFAULT_WINDOW_S,
+    RateTracker,
     alerts_data,
     latency_data,
     model_data,
+    throughput_data,
     trends_data,
 )
 
@@ -89,6 +93,7 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
     page = dashboard_html()
     alert_store = AlertStore(runtime.store.redis, runtime.store.keys.prefix,
                              claim_ttl_s=settings.alerts.claim_ttl_s)
+    rates = RateTracker(settings.web.dashboard_rate_window_s)
 
     def denied(view: View) -> Response:
         return view.json({"error": "send 'Authorization: Bearer <STREAMER_WEB_TOKEN>'"},
@@ -158,6 +163,19 @@ def register_views(app: faust.App, runtime: Runtime) -> None:
         async def get(self, request: Request) -> Response:
             if not authorized(request, token):
                 return denied(self)
-            data = await latency_data(runtime.store.redis, settings.redis.key_prefix)
+            window = _int_arg(request, "window", settings.worker.latency_window_s, 1,
+                              settings.worker.latency_slice_retention_s)
+            data = await latency_data(runtime.store.redis, settings.redis.key_prefix, window)
+            data["worker"] = runtime.worker_id
+            return self.json(data, headers=dict(_DATA_HEADERS))
+
+    @app.page("/api/throughput")
+    class Throughput(View):
+        async def get(self, request: Request) -> Response:
+            if not authorized(request, token):
+                return denied(self)
+            m = runtime.metrics
+            data = throughput_data(await accounts(runtime.store), rates, time.time(),
+                                   m.dead, m.consumer_lag)
             data["worker"] = runtime.worker_id
             return self.json(data, headers=dict(_DATA_HEADERS))

@@ -17,13 +17,23 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import faust
 
+from streamer.keys import safe_name
+from streamer.logs import LogFormat, use_json
+from streamer.settings import get_settings
+
 log = logging.getLogger(__name__)
+
+
+def default_worker_id(configured: str | None) -> str:
+    """STREAMER_WORKER_ID, else host-pid (as the worker's runtime names itself)."""
+    return configured or f"{safe_name(socket.gethostname(), fallback='host')}-{os.getpid()}"
 
 # Exit code of a stop that ran past its deadline: a crash to the supervisor, which does
 # not restart a worker it was itself asked to stop.
@@ -55,14 +65,27 @@ class ShutdownWatchdog:
 
 
 class Worker(faust.Worker):
+    """``log_format`` json (``STREAMER_LOG_FORMAT``) turns Faust's log handlers into JSON
+    lines naming ``worker_id``; both default to the process's settings."""
+
     def __init__(self, *args: Any, shutdown_timeout_s: float | None = None,
+                 log_format: LogFormat | None = None, worker_id: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.watchdog = (None if shutdown_timeout_s is None
                          else ShutdownWatchdog(shutdown_timeout_s))
+        self.log_format = log_format
+        self.worker_id = worker_id
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
+        settings = get_settings() if self.log_format is None or self.worker_id is None else None
+        log_format = self.log_format or (settings.worker.log_format if settings else "text")
+        if log_format == "json":
+            worker_id = self.worker_id
+            if worker_id is None and settings is not None:
+                worker_id = default_worker_id(settings.worker.id)
+            use_json(logger, worker_id)
 
     def _schedule_shutdown(self, sig: signal.Signals) -> None:
         if self.watchdog is not None:

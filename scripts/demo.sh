@@ -4,5 +4,5 @@
 # Extra arguments go to `streamer run-demo` (see `streamer run-demo --help`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --require-data  # stops at once, with the fix, when the labelled data is missing
 exec .venv/bin/streamer run-demo "$@"

@@ -8,9 +8,22 @@
 #   - redis-server, Java 17 and Maven via apt when missing (root or password-less sudo);
 #     chromium and chromium-driver too (the dashboard test drives a real headless browser).
 #   - the Kafka jars, fetched once into ~/.cache/streamer (Maven's repo: ~/.m2).
+#   - first of all, the labelled data (the model build's input): `--require-data`
+#     (scripts/demo.sh) stops here at once when it is missing, with where it must be;
+#     without it (scripts/test.sh) a warning.
 # Missing servers are only warned about here: tests skip locally and fail under CI=true.
+# Each step says what it does, its size and how long it took; pip shows its own progress.
+# Exit codes: 0 ready; 66 labelled data missing (--require-data); 1 anything else.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+REQUIRE_DATA=0
+for arg in "$@"; do
+    case "$arg" in
+        --require-data) REQUIRE_DATA=1 ;;
+        *) echo "ERROR: unknown argument $arg (scripts/setup.sh takes --require-data)" >&2; exit 2 ;;
+    esac
+done
 
 PYTHON="${PYTHON:-python3.11}"
 EXTRAS="${STREAMER_EXTRAS:-dev,train}"
@@ -18,8 +31,11 @@ VENV=.venv
 export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/pip}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-section() { printf '\n=== %s ===\n' "$*"; }
+started="$(date +%s)"
+elapsed() { local s=$(( $(date +%s) - started )); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
+section() { printf '\n=== %s ===  (setup at %s)\n' "$*" "$(elapsed)"; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
+size_of() { local s; s="$(du -sh "$1" 2>/dev/null | cut -f1)"; echo "${s:-size unknown}"; }
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -48,6 +64,41 @@ apt_install() {
     fi
 }
 
+section "labelled data (the model build's input)"
+# Checked before anything slow: without it the model build would fail after the install.
+# The same lookup as the app: $STREAMER_LABELLED_DATA_DIR, else .env, else ../shared/data.
+DATA_DIR="${STREAMER_LABELLED_DATA_DIR:-}"
+if [ -z "$DATA_DIR" ] && [ -f .env ]; then
+    DATA_DIR="$(sed -n 's/^[[:space:]]*\(export[[:space:]]\{1,\}\)\{0,1\}STREAMER_LABELLED_DATA_DIR=//p' .env \
+        | tail -n1 | tr -d "\"'")"
+fi
+DATA_DIR="${DATA_DIR:-$(cd .. && pwd)/shared/data}"
+missing_data=()
+for name in tfn-sentiment phrasebank tfn-topic reuters-topics; do
+    [ -f "$DATA_DIR/$name/train.csv" ] || missing_data+=("$name/train.csv")
+done
+if [ "${#missing_data[@]}" -eq 0 ]; then
+    echo "found in $DATA_DIR ($(size_of "$DATA_DIR"))"
+else
+    msg="no labelled data at $DATA_DIR (missing: ${missing_data[*]}); the model build needs tfn-sentiment/, phrasebank/, tfn-topic/ and reuters-topics/, each with a train.csv ('text,label'): put the shared data there, or set STREAMER_LABELLED_DATA_DIR (in the environment or .env) to the folder that holds it"
+    if [ "$REQUIRE_DATA" = 1 ]; then
+        echo "ERROR: $msg" >&2
+        exit 66
+    fi
+    warn "$msg (the tests that need it skip, or fail under CI=true)"
+fi
+
+first_run=0
+[ -x "$VENV/bin/python" ] || first_run=1
+if [ "$first_run" = 1 ]; then
+    echo
+    echo "First run on this machine: about 15 minutes on 2 cores. Python packages take about"
+    echo "6 of them (about 3 GB to download, mostly torch and its CUDA libraries; about 6 GB"
+    echo "installed in $VENV; pip's cache, $PIP_CACHE_DIR, keeps the downloads), the Kafka"
+    echo "jars about 1 (55 MB via Maven), and the demo's first model build 5 to 10. Later runs"
+    echo "reuse all of it and take seconds."
+fi
+
 section "python environment ($VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
     if ! command -v "$PYTHON" >/dev/null 2>&1; then
@@ -63,20 +114,24 @@ stamp="$VENV/.streamer-setup.sha256"
 want="$(cat pyproject.toml <(echo "$EXTRAS") | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
         || ! "$VENV/bin/python" -c 'import streamer, pytest' >/dev/null 2>&1; then
-    "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+    echo "installing the package with [$EXTRAS] extras (pip's progress follows; the first"
+    echo "time about 3 GB to download and about 6 minutes, then a minute or two unpacking)"
+    pip_start="$(date +%s)"
+    "$VENV/bin/python" -m pip install --progress-bar on -e ".[$EXTRAS]"
     echo "$want" > "$stamp"
-    echo "installed the package with [$EXTRAS] extras"
+    echo "installed the package with [$EXTRAS] extras in $(( $(date +%s) - pip_start ))s ($VENV: $(size_of "$VENV"))"
 else
     echo "package up to date with pyproject.toml"
 fi
 
-section "redis-server"
-if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; then
-    echo "found $(command -v redis-server || echo /usr/bin/redis-server)"
-elif apt_install redis-server; then
-    echo "installed redis-server"
+section "redis-server + prometheus (promtool: tests/test_prometheus.py)"
+if { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } \
+        && [ -x /usr/bin/promtool ]; then
+    echo "found $(command -v redis-server || echo /usr/bin/redis-server), /usr/bin/promtool"
+elif apt_install redis-server prometheus; then
+    echo "installed redis-server and prometheus"
 else
-    warn "redis-server missing and not installable here; run: sudo apt-get install -y redis-server"
+    warn "redis-server or prometheus missing and not installable here; run: sudo apt-get install -y redis-server prometheus"
 fi
 
 section "java + maven (local Kafka)"
@@ -106,7 +161,10 @@ fi
 section "kafka jars"
 SECONDS=0
 if "$VENV/bin/python" -m streamer.devstack fetch; then
-    echo "ready (${SECONDS}s)"
+    echo "ready (${SECONDS}s; $(size_of "$HOME/.cache/streamer/kafka"))"
 else
     warn "could not fetch the Kafka jars (see above); local-Kafka tests will skip or fail"
 fi
+
+echo
+echo "setup done in $(elapsed)"

@@ -22,6 +22,7 @@ is spread by scope key:
 Per worker and for the benchmark's naive pipeline:
 
     <p>:latency:<worker>       the worker's HDR latency histograms (merged by readers)
+    <p>:latency-slices:<worker>  the same per slice of wall clock: fields <slice start s>|<stage>
     <p>:naive:sentiment | ready
 
 Names that come from data (topic and sentiment labels, tickers: ``<key>`` and
@@ -283,6 +284,15 @@ class Keyspace:
     def latency_match(self, worker: str | None = None) -> str:
         """SCAN pattern of every worker's latency key, or exactly one worker's."""
         return self.latency(worker) if worker is not None else f"{self.prefix}:latency:*"
+
+    def latency_slices(self, worker: str) -> str:
+        """The worker's histograms per slice of wall clock (the recent-window views)."""
+        return f"{self.prefix}:latency-slices:{key_part(worker, 'worker id')}"
+
+    def latency_slices_match(self, worker: str | None = None) -> str:
+        """SCAN pattern of every worker's slices key, or exactly one worker's."""
+        return (self.latency_slices(worker) if worker is not None
+                else f"{self.prefix}:latency-slices:*")
 
     def naive(self, name: NaiveKey) -> str:
         return f"{self.prefix}:naive:{name}"

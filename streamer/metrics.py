@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from streamer.latency.histograms import END_TO_END, STAGES
 from streamer.schemas.events import ModelRef
 
-_LATENCY_BUCKETS_S = (
-    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0
+# Per-stage latency buckets: 1-1.5-2-3-5-7.5 in every decade from 1 ms to 10 s (no two
+# neighbours more than 1.7x apart, so histogram_quantile's interpolation inside a bucket
+# is off by less than that), two below 1 ms for the sub-millisecond stages (tokenize),
+# and a tail to a minute for backlog.
+_LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.00025, 0.0005,
+    *(round(m * 10.0 ** e, 6) for e in range(-3, 1) for m in (1.0, 1.5, 2.0, 3.0, 5.0, 7.5)),
+    10.0, 20.0, 30.0, 60.0,
 )
+# Every name streamer_stage_seconds carries in its ``stage`` label.
+STAGE_NAMES: tuple[str, ...] = (*(name for name, _, _ in STAGES), END_TO_END[0])
 
 
 class Metrics:
@@ -29,6 +38,11 @@ class Metrics:
             "Publisher-given tickers left out of an event (reason: unknown_symbol, not in "
             "the symbol list)", ["topic", "reason"], registry=r,
         )
+        self.unknown_fields = Counter(
+            "streamer_unknown_fields", "Input records accepted with fields their schema "
+            "does not know, which were ignored (STREAMER_SCHEMA_STRICT=true dead-letters "
+            "them instead)", ["topic"], registry=r,
+        )
         self.duplicates = Counter(
             "streamer_replayed_skipped",
             "Records skipped in Redis because their offset was already applied",
@@ -40,8 +54,19 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=r,
         )
         self.stage_seconds = Histogram(
-            "streamer_stage_seconds", "Per-event stage latency", ["stage"],
+            "streamer_stage_seconds", "Per-event latency of each stage (queue: waiting in "
+            "Kafka for a busy worker; kafka: the hop to a ready worker; batch_wait, "
+            "tokenize, infer, aggregate) and end_to_end (Kafka record timestamp to Redis "
+            "ack), observed for every scored event", ["stage"],
             buckets=_LATENCY_BUCKETS_S, registry=r,
+        )
+        # Each stage's series exists from the start (count 0), so that a dashboard or rule
+        # sees the worker's stages before its first event rather than no data.
+        self._stage_children = {name: self.stage_seconds.labels(name) for name in STAGE_NAMES}
+        self.sentiment = Counter(
+            "streamer_sentiment", "Scored events by stream (news, chat), predicted topic "
+            "and sentiment: the trends, as rates", ["stream", "topic", "sentiment"],
+            registry=r,
         )
         self.backend = Gauge(
             "streamer_scorer_info", "Live scorer (value 1)", ["scorer"], registry=r
@@ -80,6 +105,13 @@ class Metrics:
             "streamer_redis_retries", "Redis write retries", registry=r
         )
         self.ready = Gauge("streamer_ready", "1 when the worker is ready", registry=r)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        """One event's duration of ``stage`` (a LatencyRecorder observer)."""
+        child = self._stage_children.get(stage)
+        if child is None:
+            child = self._stage_children[stage] = self.stage_seconds.labels(stage)
+        child.observe(seconds)
 
     def show_live(self, scorer: str, model: ModelRef,
                   replaced: tuple[str, ModelRef] | None = None) -> None:

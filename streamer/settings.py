@@ -134,7 +134,8 @@ class KafkaSettings(_Section):
 
 
 class TopicSettings(_Section):
-    """Topic names and the partitions of the topics the app creates."""
+    """Topic names, and the partitions, replication and retention of the topics the app
+    creates (an existing topic is never changed: a difference is logged as a warning)."""
 
     model_config = _config("STREAMER_TOPIC_")
 
@@ -143,6 +144,15 @@ class TopicSettings(_Section):
     scored: str = Field("scored", description="Output topic for scored events.")
     alerts: str = Field("alerts", description="Output topic for alert records.")
     partitions: int = Field(4, ge=1, description="Partitions for topics the app creates.")
+    replication_factor: int = Field(
+        1, ge=1, le=32, description="Replication factor of the topics the app creates (and "
+        "of the worker's internal Faust topics); 3 on a production cluster. It cannot exceed "
+        "the number of brokers.",
+    )
+    retention_ms: int | None = Field(
+        None, ge=-1, description="retention.ms of the topics the app creates; -1: keep "
+        "forever; unset: the broker's default (log.retention.hours, 7 days unless changed).",
+    )
     dlq_suffix: str = Field(".dlq", validation_alias=_var("dlq_suffix"),
                             description="Dead-letter topic = input topic + this suffix.")
 
@@ -230,6 +240,41 @@ class WorkerSettings(_Section):
         5.0, gt=0, validation_alias=_var("latency_push_interval_s"),
         description="How often a worker writes its latency histograms to Redis.",
     )
+    latency_window_s: int = Field(
+        300, ge=1, le=86_400, validation_alias=_var("latency_window_s"),
+        description="The recent window of the latency views (`streamer latency`, `summary`, "
+        "the dashboard), beside the totals since each worker started: the slices of wall "
+        "clock that ended in the last this many seconds.",
+    )
+    latency_slice_s: int = Field(
+        30, ge=1, le=3600, validation_alias=_var("latency_slice_s"),
+        description="Width of the slices of wall clock a worker keeps its latency in for "
+        "the recent window (a window spans up to one slice more than asked).",
+    )
+    latency_slice_retention_s: int = Field(
+        3600, ge=60, le=86_400, validation_alias=_var("latency_slice_retention_s"),
+        description="How long a worker keeps its latency slices in Redis: the longest "
+        "recent window a view can show.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_var("log_format"),
+        description="Log lines of the worker and the CLI: text, or json (one JSON object a "
+        "line on stderr with the keys ts, level, logger, message, and worker where known; "
+        "exc_info when a traceback is logged).",
+    )
+    lag_max_records: int = Field(
+        0, ge=0, description="`streamer lag` exits 1 when the group's committed offsets "
+        "trail the input partitions' ends by more records than this in all (0: any lag "
+        "counts); a health check for the consumer group that works with no worker running.",
+    )
+    lag_export_interval_s: float = Field(
+        15.0, gt=0, le=3600, description="`streamer lag --serve`: how often the exporter "
+        "reads the group's committed and end offsets from Kafka.",
+    )
+    lag_export_port: int = Field(
+        6067, ge=1, le=65535, description="`streamer lag --serve`: the port of its "
+        "Prometheus /metrics (on 127.0.0.1 unless --host says otherwise).",
+    )
 
 
 class StartupSettings(_Section):
@@ -301,6 +346,10 @@ class WebSettings(_Section):
     token: SecretStr | None = Field(
         None, description="Bearer token for the worker's metrics and data views; required "
         "when STREAMER_WEB_HOST is not a loopback address (/healthz and /readyz stay open).",
+    )
+    dashboard_rate_window_s: float = Field(
+        30.0, gt=0, le=3600, description="The dashboard's throughput and dead-letter rates: "
+        "per second over about this many seconds (from the exact counts in Redis).",
     )
 
     @field_validator("token", mode="before")
@@ -420,6 +469,12 @@ class InputSettings(_Section):
     markets_file: Path | None = Field(
         None, description="CSV 'key,match,aliases' replacing the built-in list of indices, "
         "exchanges and markets (streamer/ingest/markets.csv says how it matches)."
+    )
+    schema_strict: bool = Field(
+        False, description="Dead-letter an input message that carries a field its schema "
+        "does not know (reason validation_failed). Off: unknown fields are ignored and "
+        "counted (streamer_unknown_fields_total), so a producer may add a field before the "
+        "workers know it.",
     )
 
 
@@ -566,6 +621,18 @@ class StackSettings(_Section):
     stack_start_timeout_s: float = Field(90.0, gt=0, description="Wait for servers to answer.")
     demo_alert_wait_s: float = Field(
         30.0, ge=0, description="run-demo: how long to wait for the injected spike's alert."
+    )
+    demo_worker_ready_timeout_s: float = Field(
+        180.0, gt=0, description="run-demo: how long to wait for its worker to be ready.",
+    )
+    demo_warmup_messages: int = Field(
+        400, ge=0, description="run-demo: messages from the start of the demo stream sent "
+        "at once to warm the worker (its model, batches, connections) before the rest is "
+        "measured; their latency is left out of the run's figures (0: no warm-up).",
+    )
+    demo_rate_share: float = Field(
+        0.5, gt=0, le=1, description="run-demo without --rate: offer this share of the rate "
+        "the worker sustained in the warm-up, so that the measured run has no backlog.",
     )
     demo_full_build: bool = Field(
         True, description="run-demo: when no complete full bundle exists, start `streamer "

@@ -170,5 +170,5 @@ def test_an_unreadable_label_file_is_an_error_that_says_what_to_do(
     bad = tmp_path / "labels.json"
     bad.write_text('{"spikes": []}')
     out = run(str(stream), "--labels", str(bad))
-    assert out.exit_code == 1
+    assert out.exit_code == 65  # input data malformed (README.md, "Exit codes")
     assert "neither a spikes file" in out.output and "Traceback" not in out.output

@@ -9,7 +9,6 @@ import pytest
 from streamer.bench.kafka_hop import kafka_hop
 from streamer.bench.pipeline.cpu import group_cpu_s
 from streamer.bench.pipeline.errors import BenchError
-from streamer.bench.pipeline.hold import subtract
 from streamer.bench.pipeline.report import DOC_START, docs_section, markdown, update_doc, write
 from streamer.bench.pipeline.results import (
     PipelineBench,
@@ -30,8 +29,7 @@ from streamer.bench.pipeline.verdicts import (
     slope,
     targets,
 )
-from streamer.latency.histograms import new_histogram
-from streamer.latency.report import StageLatency, stage_rows
+from streamer.latency.report import StageLatency
 from streamer.settings import Settings
 from streamer.training.card import machine_info
 
@@ -100,21 +98,6 @@ def test_variants_parse_into_worker_settings() -> None:
     assert variant("naive").kind == "naive"
     with pytest.raises(BenchError, match="unknown variant"):
         variant("fixed-32")
-
-
-def test_histogram_snapshots_subtract_to_what_the_step_recorded() -> None:
-    before, after = new_histogram(), new_histogram()
-    for us in (1_000, 2_000, 3_000):
-        before.record_value(us)
-        after.record_value(us)
-    for us in (50_000, 60_000, 70_000, 80_000):
-        after.record_value(us)
-    step = subtract({"end_to_end": after}, {"end_to_end": before})["end_to_end"]
-    assert step.get_total_count() == 4
-    assert step.get_min_value() / 1000 > 49.9 and step.get_max_value() / 1000 < 80.1
-    rows = stage_rows({"end_to_end": step})
-    assert rows[0].stage == "end_to_end" and rows[0].count == 4
-    assert subtract({"end_to_end": after}, {})["end_to_end"].get_total_count() == 7
 
 
 def e2e(p99: float) -> StageLatency:
@@ -338,7 +321,7 @@ def test_without_a_running_stack_it_says_to_start_one(tmp_path: Path) -> None:
                            "--quick", "--no-docs", "--out", str(tmp_path / "out")],
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
-    assert "streamer stack up" in proc.stdout and "did not answer" in proc.stdout
+    assert "streamer stack up" in proc.stderr and "did not answer" in proc.stderr
     assert not (tmp_path / "out").exists()
 
 

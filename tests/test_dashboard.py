@@ -2,18 +2,22 @@
 
 A worker bound to 0.0.0.0 with a token scores the demo stream (with its negative spike on
 Energy | Oil / XOM); the page, opened as /dashboard#token=..., must render the trends, the
-spike's alerts and one latency bar pair per stage from the worker's JSON endpoints.
+spike's alerts (in event time, UTC), one latency bar pair per stage from the worker's JSON
+endpoints (the recent window and since start), and the throughput, lag and dead-letter
+panels.
 Screenshots: the test's tmp folder and test-output/dashboard.png under the repo root.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +79,17 @@ def browser() -> Any:
 
 
 class Run:
-    def __init__(self, ns: Namespace, worker: WorkerProcess, spike_topic: str) -> None:
+    def __init__(self, ns: Namespace, worker: WorkerProcess, spike_topic: str,
+                 sent: int, bad: int, scored: list[dict[str, Any]]) -> None:
         self.ns, self.worker, self.spike_topic = ns, worker, spike_topic
+        self.sent, self.bad, self.scored = sent, bad, scored
         self.base = f"http://127.0.0.1:{worker.port}"
+
+    def api(self, path: str) -> dict[str, Any]:
+        code, _, body = get(self.base + path, TOKEN)
+        assert code == 200, (path, code, body[:200])
+        data: dict[str, Any] = json.loads(body)
+        return data
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +105,9 @@ def run(kafka_bootstrap: str, redis_url: str,
         wait_consumed(ns, len(messages), workers=[worker])
         s = ns.settings()
         scored = read_topic(ns, s.topics.scored, sum(is_valid(s, m) for m in messages))
-        yield Run(ns, worker, topic_of(scored, "XOM"))  # the spike's topic, as scored
+        valid = sum(is_valid(s, m) for m in messages)
+        yield Run(ns, worker, topic_of(scored, "XOM"),  # the spike's topic, as scored
+                  len(messages), len(messages) - valid, scored)
     finally:
         worker.stop()
 
@@ -109,10 +123,42 @@ def test_the_page_carries_no_data_and_the_json_needs_the_token(run: Run) -> None
         assert "<script src" not in html and 'rel="stylesheet"' not in html
         assert not re.search(r'(src|href)="(https?:)?//', html) and "https://" not in html
         assert "XOM" not in html and run.spike_topic not in html
-    for path in ("/api/trends", "/api/alerts", "/api/latency", "/api/model"):
+    for path in ("/api/trends", "/api/alerts", "/api/latency", "/api/throughput",
+                 "/api/model"):
         assert get(run.base + path)[0] == 401, path
         assert get(run.base + path, "wrong")[0] == 401, path
         assert get(run.base + path, TOKEN)[0] == 200, path
+
+
+def test_throughput_counts_every_record_and_the_lag_is_drained(run: Run) -> None:
+    data = run.api("/api/throughput")
+    topics = {t["topic"]: t for t in data["topics"]}
+    assert sum(t["consumed"] for t in topics.values()) == run.sent
+    assert sum(t["dead_lettered"] for t in topics.values()) == run.bad > 0
+    assert sum(d["count"] for d in data["dead_by_reason"]) == run.bad  # one worker: all
+    assert data["lag"]["partitions"] and data["lag"]["total"] == 0  # everything processed
+    time.sleep(1.0)
+    again = run.api("/api/throughput")  # a second sample: a rate, zero once drained
+    assert again["rate_window_s"] is not None and again["rate_window_s"] > 0
+    assert all(t["consumed_per_s"] == 0 for t in again["topics"])
+
+
+def test_latency_has_the_recent_window_with_queue_apart_from_the_kafka_hop(run: Run) -> None:
+    data = run.api("/api/latency?window=3600")
+    for view in (data, data["recent"]):
+        assert [s["stage"] for s in view["stages"]] == [name for name, _, _ in STAGES]
+        assert view["end_to_end"]["count"] > 0
+    assert data["recent"]["view"] == "last 60 min" and data["view"].startswith("since")
+    assert data["recent"]["end_to_end"]["count"] <= data["end_to_end"]["count"]
+    assert "backlog" in data["stages"][0]["meaning"]
+
+
+def test_a_burst_queues_for_the_busy_worker_and_each_wait_is_split_once(run: Run) -> None:
+    # Produced at once, faster than the worker scores: later records waited for it.
+    stamps = [ev["stamps"] for ev in run.scored]
+    assert all(s["produced"] <= s["requested"] <= s["consumed"] for s in stamps)
+    queued = [s["requested"] - s["produced"] for s in stamps]
+    assert sum(q > 50.0 for q in queued) > len(stamps) // 10, sorted(queued)[-5:]
 
 
 def _state(drv: Any) -> dict[str, Any]:
@@ -125,6 +171,12 @@ def _state(drv: Any) -> dict[str, Any]:
           stages: [...document.querySelectorAll('#latency g.stage')].map(g => ({
             stage: g.dataset.stage, p50: g.querySelectorAll('rect.bar.p50').length,
             p99: g.querySelectorAll('rect.bar.p99').length})),
+          alertHead: q('#alerts thead') ? q('#alerts thead').innerText : '',
+          alertTimes: [...document.querySelectorAll('#alerts td.time')].map(td => td.innerText),
+          alertIds: [...document.querySelectorAll('#alerts tbody tr')].map(tr => tr.dataset.alert),
+          throughput: q('#throughput').innerText, throughputRows: +q('#throughput').dataset.rows,
+          lag: q('#lag').innerText, lagPartitions: +q('#lag').dataset.partitions,
+          dead: q('#deadletters').innerText, latencyView: q('#latency').dataset.view,
           e2e: q('#e2e').innerText, status: q('#status').innerText,
           notice: q('#notice').innerText, model: q('#model').innerText,
           sparks: document.querySelectorAll('#topics svg.spark rect').length,
@@ -134,7 +186,8 @@ def _state(drv: Any) -> dict[str, Any]:
 def _rendered(s: dict[str, Any], topic: str) -> bool:
     return (topic in s["topics"] and "XOM" in s["tickers"] and s["sparks"] > 0
             and ("XOM" in s["alerts"] or topic in s["alerts"])
-            and len(s["stages"]) == len(STAGES) and "p99" in s["e2e"])
+            and len(s["stages"]) == len(STAGES) and "p99" in s["e2e"]
+            and s["throughputRows"] > 0 and s["lagPartitions"] > 0 and ".dlq" in s["dead"])
 
 
 def test_the_dashboard_renders_trends_alerts_and_latency_in_chromium(
@@ -160,6 +213,14 @@ def test_the_dashboard_renders_trends_alerts_and_latency_in_chromium(
         assert [s["stage"] for s in state["stages"]] == [name for name, _, _ in STAGES]
         assert all(s["p50"] == 1 and s["p99"] == 1 for s in state["stages"])
         assert state["alertRows"] >= 1 and "live" in state["status"]
+        # Alert times: event time, UTC, as `streamer alerts` prints them.
+        assert "event time UTC" in state["alertHead"]
+        by_id = {a["alert_id"]: a for a in run.api("/api/alerts?limit=200")["alerts"]}
+        for alert_id, shown in zip(state["alertIds"], state["alertTimes"], strict=True):
+            event_time = datetime.fromisoformat(by_id[alert_id]["detected_event_time"])
+            assert shown == f"{event_time:%H:%M:%S}", (alert_id, shown)
+        assert state["latencyView"] == "recent" and "UTC" in state["status"]
+        assert "records behind" in state["lag"] and "/s" in state["throughput"]
         assert state["model"].startswith("model baseline-nb / naive-bayes")  # the live model
         scroll_w, view_w = drv.execute_script(
             "return [document.documentElement.scrollWidth, window.innerWidth]")

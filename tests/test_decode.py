@@ -49,7 +49,6 @@ def test_valid_chat_and_news_decode() -> None:
         (orjson.dumps({**GOOD_CHAT, "text": 5}), "validation_failed"),
         (orjson.dumps({k: v for k, v in GOOD_CHAT.items() if k != "sent_at"}),
          "validation_failed"),
-        (orjson.dumps({**GOOD_CHAT, "extra": 1}), "validation_failed"),
         (orjson.dumps({**GOOD_CHAT, "id": "bad id with spaces"}), "validation_failed"),
         (b'{"n": ' + b"9" * 400 + b"}", "invalid_json"),
         (b"[" * 5000 + b"]" * 5000, "invalid_json"),
@@ -89,6 +88,26 @@ def test_news_text_joins_headline_and_body_and_keeps_given_tickers() -> None:
     assert not isinstance(ev, DecodeFailure)
     assert ev.text == "Exxon cuts output. Output falls."
     assert ev.tickers == ["CVX", "XOM"]
+
+
+def test_a_body_that_opens_with_the_headline_does_not_repeat_it() -> None:
+    # Wire copy (and the demo stream) often repeats the headline as the body's first line:
+    # the scored text, and so an alert's evidence snippet, must not read "X. X. ...".
+    msg = decode(orjson.dumps({**GOOD_NEWS, "body": "EXXON cuts output. Analysts said so."}),
+                 "news", max_bytes=10_000)
+    assert isinstance(msg, NewsItem)
+    ev = normalize(msg, ORIGIN, TickerExtractor.from_csv(), max_chars=1000)
+    assert not isinstance(ev, DecodeFailure)
+    assert ev.text == "EXXON cuts output. Analysts said so."
+
+
+def test_a_headline_ending_its_sentence_gets_no_second_full_stop() -> None:
+    msg = decode(orjson.dumps({**GOOD_NEWS, "headline": "Exxon cuts output!",
+                               "body": "Output falls."}), "news", max_bytes=10_000)
+    assert isinstance(msg, NewsItem)
+    ev = normalize(msg, ORIGIN, TickerExtractor.from_csv(), max_chars=1000)
+    assert not isinstance(ev, DecodeFailure)
+    assert ev.text == "Exxon cuts output! Output falls."
 
 
 def test_naive_timestamps_are_taken_as_utc() -> None:
@@ -351,9 +370,37 @@ def test_a_megabyte_of_text_is_refused_with_a_reason(kind: Kind) -> None:
     assert str(MAX_CHARS) in out.error
 
 
+@pytest.mark.parametrize(("kind", "good"), [("chat", GOOD_CHAT), ("news", GOOD_NEWS)])
+def test_unknown_fields_are_ignored_and_reported(kind: Kind, good: dict[str, str]) -> None:
+    seen: list[list[str]] = []
+    raw = orjson.dumps({"region": "EMEA", **good, "priority": 2})
+    out = decode(raw, kind, max_bytes=10_000, on_unknown=seen.append)
+    assert isinstance(out, (ChatMessage, NewsItem)) and out.id == good["id"]
+    assert seen == [["region", "priority"]]
+
+
+def test_a_message_without_unknown_fields_reports_none() -> None:
+    seen: list[list[str]] = []
+    decode(orjson.dumps(GOOD_CHAT), "chat", max_bytes=10_000, on_unknown=seen.append)
+    assert seen == []
+
+
+def test_strict_mode_dead_letters_unknown_fields_naming_them() -> None:
+    out = decode(orjson.dumps({**GOOD_CHAT, "extra": 1}), "chat", max_bytes=10_000,
+                 strict=True)
+    assert isinstance(out, DecodeFailure) and out.reason == "validation_failed"
+    assert out.error.startswith("ChatMessage: extra: Extra inputs are not permitted")
+
+
+def test_strict_mode_is_the_schema_strict_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).input.schema_strict is False
+    monkeypatch.setenv("STREAMER_SCHEMA_STRICT", "true")
+    assert Settings(_env_file=None).input.schema_strict is True
+
+
 def test_unknown_field_names_cannot_smuggle_escapes_into_the_error() -> None:
     raw = orjson.dumps({**GOOD_CHAT, "\x1b[2J\u202e" + "k" * 100_000: 1})
-    out = outcome(raw, "chat")
+    out = decode(raw, "chat", max_bytes=1 << 20, strict=True)
     assert isinstance(out, DecodeFailure) and out.reason == "validation_failed"
     assert "\x1b" not in out.error and "Extra inputs are not permitted" in out.error
     assert len(out.error) < 500

@@ -41,7 +41,8 @@ def test_streamer_latency_png_without_matplotlib_says_what_to_install(
     import streamer.cli.summary_cmd as summary_cmd
     from streamer.cli.main import cli
 
-    async def recorded(worker: str) -> tuple[list[StageLatency], None]:
+    async def recorded(worker: str, window_s: float | None
+                       ) -> tuple[list[StageLatency], None]:
         return [_row("infer"), _row("end_to_end")], None
 
     monkeypatch.setattr(summary_cmd, "_latency", recorded)  # no Redis needed

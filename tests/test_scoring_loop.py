@@ -24,7 +24,8 @@ class Sink:
         self.delay_s = delay_s
 
     async def send(self, source: tuple[str, int], topic: str, key: bytes | None,
-                   value: bytes) -> Awaitable[Any]:
+                   value: bytes, headers: list[tuple[str, bytes]] | None = None,
+                   ) -> Awaitable[Any]:
         async def delivered() -> None:
             await asyncio.sleep(self.delay_s)
             if b"refused" in value:

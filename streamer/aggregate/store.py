@@ -179,8 +179,11 @@ class TrendStore:
     """Async client for the aggregates. One per worker process."""
 
     def __init__(self, client: aioredis.Redis, redis: RedisSettings,
-                 aggregate: AggregateSettings) -> None:
+                 aggregate: AggregateSettings, *,
+                 on_retry: Callable[[], None] | None = None) -> None:
         self._r = client
+        # Told of each write retried (the worker's streamer_redis_retries_total).
+        self._on_retry = on_retry
         self._cfg = redis
         self._agg = aggregate
         self.keys = Keyspace(redis.key_prefix)
@@ -189,7 +192,8 @@ class TrendStore:
         self._known: set[str] = set()
 
     @classmethod
-    def connect(cls, redis: RedisSettings, aggregate: AggregateSettings) -> TrendStore:
+    def connect(cls, redis: RedisSettings, aggregate: AggregateSettings, *,
+                on_retry: Callable[[], None] | None = None) -> TrendStore:
         try:
             password = redis.secret()
         except ValueError as exc:
@@ -210,7 +214,7 @@ class TrendStore:
             decode_responses=True,
             **tls,
         )
-        return cls(client, redis, aggregate)
+        return cls(client, redis, aggregate, on_retry=on_retry)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -335,6 +339,8 @@ class TrendStore:
                     ) from exc
                 log.warning("Redis unavailable (attempt %d): %s; retrying in %.1fs",
                             attempt, exc, delay)
+            if self._on_retry is not None:
+                self._on_retry()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._cfg.retry_backoff_max_s)
         raise AssertionError("unreachable")

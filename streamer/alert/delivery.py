@@ -29,6 +29,7 @@ from streamer.alert.store import AlertStore
 from streamer.alert.webhook import WebhookSink
 from streamer.latency.histograms import LatencyRecorder
 from streamer.schemas.alerts import AlertRecord
+from streamer.schemas.headers import record_headers
 from streamer.settings import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,8 @@ class Dispatcher:
                 self._producer = producer
             async with asyncio.timeout(self.alerts.send_timeout_s):
                 await self._producer.send_and_wait(
-                    self.topic, rec.model_dump_json().encode(), key=rec.kafka_key
+                    self.topic, rec.model_dump_json().encode(), key=rec.kafka_key,
+                    headers=record_headers("alert"),
                 )
         except asyncio.CancelledError:
             raise

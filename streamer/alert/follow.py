@@ -22,7 +22,11 @@ async def read_alerts(settings: Settings, *, follow: bool, from_beginning: bool,
         isolation_level="read_committed", enable_auto_commit=False,
         **client_options(settings.kafka),
     )
-    await start_client(settings.kafka, consumer)
+    try:
+        await start_client(settings.kafka, consumer)
+    except BaseException:
+        await consumer.stop()  # a consumer that never started still holds its client
+        raise
     seen: set[str] = set()
     try:
         end: dict[TopicPartition, int] = {}

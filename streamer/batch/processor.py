@@ -14,22 +14,26 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from streamer.aggregate import TrendStore, build_deltas
 from streamer.ingest import DecodeFailure, MarketExtractor, TickerExtractor, decode, normalize
 from streamer.ingest.eventtime import check_event_time
-from streamer.latency import Clock, LatencyRecorder
+from streamer.latency import Clock, LatencyRecorder, requested_at
 from streamer.metrics import Metrics
 from streamer.schemas import DeadLetter, Event, Origin, Prediction, ScoredEvent, Stamps
 from streamer.schemas.events import Kind
+from streamer.schemas.types import Label, SentimentLabel
 from streamer.score import BatchScores, Scorer
 from streamer.score.pool import ScoringPool
 from streamer.settings import InputSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 SNIPPET_CHARS = 280
+# Distinct unknown field names logged per worker; past it, they are only counted.
+_UNKNOWN_NAMES_LOGGED = 100
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class RawRecord:
     value: bytes | None
     timestamp_ms: int | None = None
     consumed_ms: float | None = None
+    # When the worker's stream was last ready for a record before taking this one
+    # (agents/runtime.py ConsumeStamps); None: unknown, the wait counts as transit.
+    ready_ms: float | None = None
 
 
 @dataclass
@@ -59,8 +66,10 @@ class BatchOutput:
                 if ev.stamps.aggregated is not None and ev.stamps.produced is not None]
 
 
-def _prediction(labels: tuple[str, ...], row: np.ndarray) -> Prediction:
-    return Prediction(
+def _prediction(labels: tuple[str, ...], row: np.ndarray,
+                kind: type[Prediction[Any]] = Prediction) -> Prediction[Any]:
+    # ``kind``: the head's parametrized class, which ScoredEvent takes without revalidating.
+    return kind(
         label=labels[int(row.argmax())],
         probs={lb: round(float(p), 6) for lb, p in zip(labels, row, strict=True)},
     )
@@ -92,6 +101,7 @@ class BatchProcessor:
         self.metrics = metrics or Metrics()
         self.latency = latency or LatencyRecorder()
         self._kinds: dict[str, Kind] = {topics.news: "news", topics.chat: "chat"}
+        self._unknown_seen: set[tuple[str, str]] = set()
 
     def kind_of(self, topic: str) -> Kind:
         return self._kinds[topic]
@@ -113,9 +123,12 @@ class BatchProcessor:
             if isinstance(result, DecodeFailure):
                 out.dead.append(self._dead_letter(result, rec))
                 continue
+            produced = float(rec.timestamp_ms) if rec.timestamp_ms is not None else None
+            consumed = rec.consumed_ms if rec.consumed_ms is not None else batched
             result.stamps = Stamps(
-                produced=float(rec.timestamp_ms) if rec.timestamp_ms is not None else None,
-                consumed=rec.consumed_ms if rec.consumed_ms is not None else batched,
+                produced=produced,
+                requested=requested_at(produced, rec.ready_ms, consumed),
+                consumed=consumed,
                 batched=batched,
             )
             events.append(result)
@@ -142,6 +155,7 @@ class BatchProcessor:
         for ev in out.scored:
             ev.stamps.aggregated = aggregated
             self.metrics.scored.labels(ev.origin.topic).inc()
+            self.metrics.sentiment.labels(ev.kind, ev.topic.label, ev.sentiment.label).inc()
         for d in out.dead:
             self.metrics.dead.labels(d.topic, d.reason).inc()
         self.metrics.batch_size.observe(out.records)
@@ -150,13 +164,27 @@ class BatchProcessor:
 
     def _decode(self, rec: RawRecord) -> Event | DecodeFailure:
         msg = decode(rec.value, self.kind_of(rec.topic),
-                     max_bytes=self.inputs.max_message_bytes)
+                     max_bytes=self.inputs.max_message_bytes,
+                     strict=self.inputs.schema_strict,
+                     on_unknown=lambda names: self._unknown_fields(rec.topic, names))
         if isinstance(msg, DecodeFailure):
             return msg
         origin = Origin(topic=rec.topic, partition=rec.partition, offset=rec.offset)
         return normalize(msg, origin, self.tickers, max_chars=self.inputs.max_text_chars,
                          on_dropped_ticker=lambda why: self.metrics.tickers_dropped.labels(
                              rec.topic, why).inc(), markets=self.markets)
+
+    def _unknown_fields(self, topic: str, names: list[str]) -> None:
+        """Count a record accepted without its unknown fields; log each new name once
+        (names come from the input: bounded in number and printed escaped)."""
+        self.metrics.unknown_fields.labels(topic).inc()
+        new = [n for n in names if (topic, n) not in self._unknown_seen]
+        if new and len(self._unknown_seen) < _UNKNOWN_NAMES_LOGGED:
+            self._unknown_seen.update((topic, n) for n in new)
+            log.warning("topic %s: ignoring unknown field(s) %s (counted in "
+                        "streamer_unknown_fields_total; STREAMER_SCHEMA_STRICT=true "
+                        "dead-letters such records)", topic,
+                        ", ".join(ascii(n[:64]) for n in new[:5]))
 
     def _dead_letter(self, failure: DecodeFailure, rec: RawRecord) -> DeadLetter:
         return failure.dead_letter(
@@ -207,8 +235,9 @@ class BatchProcessor:
                 tickers=ev.tickers,
                 markets=ev.markets,
                 event_time=ev.event_time,
-                sentiment=_prediction(scores.sentiment_labels, scores.sentiment[i]),
-                topic=_prediction(scores.topic_labels, scores.topic[i]),
+                sentiment=_prediction(scores.sentiment_labels, scores.sentiment[i],
+                                      Prediction[SentimentLabel]),
+                topic=_prediction(scores.topic_labels, scores.topic[i], Prediction[Label]),
                 scorer=scorer.name,
                 model=scorer.model,
                 origin=ev.origin,

@@ -94,7 +94,7 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
         processing_guarantee="at_least_once",
         web_enabled=False,
         topic_partitions=s.topics.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=s.topics.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=s.commit.interval_s,
         producer_acks=-1,

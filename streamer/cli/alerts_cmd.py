@@ -16,7 +16,7 @@ from streamer.aggregate import TrendStore
 from streamer.alert.engine import span as span_text
 from streamer.alert.follow import read_alerts
 from streamer.alert.store import AlertStore
-from streamer.cli.common import console, fail, run, settings_with
+from streamer.cli.common import console, run, settings_with
 from streamer.detect.core import ALL, SEVERITIES, Detector, LongStats, WindowStats
 from streamer.keys import ALERT_SCOPES, Scope
 from streamer.schemas.alerts import SEVERITY_ORDER, AlertRecord
@@ -93,12 +93,9 @@ def alerts(follow: bool, min_severity: str, scope: str | None, key: str | None,
         return n
 
     try:
-        n = run(main())
+        n = run(main())  # Kafka down or refusing us: one line and its exit code
     except KeyboardInterrupt:
         return
-    except Exception as exc:
-        fail(f"could not read {settings.topics.alerts} from {settings.kafka.bootstrap}: {exc}",
-             "start Kafka (`streamer stack up`) or set KAFKA_BOOTSTRAP")
     if not as_json and not follow:
         console.print(f"[dim]{n} alert(s)[/]")
 
@@ -230,12 +227,9 @@ def trends(topic: str | None, ticker: str | None, market: str | None, stream: st
     settings = settings_with()
     window_s = max(settings.aggregate.bucket_seconds, parse_duration(window))
     scope, key = next(iter(given.items()), (None, None))
-    try:
-        rows, caption = run(_trend_rows(settings, cast(Scope | None, scope), key, window_s,
-                                        top, max(1, width)))
-    except Exception as exc:
-        fail(f"could not read trends from Redis at {settings.redis.url}: {exc}",
-             "start Redis (`streamer stack up`) or set REDIS_URL")
+    # Redis down or refusing us: one line and its exit code (run()).
+    rows, caption = run(_trend_rows(settings, cast(Scope | None, scope), key, window_s,
+                                    top, max(1, width)))
     t = Table(title="Trends (event time)", caption=caption)
     for col in ("scope", "key", "messages", "negative", "baseline", "z", "long window", "state",
                 "negative share", "volume"):

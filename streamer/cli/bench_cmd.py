@@ -62,7 +62,7 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
             progress=lambda msg: console.print(f"[dim]measuring[/] {msg}"),
         )
     except (BundleError, FileNotFoundError) as exc:
-        fail(f"{exc}\nBuild a bundle first: streamer models build --profile full")
+        fail(str(exc), "build a bundle first: streamer models build --profile full")
     table = Table(title=f"Inference on {result.texts} validation texts, {threads} thread(s)")
     for col in ("path", "variant", "batch", "msg/s", "p50 ms", "p99 ms", "x naive"):
         table.add_column(col, justify="left" if col in ("path", "variant") else "right")

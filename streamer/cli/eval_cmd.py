@@ -12,6 +12,7 @@ A missed target exits 1.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +21,16 @@ from typing import Literal
 
 import click
 from pydantic import BaseModel
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streamer.cli.common import console, fail, number_list, settings_with
+from streamer.cli.common import (
+    ExitCode,
+    console,
+    expected_error,
+    fail,
+    number_list,
+    settings_with,
+)
 from streamer.detect.core import Buckets
 from streamer.devstack import free_port
 from streamer.evaluation import offline_run
@@ -145,6 +152,8 @@ def run_pipeline(base: Settings, lines: list[StreamLine], *, speed: float, timeo
     log = base.paths.data_dir / "logs" / f"eval-{ns.uid}.log"
     worker = Worker(ns, log)
     buckets: Buckets | None = None
+    # aiokafka logs each refused connection; the one-line error below says it all.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         asyncio.run(prepare(ns))
         t = time.monotonic()
@@ -165,8 +174,13 @@ def run_pipeline(base: Settings, lines: list[StreamLine], *, speed: float, timeo
             w = ns.settings.aggregate.bucket_seconds
             buckets = asyncio.run(read_buckets(ns.settings, (min(times) - w, max(times)),
                                                bucket_scopes))
-    except RuntimeError as exc:
-        fail(str(exc))
+    except click.exceptions.Exit:
+        raise
+    except Exception as exc:  # a server down or refusing us: one line, its exit code
+        known = expected_error(exc)
+        if known is None and not isinstance(exc, RuntimeError):
+            raise
+        fail(*(known or (str(exc), None, ExitCode.FAILED)))
     finally:
         worker.stop()
     run = Run("pipeline", ns.settings, [from_record(r) for r in records], len(lines),
@@ -195,7 +209,7 @@ def _read_inputs(labels: Path | None, reviewed: Path | None
         label_set = read_labels(labels) if labels is not None else None
         reviews = read_reviews(reviewed) if reviewed is not None else {}
     except LabelsError as exc:
-        fail(escape(str(exc)), "fix the file, or leave --labels / --reviewed out")
+        fail(str(exc), "fix the file, or leave --labels / --reviewed out", ExitCode.DATA)
         raise AssertionError("unreachable") from exc  # fail() raises
     return label_set, reviews
 
@@ -245,14 +259,14 @@ def eval_alerts(streams: tuple[Path, ...], labels: Path | None, target_set: str,
         try:
             require_matplotlib()  # before a long run, not after it
         except ChartsUnavailable as exc:
-            fail(escape(str(exc)))  # the extra's name holds [brackets]
+            fail(str(exc))  # an extra to install: the message names it
     label_set, reviews = _read_inputs(labels, reviewed)
     base = settings_with()
     lines = read_stream(streams)
     times = [ln.event_time.timestamp() for ln in lines if ln.event_time is not None]
     if not times:
         fail("the stream is empty (no line with a readable event time)",
-             "pass JSONL files of NewsItem / ChatMessage records")
+             "pass JSONL files of NewsItem / ChatMessage records", ExitCode.DATA)
     span = (min(times), max(times))
     kind: TargetSet
     if target_set == "auto":  # the labels' kind; an unlabelled stream is taken as real news
@@ -334,8 +348,7 @@ def _draw(png_dir: Path, run: Run, spans: Sequence[SpanLabel], span: tuple[float
         paths = write_timelines(series, png_dir, subtitle=f"{run.mode} run; bins of "
                                 f"{series[0].bin_s} s" if series else "")
     except ChartsUnavailable as exc:
-        fail(escape(str(exc)))
-        return
+        fail(str(exc))
     console.print(f"wrote {len(paths)} timeline(s) to {png_dir}: "
                   + ", ".join(p.name for p in paths))
     if left_out:

@@ -6,18 +6,23 @@ import click
 
 from streamer.cli.alerts_cmd import alerts, trends
 from streamer.cli.bench_cmd import bench
+from streamer.cli.common import StreamerGroup
 from streamer.cli.config_cmd import config
 from streamer.cli.eval_cmd import eval_alerts, eval_stream
+from streamer.cli.lag_cmd import lag
 from streamer.cli.models_cmd import models
 from streamer.cli.produce_cmd import demo, replay
 from streamer.cli.run_demo_cmd import run_demo
 from streamer.cli.schema_cmd import schema
 from streamer.cli.stack_cmd import stack
 from streamer.cli.summary_cmd import latency, summary
+from streamer.cli.topics_cmd import topics
 from streamer.cli.worker_cmd import worker
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# StreamerGroup: an expected failure (bad arguments, a server down, missing data) ends as
+# one line on stderr and a documented exit code (README.md, "Exit codes").
+@click.group(cls=StreamerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="streamer")
 def cli() -> None:
     """Real-time text monitoring for financial markets.
@@ -30,7 +35,7 @@ def cli() -> None:
 
 for _command in (
     run_demo, worker, replay, demo, alerts, trends, eval_alerts, eval_stream, models, schema,
-    summary, latency, stack, config, bench,
+    summary, latency, stack, config, bench, lag, topics,
 ):
     cli.add_command(_command)
 

@@ -16,11 +16,16 @@ from typing import Any
 import click
 from rich.table import Table
 
-from streamer.cli.common import console, fail, settings_with
+from streamer.cli.common import ExitCode, console, fail, settings_with
 from streamer.cli.live_model_cmd import promote_cmd, rollback_cmd
 from streamer.schemas.events import Kind as Source
 from streamer.settings import Settings
-from streamer.training.data import DataError, default_data_dir
+from streamer.training.data import (
+    DataError,
+    DataMissing,
+    default_data_dir,
+    require_labelled_data,
+)
 from streamer.training.encoders import ENCODERS
 
 PROFILES = ("quick", "full", "tiny")
@@ -88,7 +93,10 @@ def build(
     from streamer.cli import background_build
 
     target = out or _default_out(profile)
+    data = data_dir or default_data_dir()
     if background:
+        if not background_build.is_building(target):  # one already running is no error
+            _require_data(data)  # now, not in a detached process's log minutes later
         args = background_build.rerun_args(click.get_current_context(), {"background", "out"})
         started = background_build.start(target, ["models", "build", *args, "--out",
                                                   str(target), "--quiet"])
@@ -105,7 +113,7 @@ def build(
         fail(f"another build of {target} is running",
              f"wait for it (its log, when started with --background: "
              f"{background_build.log_path(target)})")
-        return
+    _require_data(data)  # before anything slow: torch, an encoder download, the training
     try:
         from streamer.network.encoder import EncoderError
         from streamer.training.build import BuildError, build_bundle, profile_config
@@ -115,7 +123,6 @@ def build(
         fail(f"building needs the train extra ({exc.name} is missing)",
              "pip install 'streamer[train]'")
         return
-    data = data_dir or default_data_dir()
     start = time.perf_counter()
     try:
         cfg = profile_config(
@@ -132,8 +139,11 @@ def build(
             pooling=pooling,  # type: ignore[arg-type]
         )
         build_bundle(cfg, Reporter(enabled=not quiet, console=console))
+    except DataMissing as exc:
+        fail(str(exc), code=ExitCode.NOT_FOUND)
     except DataError as exc:
-        fail(str(exc), "pass --data DIR pointing at the labelled 'text,label' files")
+        fail(str(exc), "pass --data DIR pointing at the labelled 'text,label' files",
+             ExitCode.DATA)
     except EncoderError as exc:
         fail(str(exc), "pass --base with a local model directory or a hub id")
     except VerifyError as exc:
@@ -142,6 +152,14 @@ def build(
         fail(str(exc))
     lock.close()
     console.print(f"bundle: {target} ({time.perf_counter() - start:.0f}s)")
+
+
+def _require_data(data: Path) -> None:
+    """Exit at once, in one line saying where the data must be, when it is not there."""
+    try:
+        require_labelled_data(data)
+    except DataMissing as exc:
+        fail(str(exc), code=ExitCode.NOT_FOUND)
 
 
 def _confusion_table(title: str, labels: list[str], cm: list[list[int]]) -> Table:

@@ -11,11 +11,59 @@ import click
 import orjson
 from pydantic import ValidationError
 
-from streamer.cli.common import console, run, settings_with
+from streamer.cli.common import ExitCode, console, fail, run, settings_with
 from streamer.produce.demo import DemoConfig, DemoGenerator, DemoMessage, labelled_rows
 from streamer.produce.replay import count_lines, to_messages
 from streamer.produce.sender import Outgoing, send_all
 from streamer.settings import Settings
+
+
+async def missing_topics(settings: Settings, topics: list[str]) -> list[str]:
+    """Those of ``topics`` the broker does not have, in order."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streamer.kafka.security import client_options, start_client
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap,
+                                **client_options(settings.kafka))
+    try:
+        await start_client(settings.kafka, admin)
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [t for t in dict.fromkeys(topics) if t not in existing]
+
+
+def require_topics(settings: Settings, topics: list[str], create: bool) -> None:
+    """Producing to a topic that does not exist is an error (Kafka would create it on the
+    first record, with the broker's defaults, and a typo would look like success), unless
+    ``create``: then it is created as the app creates its topics."""
+    missing = run(missing_topics(settings, topics))
+    if not missing:
+        return
+    if create:
+        from streamer.kafka import ensure_topics
+
+        run(ensure_topics(settings, missing))
+        console.print(f"created topic(s) {', '.join(missing)}")
+        return
+    names = ", ".join(repr(t) for t in missing)
+    inputs = set(settings.topics.inputs)
+    fail(f"topic {names} does not exist on Kafka at {settings.kafka.bootstrap}"
+         if len(missing) == 1 else
+         f"topics {names} do not exist on Kafka at {settings.kafka.bootstrap}",
+         # The input topics: a worker creates them when it starts. Any other: a typo?
+         "start a worker (`streamer worker` creates its topics), or pass --create-topic"
+         if set(missing) <= inputs else
+         f"check the name (the worker reads {settings.topics.news!r} and "
+         f"{settings.topics.chat!r}), or pass --create-topic to create it",
+         ExitCode.NOT_FOUND)
+
+
+_CREATE_TOPIC = click.option(
+    "--create-topic", is_flag=True,
+    help="Create the topic(s) when missing, as the app creates its own (the STREAMER_TOPIC_* "
+    "settings); without it, a topic that does not exist is an error.")
 
 
 @click.command()
@@ -25,9 +73,11 @@ from streamer.settings import Settings
               help="Messages per second; 0 = as fast as possible.")
 @click.option("--rebase/--keep-times", default=False, show_default=True,
               help="Shift event times so the first message is 'now'.")
-def replay(file: Path, topic: str, rate: float, rebase: bool) -> None:
+@_CREATE_TOPIC
+def replay(file: Path, topic: str, rate: float, rebase: bool, create_topic: bool) -> None:
     """Produce a JSONL or CSV FILE into Kafka at a fixed rate."""
     settings = settings_with()
+    require_topics(settings, [topic], create_topic)
     report = run(send_all(
         settings, to_messages(file, topic, rebase=rebase), rate=rate or None,
         total=count_lines(file),
@@ -85,10 +135,13 @@ def demo_options(f: Callable[..., None]) -> Callable[..., None]:
               help="Also write sentiment.csv and topic.csv (text,label: what each message "
               "was generated to be) here, for `streamer models eval`.")
 @click.option("--send/--no-send", default=True, show_default=True, help="Produce to Kafka.")
-def demo(rate: float, out: Path | None, labelled: Path | None, send: bool,
+@_CREATE_TOPIC
+def demo(rate: float, out: Path | None, labelled: Path | None, send: bool, create_topic: bool,
          **options: object) -> None:
     """Generate the synthetic market stream (news + chat, an injected negative burst)."""
     settings = settings_with()
+    if send:  # before generating: a wrong topic or a stopped broker fails at once
+        require_topics(settings, list(settings.topics.inputs), create_topic)
     messages, labels = DemoGenerator(demo_config(settings, **options)).generate()
     if labelled is not None:
         labelled.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 import orjson
+from hdrh.histogram import HdrHistogram
 from rich.panel import Panel
 
 from streamer.aggregate import TrendStore
@@ -31,7 +32,8 @@ from streamer.cli.alerts_cmd import render_alert
 from streamer.cli.common import console, fail, run, settings_with
 from streamer.cli.produce_cmd import demo_config, demo_options, demo_outgoing
 from streamer.cli.summary_cmd import accounts_table, latency_table, print_trends
-from streamer.latency.report import StageLatency, alert_row, read_histograms, read_latency
+from streamer.latency.histograms import END_TO_END, difference
+from streamer.latency.report import read_histograms, stage_rows
 from streamer.produce.demo import DemoGenerator, SpikeLabel
 from streamer.produce.sender import Outgoing, SendReport, send_all
 from streamer.schemas.alerts import AlertRecord
@@ -98,13 +100,15 @@ async def _snapshot(settings: Settings, start_s: float, end_s: float) -> Window:
 
 
 async def _produce_and_watch(
-    settings: Settings, outgoing: list[Outgoing], rate: float, timeout: float,
-    before: list[TopicAccount],
-) -> tuple[SendReport, list[TopicAccount], float | None]:
-    """Send while watching Redis, so the first aggregated event is timed as it happens."""
+    settings: Settings, outgoing: list[Outgoing], rate: float | None, timeout: float,
+    before: list[TopicAccount], progress: bool = True,
+) -> tuple[SendReport, list[TopicAccount], float | None, float]:
+    """Send while watching Redis, so the first aggregated event is timed as it happens;
+    also returns the seconds from the first send until every record was processed."""
     t0 = time.monotonic()
     first_seen: float | None = None
-    sending = asyncio.create_task(send_all(settings, outgoing, rate=rate, total=len(outgoing)))
+    sending = asyncio.create_task(send_all(settings, outgoing, rate=rate, total=len(outgoing),
+                                           progress=progress))
     store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
         while True:
@@ -113,11 +117,30 @@ async def _produce_and_watch(
             if first_seen is None and n > 0:
                 first_seen = time.monotonic() - t0
             if sending.done() and n >= sending.result().sent:
-                return sending.result(), done, first_seen
+                return sending.result(), done, first_seen, time.monotonic() - t0
             if time.monotonic() - t0 > timeout:
                 console.print(f"[red]only {n} of {len(outgoing)} processed after {timeout:.0f}s[/]")
-                return await sending, done, first_seen
+                return await sending, done, first_seen, time.monotonic() - t0
             await asyncio.sleep(0.05)
+    finally:
+        await store.close()
+
+
+async def _pushed_histograms(settings: Settings, worker_id: str,
+                             scored: int) -> tuple[dict[str, HdrHistogram], bool]:
+    """This worker's histograms once its pushes to Redis hold every event it scored
+    (``scored``), waiting up to two push intervals; (histograms, complete)."""
+    store = TrendStore.connect(settings.redis, settings.aggregate)
+    deadline = time.monotonic() + 2 * settings.worker.latency_push_interval_s + 2.0
+    try:
+        while True:
+            merged = await read_histograms(store.redis, settings.redis.key_prefix, worker_id)
+            e2e = merged.get(END_TO_END[0])
+            if e2e is not None and e2e.get_total_count() >= scored:
+                return merged, True
+            if time.monotonic() > deadline:
+                return merged, False
+            await asyncio.sleep(0.25)
     finally:
         await store.close()
 
@@ -137,15 +160,17 @@ def _delta(after: list[TopicAccount], before: list[TopicAccount]) -> list[TopicA
 
 @click.command("run-demo")
 @demo_options
-@click.option("--rate", type=float, default=300.0, show_default=True,
-              help="Messages per second offered to Kafka.")
+@click.option("--rate", type=float, default=None,
+              help="Messages per second offered to Kafka after the warm-up. Default: "
+              "STREAMER_DEMO_RATE_SHARE (0.5) of the rate the worker sustained in the "
+              "warm-up, so that the measured run has no backlog.")
 @click.option("--keep-worker", is_flag=True, help="Leave the worker running afterwards.")
 @click.option("--timeout", type=float, default=600.0, show_default=True,
               help="Seconds to wait for the worker to catch up.")
 @click.option("--no-full-build", is_flag=True,
               help="Do not start building the full bundle in the background "
               "(STREAMER_DEMO_FULL_BUILD=false does the same).")
-def run_demo(rate: float, keep_worker: bool, timeout: float, no_full_build: bool,
+def run_demo(rate: float | None, keep_worker: bool, timeout: float, no_full_build: bool,
              **options: object) -> None:
     """Start Kafka + Redis + a worker, stream the demo market data, and summarise."""
     settings = settings_with()
@@ -177,9 +202,11 @@ def run_demo(rate: float, keep_worker: bool, timeout: float, no_full_build: bool
     while not _ready(settings.web.port):
         if proc.poll() is not None:
             fail(f"the worker exited with code {proc.returncode}", f"see its log: {log}")
-        if time.monotonic() - t_worker > 180:
+        ready_timeout = settings.stack.demo_worker_ready_timeout_s
+        if time.monotonic() - t_worker > ready_timeout:
             proc.terminate()
-            fail("the worker did not become ready in 180 s", f"see its log: {log}")
+            fail(f"the worker did not become ready in {ready_timeout:.0f} s",
+                 f"see its log: {log} (STREAMER_DEMO_WORKER_READY_TIMEOUT_S waits longer)")
         time.sleep(0.5)
     worker_start_s = time.monotonic() - t_worker
     console.print(f"worker {worker_id} ready in {worker_start_s:.1f}s "
@@ -195,50 +222,84 @@ def run_demo(rate: float, keep_worker: bool, timeout: float, no_full_build: bool
                   "[bold]streamer summary[/] shows the totals again.")
 
 
-def _stream_and_report(settings: Settings, worker_id: str, rate: float, timeout: float,
-                       options: dict[str, object], *, setup_s: float,
+def _stream_and_report(settings: Settings, worker_id: str, rate: float | None,
+                       timeout: float, options: dict[str, object], *, setup_s: float,
                        worker_start_s: float) -> None:
-    console.rule("[bold]4. demo stream")
     cfg = demo_config(settings, **options)
     if cfg.start is None:
         cfg = cfg.model_copy(update={"start": datetime.now(UTC) - timedelta(minutes=cfg.minutes)})
     messages, labels = DemoGenerator(cfg).generate()
     assert cfg.start is not None
     start_s, end_s = cfg.start.timestamp(), cfg.start.timestamp() + cfg.minutes * 60
+    outgoing = demo_outgoing(settings, messages)
+    n_warm = min(settings.stack.demo_warmup_messages, len(outgoing) // 4)
+    warm, measured = outgoing[:n_warm], outgoing[n_warm:]
     before = asyncio.run(_totals(settings))
     # A run started within minutes of another shares its event-time window: report
     # this run's part as the difference of the window's aggregates.
     window_before = asyncio.run(_snapshot(settings, start_s, end_s))
-    t0 = time.monotonic()
-    report, done, first_seen = run(  # a broker stalled past the deadline: one line
-        _produce_and_watch(settings, demo_outgoing(settings, messages), rate, timeout, before)
+
+    console.rule("[bold]4. warm-up")
+    sustained: float | None = None
+    baseline: dict[str, HdrHistogram] = {}
+    if warm:
+        console.print(f"the first {len(warm)} messages of the stream, sent at once: they warm "
+                      "the worker (model, batches, connections) and show the rate it sustains; "
+                      "their latency is left out of this run's figures")
+        w_report, w_done, w_first, w_all = run(_produce_and_watch(
+            settings, warm, None, timeout, before, progress=False))
+        sustained = w_report.sent / w_all if w_all > 0 else None
+        console.print(f"warm-up: {w_report.sent} messages processed {w_all:.1f} s after the "
+                      f"first send (first one after {(w_first or 0) * 1000:.0f} ms): the worker "
+                      f"sustained about [bold]{sustained or 0:.0f} msg/s[/] with a backlog")
+        baseline, complete = asyncio.run(_pushed_histograms(
+            settings, worker_id, sum(a.scored for a in w_done)))
+        if not complete:
+            console.print("[yellow]the worker's latency push after the warm-up did not come "
+                          "in time: some warm-up events may count in the figures below[/]")
+    if rate is None:
+        rate = max(1.0, round(settings.stack.demo_rate_share * sustained)) if sustained else 300.0
+        why = (f"{settings.stack.demo_rate_share:.0%} of what the worker sustained "
+               "(STREAMER_DEMO_RATE_SHARE; --rate to choose)") if sustained else "no warm-up"
+    else:
+        why = "--rate"
+    console.rule("[bold]5. demo stream")
+    console.print(f"{len(measured)} messages offered at [bold]{rate:.0f} msg/s[/] ({why})")
+    if sustained and rate > sustained:
+        console.print(f"[yellow]{rate:.0f} msg/s is more than the {sustained:.0f} msg/s the "
+                      "worker sustained: expect a backlog, in the 'queue' stage below[/]")
+    before_measured = asyncio.run(_totals(settings))
+    report, _, _, elapsed = run(  # a broker stalled: one line
+        _produce_and_watch(settings, measured, rate, timeout, before_measured)
     )
-    elapsed = time.monotonic() - t0
-    console.rule("[bold]5. summary")
+    done = _delta(asyncio.run(_totals(settings)), before)
+    console.rule("[bold]6. summary")
     console.print(Panel.fit(
-        f"sent {report.sent} messages {report.by_topic} at {rate:.0f}/s offered; "
-        f"all processed {elapsed:.1f}s after the first send\n"
-        f"setup {setup_s:.1f}s, worker start-up {worker_start_s:.1f}s, "
-        f"first event aggregated {(first_seen or 0) * 1000:.0f} ms after the first send\n"
-        f"injected spike: " + ", ".join(f"{lb.scope} {lb.key} ({lb.messages} negative news "
-                                        f"from {lb.start:%H:%M:%S})" for lb in labels),
+        f"sent {len(warm) + report.sent} messages: {len(warm)} to warm up, then {report.sent} "
+        f"{report.by_topic} at {rate:.0f}/s offered; all processed {elapsed:.1f}s after their "
+        f"first send\nsetup {setup_s:.1f}s, worker start-up {worker_start_s:.1f}s\n"
+        "injected spike: " + ", ".join(f"{lb.scope} {lb.key} ({lb.messages} negative news "
+                                        f"from {lb.start:%H:%M:%S} UTC, event time)"
+                                        for lb in labels),
         title="this run",
     ))
     console.print(accounts_table(done))
-    rows, lat = asyncio.run(_window(settings, start_s, end_s, worker_id, window_before))
+    rows = asyncio.run(_window(settings, start_s, end_s, window_before))
     print_trends(rows, 10)
-    console.print(latency_table(lat))
-    console.rule("[bold]6. alerts")
+    after, complete = asyncio.run(_pushed_histograms(
+        settings, worker_id, sum(a.scored for a in done)))
+    lat = stage_rows(difference(after, baseline) if baseline else after)
+    if not complete:
+        console.print("[yellow]the worker's last latency push did not come in time: the "
+                      "table may miss the last events[/]")
+    view = (f"this run's {report.sent} messages after the warm-up" if warm
+            else f"this run's {report.sent} messages")
+    console.print(latency_table(lat, None, view))
+    console.rule("[bold]7. alerts")
     if not settings.alerts.enabled:
         console.print("[yellow]alerts are disabled (STREAMER_ALERTS_ENABLED=false)[/]")
         return
     _report_alerts(asyncio.run(_run_alerts(settings, start_s, end_s, labels)), labels)
-    alert = asyncio.run(_alert_latency(settings, worker_id))
-    if alert is not None:
-        console.print(f"alert latency (spike's first message produced -> alert appended to "
-                      f"Kafka, wall clock): p50 {alert.p50_ms / 1000:.1f} s, max "
-                      f"{alert.max_ms / 1000:.1f} s over {alert.count} fired alert(s); it "
-                      "includes the detector's wait for the window to close in event time")
 
 
 def _matches(rec: AlertRecord, label: SpikeLabel) -> bool:
@@ -267,40 +328,36 @@ async def _run_alerts(settings: Settings, start_s: float, end_s: float,
 
 def _report_alerts(found: list[AlertRecord], labels: list[SpikeLabel]) -> None:
     for rec in found:
-        console.print(render_alert(rec))
+        # The one delay this run reports is below, from the spike's true start; the
+        # record's own estimate (detection_delay_ms, from the detector's guess of the
+        # start) is left off here (`streamer alerts` shows it).
+        console.print(render_alert(rec.model_copy(update={"detection_delay_ms": None})))
     for lb in labels:
         hit = next((r for r in found if _matches(r, lb)), None)
         if hit is None:
             console.print(f"[red]injected spike on {lb.scope} {lb.key}: no alert[/]")
             continue
-        # The demo replays past event time faster than real time: the delay that means
-        # something here is in event time (the alert latency of a live stream is on
-        # each record as detection_latency_ms).
+        # The demo replays past event time faster than real time, so wall-clock delays
+        # here are an artefact of the replay speed; in event time the delay is what a
+        # live feed (event time = wall clock) would see.
         delay = (hit.detected_event_time - lb.start).total_seconds()
-        console.print(f"injected spike on {lb.scope} [bold]{lb.key}[/] from {lb.start:%H:%M:%S}: "
-                      f"[bold red]{hit.severity}[/] alert, detected {delay:.0f}s of event time "
-                      "after onset")
-    console.print(f"[dim]{len(found)} alert record(s) in this run's window; "
-                  "follow them live with `streamer alerts --follow`[/]")
+        console.print(f"injected spike on {lb.scope} [bold]{lb.key}[/] from "
+                      f"{lb.start:%H:%M:%S} UTC: [bold red]{hit.severity}[/] alert, "
+                      f"[bold]detection delay {delay:.0f} s[/]")
+    if labels:
+        console.print("[dim]detection delay: from the spike's first message to the moment "
+                      "the detector decided, both in event time (the messages' own "
+                      "timestamps). The demo replays its minutes faster than real time; on a "
+                      "live feed this is how long after a spike starts its alert comes (plus "
+                      "the end-to-end latency above).[/]")
+    console.print(f"[dim]{len(found)} alert record(s) in this run's window (times: event "
+                  "time, UTC); follow them live with `streamer alerts --follow`[/]")
 
 
-async def _alert_latency(settings: Settings, worker_id: str) -> StageLatency | None:
+async def _window(settings: Settings, start_s: float, end_s: float,
+                  before: Window) -> list[TrendRow]:
     store = TrendStore.connect(settings.redis, settings.aggregate)
     try:
-        await asyncio.sleep(settings.worker.latency_push_interval_s + 0.5)  # the next push
-        return alert_row(await read_histograms(store.redis, settings.redis.key_prefix,
-                                               worker_id))
-    finally:
-        await store.close()
-
-
-async def _window(settings: Settings, start_s: float, end_s: float, worker_id: str,
-                  before: Window) -> tuple[list[TrendRow], list[StageLatency]]:
-    store = TrendStore.connect(settings.redis, settings.aggregate)
-    try:
-        # The worker pushes its histograms periodically; wait for the final push.
-        await asyncio.sleep(settings.worker.latency_push_interval_s + 0.5)
-        return (trend_rows(await window(store, start_s, end_s), minus=before),
-                await read_latency(store.redis, settings.redis.key_prefix, worker_id))
+        return trend_rows(await window(store, start_s, end_s), minus=before)
     finally:
         await store.close()

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from streamer.cli.common import ExitCode, fail
 from streamer.devstack import LocalKafka, LocalRedis, StackError, StackStatus, stack_status
 from streamer.settings import get_settings
 
 _console = Console()
-_err = Console(stderr=True)
 
 
-def _fail(exc: StackError) -> click.exceptions.Exit:
-    _err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-    return click.exceptions.Exit(1)
+def _fail(exc: StackError) -> NoReturn:
+    """One line (the first of the message); a server's log tail, when given, below it."""
+    first, _, rest = str(exc).partition("\n")
+    fail(first, code=ExitCode.FAILED, detail=rest)
 
 
 def _status_table(status: StackStatus) -> Table:
@@ -58,7 +60,7 @@ def up() -> None:
             bootstrap = LocalKafka(settings).start()
             kafka_s = time.monotonic() - t0
     except StackError as exc:
-        raise _fail(exc) from exc
+        _fail(exc)
     _console.print(f"[green]redis[/] listening on [bold]{redis_url}[/] ({redis_s:.1f}s)")
     _console.print(f"[green]kafka[/] listening on [bold]{bootstrap}[/] ({kafka_s:.1f}s)")
     _console.print(f"data: {settings.paths.data_dir}   stop with: streamer stack down",
@@ -83,7 +85,7 @@ def down() -> None:
             continue
         _console.print(f"{name}: {'stopped' if was_running else 'was not running'}")
     if errors:
-        raise _fail(errors[0])
+        _fail(errors[0])
 
 
 @stack.command("status")
@@ -105,5 +107,5 @@ def fetch() -> None:
         with _console.status(f"fetching Kafka {settings.stack.kafka_version} jars with mvn..."):
             libs = LocalKafka(settings).fetch_jars()
     except StackError as exc:
-        raise _fail(exc) from exc
+        _fail(exc)
     _console.print(f"jars in {libs}", highlight=False)

@@ -65,16 +65,19 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     # Heavy imports here, not at module level: `streamer --help` stays fast.
     from agents.app import create_app
     from agents.runtime import Runtime
-    from agents.worker import Worker
+    from agents.worker import Worker, default_worker_id
     from streamer.kafka import KafkaSecurityError, ensure_topics
+    from streamer.logs import configure_logging
     from streamer.score.select import load_scorer
     from streamer.training.quick import build_if_missing
 
     settings = settings_with(web_port=web_port, scorer=scorer, worker_id=worker_id)
     if settings.worker.max_restarts > 0 and not is_child():
-        logging.basicConfig(level=loglevel.upper(), format="[%(asctime)s] [supervisor] "
-                            "[%(levelname)s] %(message)s")
+        configure_logging(loglevel, settings.worker.log_format, worker="supervisor",
+                          text_format="[%(asctime)s] [supervisor] [%(levelname)s] %(message)s")
         raise SystemExit(supervise(child_argv(), settings))
+    if settings.worker.log_format == "json":  # Faust's own set-up takes over later
+        configure_logging(loglevel, "json", worker=default_worker_id(settings.worker.id))
     if settings.web.public and settings.web.token is None:
         fail(f"the web server would listen on {settings.web.host} without a token",
              "set STREAMER_WEB_TOKEN (clients send 'Authorization: Bearer <token>'), or "
@@ -108,7 +111,9 @@ def worker(web_port: int | None, scorer: str | None, worker_id: str | None, logl
     log.info("worker %s starting with scorer %s", runtime.worker_id, runtime.scorer.name)
     try:
         Worker(app, loglevel=loglevel, loop=loop,
-               shutdown_timeout_s=settings.worker.shutdown_timeout_s).execute_from_commandline()
+               shutdown_timeout_s=settings.worker.shutdown_timeout_s,
+               log_format=settings.worker.log_format,
+               worker_id=runtime.worker_id).execute_from_commandline()
     except SystemExit as exc:
         if exc.code and runtime.needs_operator:
             raise SystemExit(NEEDS_OPERATOR) from exc

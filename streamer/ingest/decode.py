@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,11 +15,19 @@ from pydantic import ValidationError
 from streamer.schemas import ChatMessage, DeadLetter, InputMessage, NewsItem
 from streamer.schemas.deadletter import Reason
 from streamer.schemas.events import Kind
+from streamer.schemas.inputs import StrictChatMessage, StrictNewsItem, unknown_fields
 
 _MODELS: dict[Kind, type[NewsItem] | type[ChatMessage]] = {
     "news": NewsItem,
     "chat": ChatMessage,
 }
+# STREAMER_SCHEMA_STRICT: unknown fields are a validation failure.
+_STRICT_MODELS: dict[Kind, type[NewsItem] | type[ChatMessage]] = {
+    "news": StrictNewsItem,
+    "chat": StrictChatMessage,
+}
+# Called with the unknown field names of a message that was accepted without them.
+OnUnknown = Callable[[list[str]], None]
 # Enough of the original to debug it, small enough that a DLQ record always fits.
 DLQ_KEEP_BYTES = 65_536
 
@@ -75,8 +84,12 @@ def _describe(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
-def decode(raw: bytes | None, kind: Kind, *, max_bytes: int) -> InputMessage | DecodeFailure:
-    """Parse ``raw`` as the ``kind`` schema. Never raises for bad input."""
+def decode(raw: bytes | None, kind: Kind, *, max_bytes: int, strict: bool = False,
+           on_unknown: OnUnknown | None = None) -> InputMessage | DecodeFailure:
+    """Parse ``raw`` as the ``kind`` schema. Never raises for bad input.
+
+    Fields the schema does not know are ignored and reported to ``on_unknown`` (once the
+    message is otherwise valid); with ``strict`` they make it a ``validation_failed``."""
     if raw is None:
         return DecodeFailure("invalid_json", "record has no value (tombstone)")
     if len(raw) > max_bytes:
@@ -99,12 +112,18 @@ def decode(raw: bytes | None, kind: Kind, *, max_bytes: int) -> InputMessage | D
         return DecodeFailure(
             "not_an_object", f"expected a JSON object, got {type(obj).__name__}"
         )
-    model = _MODELS[kind]
+    model = (_STRICT_MODELS if strict else _MODELS)[kind]
+    name = _MODELS[kind].__name__  # the schema's name, strict or not
     try:
-        return model.model_validate(obj)
+        msg = model.model_validate(obj)
     except ValidationError as exc:
-        return DecodeFailure("validation_failed", f"{model.__name__}: {_describe(exc)}")
+        return DecodeFailure("validation_failed", f"{name}: {_describe(exc)}")
     except Exception as exc:  # one poison message must never stop the stream
         # Pathological values (huge numbers, deep nesting) that the validator itself trips on.
-        return DecodeFailure("validation_failed", f"{model.__name__}: "
+        return DecodeFailure("validation_failed", f"{name}: "
                              f"{exc.__class__.__name__}: {_printable(exc, 300)}")
+    if on_unknown is not None and not strict:
+        unknown = unknown_fields(model, obj)
+        if unknown:
+            on_unknown(unknown)
+    return msg

@@ -64,8 +64,24 @@ def clean_text(text: str) -> str:
 
 
 def news_text(headline: str, body: str | None) -> str:
-    """The text scored for a news item: headline, then the body when there is one."""
-    return f"{headline}. {body}" if body else headline
+    """The text scored for a news item: headline, then the body when there is one.
+
+    A body that opens with the headline (wire copy often repeats it as its first line) is
+    the text on its own: the snippet an alert shows must not read "X. X. ...". A headline
+    that ends its own sentence ("Oil slumps!") is not given a second full stop."""
+    if not body:
+        return headline
+    if _words(body).startswith(_words(headline)):
+        return body
+    return f"{headline} {body}" if headline.endswith((".", "!", "?", ":", ";")) \
+        else f"{headline}. {body}"
+
+
+def _words(text: str) -> str:
+    """Letters and digits, case folded, one space between words: a headline compared with
+    the start of its body whatever the case, punctuation and spacing."""
+    return " ".join("".join(ch for ch in word if ch.isalnum())
+                    for word in text.casefold().split()).strip() + " "
 
 
 @functools.cache

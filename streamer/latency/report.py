@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import redis.asyncio as aioredis
 from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, Field
 
 from streamer.keys import Keyspace
-from streamer.latency.histograms import ALERT, END_TO_END, STAGES, LatencyRecorder
+from streamer.latency.histograms import (
+    ALERT,
+    END_TO_END,
+    MEANING,
+    SLICE_WIDTH_FIELD,
+    STAGES,
+    LatencyRecorder,
+    parse_slice_field,
+)
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
 class StageLatency(BaseModel):
     stage: str
+    meaning: str = Field("", description="What the stage's span is, in words.")
     count: int
     mean_ms: float
     p50_ms: float
@@ -36,21 +48,69 @@ def stages_sum(rows: list[StageLatency]) -> float | None:
     return sum(x for x in shares if x is not None)
 
 
+def window_label(window_s: float | None) -> str:
+    """How a view names its span: since start, or the recent window."""
+    if window_s is None:
+        return "since each worker started"
+    if window_s % 60 == 0:
+        return f"last {window_s / 60:g} min"
+    return f"last {window_s:g} s"
+
+
+def recent_slices(payload: dict[str, str], since_s: float) -> dict[str, str]:
+    """A worker's slices hash (fields ``<slice start s>|<stage>``) narrowed to the slices
+    that end after ``since_s``."""
+    width = float(payload.get(SLICE_WIDTH_FIELD, "0") or 0)
+    out: dict[str, str] = {}
+    for field, blob in payload.items():
+        parsed = parse_slice_field(field)
+        if parsed is not None and parsed[0] + width > since_s:
+            out[field] = blob
+    return out
+
+
+def _merge_slices(payloads: list[dict[str, str]]) -> dict[str, HdrHistogram]:
+    merged: dict[str, HdrHistogram] = {}
+    for payload in payloads:
+        for field, blob in payload.items():
+            parsed = parse_slice_field(field)
+            if parsed is None:
+                continue
+            h = HdrHistogram.decode(blob.encode("ascii"))
+            if parsed[1] in merged:
+                merged[parsed[1]].add(h)
+            else:
+                merged[parsed[1]] = h
+    return merged
+
+
 async def read_histograms(
-    client: aioredis.Redis, prefix: str, worker: str | None = None
+    client: aioredis.Redis, prefix: str, worker: str | None = None,
+    window_s: float | None = None, now_s: float | None = None,
 ) -> dict[str, HdrHistogram]:
-    """Merged over every worker (``worker=None``) or one worker's histograms."""
-    payloads = []
-    async for key in client.scan_iter(match=Keyspace(prefix).latency_match(worker), count=100):
-        payloads.append(await client.hgetall(key))  # type: ignore[misc]
-    return LatencyRecorder.decode_merge(payloads)
+    """Merged over every worker (``worker=None``) or one worker's histograms: since each
+    worker started (``window_s=None``), or over the slices of wall clock that end in the
+    last ``window_s`` seconds (to ``now_s``, default now; a slice is ``STREAMER_LATENCY_
+    SLICE_S`` wide, so the view spans up to one slice more). Decoding runs in a thread:
+    a worker's dashboard reads this on its event loop."""
+    keys = Keyspace(prefix)
+    payloads: list[dict[str, str]] = []
+    if window_s is None:
+        async for key in client.scan_iter(match=keys.latency_match(worker), count=100):
+            payloads.append(await client.hgetall(key))  # type: ignore[misc]
+        return await asyncio.to_thread(LatencyRecorder.decode_merge, payloads)
+    since = (time.time() if now_s is None else now_s) - window_s
+    async for key in client.scan_iter(match=keys.latency_slices_match(worker), count=100):
+        payloads.append(recent_slices(await client.hgetall(key), since))  # type: ignore[misc]
+    return await asyncio.to_thread(_merge_slices, payloads)
 
 
 async def read_latency(
-    client: aioredis.Redis, prefix: str, worker: str | None = None
+    client: aioredis.Redis, prefix: str, worker: str | None = None,
+    window_s: float | None = None,
 ) -> list[StageLatency]:
     """The stage rows (see ``stage_rows``) of ``read_histograms``."""
-    return stage_rows(await read_histograms(client, prefix, worker))
+    return stage_rows(await read_histograms(client, prefix, worker, window_s))
 
 
 def histogram_row(name: str, h: HdrHistogram | None) -> StageLatency | None:
@@ -59,7 +119,8 @@ def histogram_row(name: str, h: HdrHistogram | None) -> StageLatency | None:
         return None
     p = [h.get_value_at_percentile(q) / 1000.0 for q in PERCENTILES]
     return StageLatency(
-        stage=name, count=h.get_total_count(), mean_ms=h.get_mean_value() / 1000.0,
+        stage=name, meaning=MEANING.get(name, ""), count=h.get_total_count(),
+        mean_ms=h.get_mean_value() / 1000.0,
         p50_ms=p[0], p90_ms=p[1], p99_ms=p[2], p999_ms=p[3], max_ms=h.get_max_value() / 1000.0,
     )
 

@@ -112,7 +112,11 @@ async def send_all(
     """Send ``messages`` at ``rate`` msg/s (None: as fast as possible) and wait until the
     broker acknowledged each; raise ProduceGaveUp when it stalls past the deadline."""
     producer = make_producer(settings)
-    await start_client(settings.kafka, producer)
+    try:
+        await start_client(settings.kafka, producer)
+    except BaseException:
+        await producer.stop()  # a producer that never started still holds its client
+        raise
     report = SendReport()
     pending: list[asyncio.Future[Any]] = []
     acked = 0

@@ -25,7 +25,7 @@ SEVERITY_ORDER: dict[str, int] = {"warning": 0, "major": 1, "critical": 2}
 class Evidence(BaseModel):
     """One negative message in the window that fired, for a human to look at."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)  # as WireModel
 
     event_id: Identifier
     event_time: UtcDatetime

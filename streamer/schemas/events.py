@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from streamer.keys import LABEL_PATTERN
 from streamer.schemas.inputs import SCHEMA_VERSION, WireModel
-from streamer.schemas.types import Identifier, Label, Ticker, UtcDatetime
+from streamer.schemas.types import Identifier, Label, SentimentLabel, Ticker, UtcDatetime
 
 Kind = Literal["news", "chat"]
 BUNDLE_ID_PATTERN = r"^[0-9a-f]{16}$"
@@ -33,6 +35,10 @@ class Stamps(BaseModel):
     """
 
     produced: float | None = None
+    # The later of ``produced`` and the moment the worker's stream was last ready for a
+    # record before taking this one: before it the record queued (the worker was busy),
+    # after it the record was in transit to the worker (streamer/latency/histograms.py).
+    requested: float | None = None
     consumed: float | None = None
     batched: float | None = None
     tokenized: float | None = None
@@ -41,13 +47,39 @@ class Stamps(BaseModel):
     alerted: float | None = None
 
 
-class Prediction(BaseModel):
-    """One head's answer: the top label and every label's probability."""
+L = TypeVar("L", bound=str)
+
+
+class Prediction(BaseModel, Generic[L]):
+    """One head's answer: the top label and every label's probability.
+
+    ``ScoredEvent`` narrows the labels per head (``Prediction[SentimentLabel]``: an enum
+    in the JSON Schema); a plain ``Prediction`` given there is validated against it."""
 
     model_config = ConfigDict(frozen=True)
 
-    label: Label
-    probs: dict[Label, float]
+    label: L
+    probs: dict[L, float]
+
+    @field_validator("label")
+    @classmethod
+    def _label_alphabet(cls, value: str) -> str:
+        # Unparametrized (or a head's plain strings): still the label alphabet of the keys.
+        if not re.fullmatch(LABEL_PATTERN, value):
+            raise ValueError(f"a label must match {LABEL_PATTERN}")
+        return value
+
+    @field_validator("probs")
+    @classmethod
+    def _probs_alphabet(cls, value: dict[str, float]) -> dict[str, float]:
+        for label in value:
+            cls._label_alphabet(label)
+        return value
+
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        # The JSON Schema's definition names: SentimentPrediction, TopicPrediction.
+        return "SentimentPrediction" if params == (SentimentLabel,) else "TopicPrediction"
 
 
 class ModelRef(BaseModel):
@@ -105,8 +137,8 @@ class ScoredEvent(WireModel):
         default_factory=list, description="Indices, exchanges and markets the text names, "
         "under canonical keys (e.g. 'Dow Jones', 'S&P 500', 'FTSE 100').")
     event_time: UtcDatetime
-    sentiment: Prediction
-    topic: Prediction
+    sentiment: Prediction[SentimentLabel]
+    topic: Prediction[Label]
     scorer: str = Field(description="Scorer identity, e.g. 'onnx-cpu:student-int8'.")
     # Added within schema version 1 (an optional field, so records written before it
     # still validate); every worker since fills it, also across a model switch.

@@ -17,9 +17,12 @@ _Author = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class WireModel(BaseModel):
-    """Strict on the wire: unknown fields are an error, not silently dropped."""
+    """A record on the wire. Unknown fields are accepted and ignored, as Kafka schema
+    evolution expects (a producer may add a field before its consumers know it); the
+    worker counts them on input, and ``STREAMER_SCHEMA_STRICT`` refuses them
+    (``StrictNewsItem``, ``StrictChatMessage``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class NewsItem(WireModel):
@@ -46,3 +49,20 @@ class ChatMessage(WireModel):
 
 
 InputMessage = NewsItem | ChatMessage
+
+
+class StrictNewsItem(NewsItem):
+    """``NewsItem`` that refuses unknown fields (``STREAMER_SCHEMA_STRICT``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="NewsItem")
+
+
+class StrictChatMessage(ChatMessage):
+    """``ChatMessage`` that refuses unknown fields (``STREAMER_SCHEMA_STRICT``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="ChatMessage")
+
+
+def unknown_fields(model: type[BaseModel], obj: dict[str, object]) -> list[str]:
+    """The top-level keys of ``obj`` that ``model`` does not know, in their order."""
+    return [k for k in obj if k not in model.model_fields]

@@ -9,7 +9,7 @@ the alphabet of :data:`streamer.keys.LABEL_PATTERN`, the names that may reach a 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
@@ -24,6 +24,11 @@ Ticker = Annotated[
     StringConstraints(pattern=TICKER_PATTERN),
 ]
 Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
+# The sentiment head's classes: every scorer has these (the alerting counts "negative"),
+# so the wire schema names them (an enum in the exported JSON Schema). Topic labels come
+# from the bundle's training data and stay a pattern.
+SentimentLabel = Literal["negative", "neutral", "positive"]
+SENTIMENT_LABELS: tuple[str, ...] = get_args(SentimentLabel)
 
 
 def _utc(value: datetime) -> datetime:

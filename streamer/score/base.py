@@ -10,10 +10,21 @@ import numpy as np
 
 from streamer.schemas.events import Kind as Source
 from streamer.schemas.events import ModelRef
+from streamer.schemas.types import SENTIMENT_LABELS
 
 
 class ScorerError(RuntimeError):
     """A scorer could not be built or loaded; the message says what to do."""
+
+
+def check_sentiment_labels(name: str, labels: Sequence[str]) -> None:
+    """Refuse a scorer whose sentiment head has a class the wire schema does not name
+    (every scored event would fail validation); raise ScorerError saying so."""
+    unknown = [label for label in labels if label not in SENTIMENT_LABELS]
+    if unknown:
+        raise ScorerError(
+            f"scorer {name} has sentiment labels {unknown} outside the wire schema's "
+            f"{list(SENTIMENT_LABELS)}: map the sentiment data's labels onto those")
 
 
 _WARMUP_TEXTS = (

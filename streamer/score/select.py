@@ -19,7 +19,7 @@ from pathlib import Path
 
 from streamer.bundle.errors import BundleError
 from streamer.bundle.locate import default_bundle_path
-from streamer.score.base import Scorer, ScorerError
+from streamer.score.base import Scorer, ScorerError, check_sentiment_labels
 from streamer.score.baseline import BaselineScorer
 from streamer.settings import Settings
 
@@ -117,6 +117,7 @@ def _load_scorer(settings: Settings, build: BundleBuilder | None) -> Scorer:
                 raise  # asked for a bundle explicitly: a broken one is an error
             log.warning("no model bundle (%s): scoring with the Naive Bayes baseline", exc)
             scorer = load_baseline(settings)
+    check_sentiment_labels(scorer.name, scorer.sentiment_labels)
     scorer.warmup()
     log.info("scorer: %s, model %s", scorer.name, scorer.model.short())
     return scorer

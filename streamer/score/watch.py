@@ -35,7 +35,7 @@ from streamer.bundle.errors import BundleError
 from streamer.bundle.load import load_bundle
 from streamer.bundle.locate import COMPLETE_MARKER, BundleChoice, choose_bundle, is_complete_bundle
 from streamer.metrics import Metrics
-from streamer.score.base import Scorer
+from streamer.score.base import Scorer, check_sentiment_labels
 from streamer.score.pool import ScoringPool
 from streamer.settings import Settings
 
@@ -153,6 +153,7 @@ class ModelWatcher:
 
     def _load_warm(self, path: Path) -> Scorer:
         scorer = self.load(path)
+        check_sentiment_labels(scorer.name, scorer.sentiment_labels)
         scorer.warmup()
         return scorer
 

@@ -56,9 +56,10 @@ from streamer.training.data import (
     default_specs,
     hold_out,
     load_split,
+    require_files,
 )
 from streamer.training.encoders import packaged_base
-from streamer.training.progress import SILENT, Reporter
+from streamer.training.progress import SILENT, Reporter, library_bars_off
 from streamer.training.verify import DEFAULT_TOLERANCES, Tolerance
 
 if TYPE_CHECKING:
@@ -807,4 +808,6 @@ def choose_defaults(
 
 def build_bundle(cfg: BuildConfig, reporter: Reporter = SILENT) -> Path:
     """Build (or resume) the bundle described by ``cfg``; returns its directory."""
-    return Builder(cfg, reporter).run()
+    require_files(cfg.data)  # at once, not minutes in
+    with library_bars_off():
+        return Builder(cfg, reporter).run()

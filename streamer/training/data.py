@@ -34,6 +34,11 @@ class DataError(ValueError):
     """Labelled data is missing or malformed; the message names the file and the fix."""
 
 
+class DataMissing(DataError):
+    """A labelled data file is not there at all; the message says where it must be and
+    how to point at it."""
+
+
 class DatasetSpec(BaseModel):
     """One labelled file feeding one head."""
 
@@ -124,10 +129,35 @@ def default_specs(data_dir: Path) -> list[DatasetSpec]:
 
 
 
+def require_labelled_data(data_dir: Path) -> None:
+    """Raise DataMissing unless every file of :func:`default_specs` is under ``data_dir``.
+
+    Cheap (no file is read): run it before anything slow, so a build without its data
+    fails at once with the fix, not minutes later."""
+    missing = [s.path for s in default_specs(data_dir) if not s.path.is_file()]
+    if not missing:
+        return
+    where = ("it does not exist" if not data_dir.is_dir() else
+             "missing " + ", ".join(str(p.relative_to(data_dir)) for p in missing))
+    folders = ", ".join(f"{s.path.parent.name}/" for s in default_specs(data_dir))
+    raise DataMissing(
+        f"no labelled data at {data_dir} ({where}); the build needs {folders} each with a "
+        f"train.csv ('text,label'): put the shared data there, or set {DATA_ENV} (or pass "
+        "--data DIR) to the folder that holds it")
+
+
+def require_files(specs: Iterable[DatasetSpec]) -> None:
+    """Raise DataMissing naming every dataset file of ``specs`` that is not there."""
+    missing = [str(s.path) for s in specs if not s.path.is_file()]
+    if missing:
+        raise DataMissing(f"labelled data file(s) not found: {', '.join(missing)}; pass "
+                          f"--data DIR or set {DATA_ENV} to the folder holding them")
+
+
 def read_rows(path: Path) -> list[tuple[str, str]]:
     """``(text, label)`` rows of a CSV (header ``text,label``) or JSONL file; blanks dropped."""
     if not path.is_file():
-        raise DataError(f"labelled data file {path} does not exist; pass --data DIR or set "
+        raise DataMissing(f"labelled data file {path} does not exist; pass --data DIR or set "
                         f"{DATA_ENV} to the folder holding the 'text,label' files")
     rows: list[tuple[str, str]] = []
     if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:

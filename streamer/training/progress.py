@@ -105,3 +105,26 @@ class Reporter:
 
 
 SILENT = Reporter(enabled=False)
+
+
+@contextmanager
+def library_bars_off() -> Iterator[None]:
+    """transformers' and huggingface_hub's own tqdm bars off while a build runs, restored
+    after: they draw with carriage returns, which a log (the main job's, a background
+    build's) keeps as junk lines; the build's Reporter says what is happening instead."""
+    from huggingface_hub.utils import are_progress_bars_disabled
+    from huggingface_hub.utils import disable_progress_bars as hub_off
+    from huggingface_hub.utils import enable_progress_bars as hub_on
+    from transformers.utils import logging as hf_logging
+
+    hf_was_on = hf_logging.is_progress_bar_enabled()
+    hub_was_on = not are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    hub_off()
+    try:
+        yield
+    finally:
+        if hf_was_on:
+            hf_logging.enable_progress_bar()
+        if hub_was_on:
+            hub_on()

@@ -18,6 +18,7 @@ from streamer.bundle.load import load_bundle
 from streamer.bundle.locate import build_lock_path, default_bundle_path, is_complete_bundle
 from streamer.score.base import ScorerError
 from streamer.settings import Settings
+from streamer.training.data import DataMissing, require_labelled_data
 from streamer.training.progress import Reporter
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,11 @@ def ensure_default_bundle(
         if is_complete_bundle(path):
             log.info("model bundle: %s (built by another process)", path)
             return path
+        data = data_dir or settings.scoring.labelled_data_dir
+        try:  # before anything slow: torch, the encoder's download, minutes of training
+            require_labelled_data(data)
+        except DataMissing as exc:
+            raise ScorerError(str(exc)) from None
         try:
             from streamer.training.build import build_bundle, profile_config
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -63,7 +69,7 @@ def ensure_default_bundle(
         start = time.perf_counter()
         cfg = profile_config(
             "quick",
-            data_dir or settings.scoring.labelled_data_dir,
+            data,
             path,
             threads=threads,
             command="streamer (first run: quick default bundle)",

@@ -8,33 +8,14 @@ from __future__ import annotations
 
 import asyncio
 
-from hdrh.histogram import HdrHistogram
-
 from streamer.bench.load import send_load
 from streamer.bench.pipeline.errors import BenchError
 from streamer.bench.pipeline.messages import Messages
 from streamer.bench.pipeline.processes import PUSH_INTERVAL_S, Session
 from streamer.bench.pipeline.results import Phase, Run, Sample
 from streamer.bench.pipeline.verdicts import drain_rate, judge
-from streamer.latency.histograms import new_histogram
+from streamer.latency.histograms import difference
 from streamer.latency.report import stage_rows
-
-
-def subtract(after: dict[str, HdrHistogram], before: dict[str, HdrHistogram]
-             ) -> dict[str, HdrHistogram]:
-    """Per stage, what was recorded between two snapshots of the same workers."""
-    out: dict[str, HdrHistogram] = {}
-    for name, h in after.items():
-        prev = before.get(name)
-        old = {it.value_iterated_to: it.count_at_value_iterated_to
-               for it in prev.get_recorded_iterator()} if prev is not None else {}
-        d = new_histogram()
-        for it in h.get_recorded_iterator():
-            n = it.count_at_value_iterated_to - old.get(it.value_iterated_to, 0)
-            if n > 0:
-                d.record_value(it.value_iterated_to, n)
-        out[name] = d
-    return out
 
 
 async def hold(session: Session, messages: Messages, *, rate: float | None, n: int,
@@ -96,7 +77,7 @@ async def hold(session: Session, messages: Messages, *, rate: float | None, n: i
     else:
         completed_rate = drain_rate(samples, report.sent) or 0.0
     await asyncio.sleep(PUSH_INTERVAL_S * 2 + 0.3)  # the worker's last histogram push
-    rows = stage_rows(subtract(await session.histograms(), before))
+    rows = stage_rows(difference(await session.histograms(), before))
     e2e = next((r for r in rows if r.stage == "end_to_end"), None)
     run = Run(variant=session.v.name, kind=session.v.kind, phase=phase, load=load,
               offered_rate=round(rate, 2) if rate else None, duration_s=round(duration, 2),

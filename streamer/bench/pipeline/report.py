@@ -15,6 +15,7 @@ from streamer.bench.pipeline.results import (
     Run,
 )
 from streamer.bench.pipeline.verdicts import ratio_of
+from streamer.latency.histograms import STAGES
 
 DOC_START = "<!-- streamer-bench-pipeline:start -->"
 DOC_END = "<!-- streamer-bench-pipeline:end -->"
@@ -103,7 +104,7 @@ def latency_lines(b: PipelineBench) -> list[str]:
 
 
 def stage_lines(b: PipelineBench) -> list[str]:
-    names = ["kafka", "batch_wait", "tokenize", "infer", "aggregate"]
+    names = [name for name, _, _ in STAGES]  # queue, kafka, batch_wait, ...
     lines = ["| variant | load | " + " | ".join(f"{n.replace('_', ' ')} p99 ms (mean share)"
                                              for n in names) + " |",
              "|---|---|" + "---:|" * len(names)]

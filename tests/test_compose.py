@@ -1,0 +1,154 @@
+"""docker-compose.yml, read as a deployer's tools read it: reachable from the host at the
+addresses the README and the CLI's defaults use, a required web token, the train extra,
+the labelled data required and mounted, and nothing docker-compose 1.29 refuses.
+``docker compose config`` checks it too where the Compose plugin is installed."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streamer.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE = REPO / "docker-compose.yml"
+REQUIRED = re.compile(r"^\$\{(?P<var>[A-Z_]+):\?(?P<message>.+)\}$")
+DEFAULTED = re.compile(r"\$\{(?P<var>[A-Z_]+):-(?P<default>[^}]*)\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
+
+
+def defaults(text: str) -> str:
+    """``text`` with each ``${VAR:-default}`` replaced by its default."""
+    return DEFAULTED.sub(lambda m: m["default"], text)
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in service["environment"].items()}
+
+
+def published(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(host address, host port or range, container port) of each published port."""
+    out = []
+    for spec in service.get("ports", []):
+        host, port, target = defaults(str(spec)).rsplit(":", 2)
+        out.append((host, port, target))
+    return out
+
+
+def listeners(value: str) -> dict[str, str]:
+    """``NAME://host:port,...`` -> {NAME: host:port}."""
+    return dict(item.split("://", 1) for item in defaults(value).split(","))
+
+
+def test_no_top_level_name_which_docker_compose_1_29_refuses(compose: dict[str, Any]) -> None:
+    assert "name" not in compose
+    assert "version" not in compose  # the Compose Specification: no version key either
+
+
+def test_kafka_is_reachable_from_the_host_at_the_clis_default_bootstrap(
+    compose: dict[str, Any],
+) -> None:
+    kafka = compose["services"]["kafka"]
+    env = env_of(kafka)
+    advertised = listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+    bound = listeners(env["KAFKA_LISTENERS"])
+    host_default = Settings(_env_file=None).kafka.bootstrap  # 127.0.0.1:9092, the README's
+    [outside] = [name for name, address in advertised.items() if address == host_default]
+    port = bound[outside].rsplit(":", 1)[1]
+    assert (host_default.split(":")[0], host_default.split(":")[1], port) in published(kafka)
+    # Every listener has a protocol, and brokers talk over one that is advertised.
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(bound) <= set(protocols)
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in advertised
+
+
+def test_containers_reach_kafka_through_the_listener_it_advertises_inside(
+    compose: dict[str, Any],
+) -> None:
+    advertised = listeners(env_of(compose["services"]["kafka"])["KAFKA_ADVERTISED_LISTENERS"])
+    inside = {address for address in advertised.values() if address.startswith("kafka:")}
+    for name in ("worker", "worker-gpu", "demo"):
+        assert env_of(compose["services"][name])["KAFKA_BOOTSTRAP"] in inside, name
+
+
+def test_redis_and_the_dashboard_are_published_on_loopback_at_the_default_ports(
+    compose: dict[str, Any],
+) -> None:
+    settings = Settings(_env_file=None)
+    redis_port = settings.redis.url.rsplit(":", 1)[1].split("/")[0]
+    assert ("127.0.0.1", redis_port, redis_port) in published(compose["services"]["redis"])
+    [(host, ports, target)] = published(compose["services"]["worker"])
+    assert host == "127.0.0.1" and target == str(settings.web.port)
+    assert ports.split("-")[0] == str(settings.web.port)  # the first worker's
+
+
+@pytest.mark.parametrize("name", ["worker", "worker-gpu"])
+def test_the_web_token_is_required_not_empty_by_default(compose: dict[str, Any],
+                                                        name: str) -> None:
+    env = env_of(compose["services"][name])
+    assert env["STREAMER_WEB_HOST"] == "0.0.0.0"  # reachable: a worker needs the token
+    required = REQUIRED.match(env["STREAMER_WEB_TOKEN"])
+    assert required and required["var"] == "STREAMER_WEB_TOKEN"
+
+
+@pytest.mark.parametrize(("name", "extras"), [("worker", {"train"}),
+                                              ("worker-gpu", {"train", "gpu"})])
+def test_workers_are_built_with_the_train_extra(compose: dict[str, Any], name: str,
+                                                extras: set[str]) -> None:
+    args = compose["services"][name]["build"]["args"]
+    assert set(args["EXTRAS"].split(",")) == extras
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "ARG EXTRAS" in dockerfile and "[$EXTRAS]" in dockerfile
+
+
+@pytest.mark.parametrize("name", ["worker", "worker-gpu"])
+def test_the_labelled_data_is_a_required_mount_where_the_worker_reads_it(
+    compose: dict[str, Any], name: str,
+) -> None:
+    service = compose["services"][name]
+    inside = env_of(service)["STREAMER_LABELLED_DATA_DIR"]
+    [source] = [v.rsplit(":", 2)[0] for v in service["volumes"]
+                if v.rsplit(":", 2)[1] == inside]
+    required = REQUIRED.match(source)
+    assert required, source  # not a default path that Docker would create empty
+    assert "../shared/data" not in source.split(":?")[0]
+
+
+def _compose_command() -> list[str] | None:
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True,
+                               check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def test_docker_compose_config_accepts_it_and_demands_the_token(tmp_path: Path) -> None:
+    command = _compose_command()
+    if command is None:
+        pytest.skip("neither the Docker Compose plugin nor docker-compose is installed")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("STREAMER_WEB_TOKEN", "LABELLED_DATA_DIR")}
+    env["COMPOSE_PROJECT_NAME"] = "streamer-test"
+    base = [*command, "--project-directory", str(tmp_path), "-f", str(COMPOSE), "config", "-q"]
+    ok = subprocess.run(base, env={**env, "STREAMER_WEB_TOKEN": "t" * 32,
+                                   "LABELLED_DATA_DIR": str(tmp_path)},
+                        capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    refused = subprocess.run(base, env={**env, "LABELLED_DATA_DIR": str(tmp_path)},
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "STREAMER_WEB_TOKEN" in refused.stderr
