@@ -117,3 +117,27 @@ def test_the_provisioning_file_points_grafana_at_a_dashboard_folder() -> None:
     (entry,) = provider["providers"]
     assert provider["apiVersion"] == 1 and entry["type"] == "file"
     assert entry["options"]["path"].startswith("/")
+
+
+def _dropped(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    """Keys of ``ours`` that ``theirs`` (the same JSON read back) no longer has."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return [p for k, v in ours.items()
+                for p in ([f"{path}.{k}"] if k not in theirs else _dropped(v, theirs[k],
+                                                                           f"{path}.{k}"))]
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+        return [p for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+                for p in _dropped(a, b, f"{path}[{i}]")]
+    return []
+
+
+def test_grafanas_own_dashboard_types_read_every_key_of_the_dashboard() -> None:
+    # Grafana's schema-generated types keep what the schema knows and drop the rest: a
+    # misspelt key ("gridpos", "fieldconfig") would not survive the round trip.
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    ours = json.loads(DASHBOARD.read_text("utf-8"))
+    theirs = json.loads(JSONEncoder().encode(Dashboard.from_json(ours)))
+    assert _dropped(ours, theirs) == []
+    assert len(theirs["panels"]) == len(ours["panels"])
