@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass, field
 
 from agents.commit_gate import CommitGate
 from agents.health import HealthMonitor, KafkaProbe
+from agents.worker import default_worker_id
 from streamer.aggregate import TrendStore
 from streamer.batch import BatchProcessor
-from streamer.keys import safe_name
 from streamer.latency import Clock, LatencyRecorder
 from streamer.metrics import Metrics
 from streamer.score import Scorer
@@ -98,8 +96,7 @@ class Runtime:
                                metrics)
         # It names a Redis key (latency histograms): the same bounded alphabet as the
         # setting's pattern, whatever the host name holds.
-        host = safe_name(socket.gethostname(), fallback="host")
-        worker_id = settings.worker.id or f"{host}-{os.getpid()}"
+        worker_id = default_worker_id(settings.worker.id)
         probe_kafka = KafkaProbe(settings.kafka, settings.health.probe_timeout_s)
         health = HealthMonitor(settings.health, {"kafka": probe_kafka, "redis": store.ping})
         return cls(
