@@ -44,6 +44,8 @@ from urllib.parse import quote, unquote
 
 AlertKey = Literal["meta", "state", "seq", "lease", "recent", "progress", "seen"]
 NaiveKey = Literal["sentiment", "ready"]
+# The Quix Streams peer of `streamer bench pipeline` (streamer/bench/peer.py).
+PeerKey = Literal["topic", "ticker", "ready"]
 # What events are counted under: "all" (every event: the detector's internal prior),
 # a topic label, a ticker, a market (an index or exchange named in the text, under its
 # canonical key: streamer/ingest/markets.py) and a stream (every event of one input kind,
@@ -296,6 +298,9 @@ class Keyspace:
 
     def naive(self, name: NaiveKey) -> str:
         return f"{self.prefix}:naive:{name}"
+
+    def peer(self, name: PeerKey) -> str:
+        return f"{self.prefix}:peer:{name}"
 
     @property
     def everything(self) -> str:

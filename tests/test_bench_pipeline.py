@@ -339,3 +339,30 @@ async def test_the_kafka_hop_counts_every_record_sent(kafka_bootstrap: str) -> N
     assert hop.count == 40
     # from the intended send time: never negative, and well under the 30 s it may wait
     assert 0 < hop.p50_ms <= hop.p99_ms <= hop.max_ms < 30_000
+
+
+def test_the_targets_and_the_report_set_ours_against_the_quix_peer(
+    bench: PipelineBench,
+) -> None:
+    quix = VariantResult(name="quix", kind="peer", label="Quix Streams")
+    runs = [ramp("quix", "peer", 100, True), ramp("quix", "peer", 150, False),
+            lat("quix", "peer", "low", 15, 80), lat("quix", "peer", "high", 247.5, 9000, ok=False)]
+    quix.capacity, quix.capacity_completed = 100, 99
+    b = bench.model_copy(update={"variants": [*bench.variants, quix],
+                                 "runs": [*bench.runs, *runs],
+                                 "peer": "Quix Streams 3.28.1, bundle b"})
+    b.targets = targets(b.runs, b.variants, b.low_rate)
+    t = b.targets
+    # adaptive: 326.7 msg/s, p99 60 ms low and 200 ms high; the peer: 99, 80 and 9000
+    assert t.peer == "quix" and t.peer_throughput_ratio == pytest.approx(3.3)
+    assert t.peer_throughput_met and t.peer_p99_met
+    assert (t.peer_p99_ms, t.peer_p99_ratio, t.peer_high_p99_ms) == (80, 0.75, 9000)
+    md = markdown(b)
+    assert "| end-to-end throughput, ours (adaptive) / peer (quix) | 327 / 99 msg/s = **3.3x** " \
+           "| >= 2x | **met** |" in md
+    assert "60.0 / 80.0 ms = **0.75**; 200 / 9,000 ms" in md
+    assert "Peer pipeline: Quix Streams 3.28.1, bundle b; Application" in md
+    assert "| quix | high | 247.5 |" in md  # the peer runs the same fixed loads as ours
+    # without a peer, no peer rows
+    assert "/ peer (" not in markdown(bench) and bench.targets is not None
+    assert bench.targets.peer is None

@@ -158,33 +158,78 @@ def _cell(path: str, variant: str, batch: int, n: int, t: Timing) -> Cell:
     return cell
 
 
+TENSORRT = "GPU: teacher ONNX Runtime TensorRT FP16"
+
+
 def _gpu_scorers(bundle_dir: Path, teacher_fp16: str | None) -> tuple[list[tuple[str, Scorer]],
                                                                       list[str]]:
     """The GPU paths this machine can run, and notes on those it cannot."""
     out: list[tuple[str, Scorer]] = []
     notes: list[str] = []
+    if teacher_fp16 is None:
+        notes.append("the bundle has no FP16 teacher variant (the full and speed profiles "
+                     "build one): the ONNX Runtime GPU rows are left out")
     try:
         import torch
         has_torch_cuda = bool(torch.cuda.is_available())
     except ImportError:
         has_torch_cuda = False
     if has_torch_cuda:
+        from streamer.score.base import ScorerError
         from streamer.score.torch_scorer import TorchScorer
 
-        out.append(("GPU: teacher PyTorch FP16 + CUDA graphs",
-                    TorchScorer.from_bundle(bundle_dir, device="cuda")))
+        try:
+            out.append(("GPU: teacher PyTorch FP16 + CUDA graphs",
+                        TorchScorer.from_bundle(bundle_dir, device="cuda")))
+        except ScorerError as exc:  # no teacher checkpoint kept (the quick profile)
+            notes.append(f"{exc}: the PyTorch FP16 + CUDA graphs rows are left out")
     else:
         notes.append("no CUDA GPU for torch here: the PyTorch FP16 + CUDA graphs rows are "
                      "left out")
     from streamer.score.onnx_scorer import OnnxScorer, cuda_available
 
-    if cuda_available() and teacher_fp16 is not None:
-        out.append(("GPU: teacher ONNX Runtime CUDA FP16",
-                    OnnxScorer(bundle_dir, variant=teacher_fp16, tensorrt=False)))
-    else:
+    if not cuda_available():
         notes.append("no CUDA provider in onnxruntime here: the ONNX Runtime CUDA rows are "
                      "left out")
+    elif teacher_fp16 is not None:
+        cuda = OnnxScorer(bundle_dir, variant=teacher_fp16, tensorrt=False)
+        if cuda.provider == "cuda":
+            out.append(("GPU: teacher ONNX Runtime CUDA FP16", cuda))
+        else:  # onnxruntime-gpu falls back to the CPU when CUDA's libraries do not load
+            notes.append(f"onnxruntime's CUDA provider did not start (the session runs on "
+                         f"{cuda.provider}; its log says why, often a missing CUDA or cuDNN "
+                         "library): the ONNX Runtime CUDA rows are left out")
+        out += _tensorrt_scorer(bundle_dir, teacher_fp16, notes)
     return out, notes
+
+
+def _tensorrt_scorer(bundle_dir: Path, variant: str, notes: list[str]
+                     ) -> list[tuple[str, Scorer]]:
+    """The TensorRT path where onnxruntime has the provider and its libraries load."""
+    import onnxruntime as ort
+
+    from streamer.score.onnx_scorer import OnnxScorer
+    from streamer.settings import get_settings
+
+    if "TensorrtExecutionProvider" not in ort.get_available_providers():
+        notes.append("no TensorRT provider in onnxruntime here: the TensorRT rows are left out")
+        return []
+    # The worker's engine cache: a second run reuses the engines the first one built.
+    try:
+        trt = OnnxScorer(bundle_dir, variant=variant, tensorrt=True,
+                         trt_cache=get_settings().paths.cache_dir / "tensorrt")
+    except Exception as exc:  # onnxruntime's errors have no common base
+        notes.append(f"the TensorRT session did not open ({type(exc).__name__}: {exc}): the "
+                     "TensorRT rows are left out")
+        return []
+    if trt.provider != "tensorrt":
+        notes.append(f"onnxruntime lists TensorRT but its session runs on {trt.provider} "
+                     "(TensorRT's libraries did not load): the TensorRT rows are left out")
+        return []
+    notes.append("TensorRT builds an engine per input shape, so its rows are the 64-token "
+                 "texts only (one shape per batch size; engines cached in the cache dir's "
+                 "tensorrt/)")
+    return [(TENSORRT, trt)]
 
 
 @dataclass
@@ -210,11 +255,12 @@ def _merge(job: Job) -> Cell:
 
 def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
         batches: Sequence[int] = BATCHES, naive_texts: int = 256, command: str = "",
-        include_naive: bool = True, include_gpu: bool = True, rounds: int = 3,
-        progress: Callable[[str], None] | None = None) -> ModelBench:
+        include_naive: bool = True, include_gpu: bool = True, include_cpu: bool = True,
+        rounds: int = 3, progress: Callable[[str], None] | None = None) -> ModelBench:
     """Every path over the same texts, measured in ``rounds`` interleaved rounds (each
     cell's msgs/s is its median: machines here are noisy, and interleaving spreads a slow
-    spell over every path alike). ``naive_texts`` bounds the slow naive path's texts."""
+    spell over every path alike). ``naive_texts`` bounds the slow naive path's texts;
+    ``include_cpu=False`` leaves out the ONNX CPU rows (teacher FP32, student INT8)."""
     from streamer.score.onnx_scorer import OnnxScorer
 
     bundle = load_bundle(bundle_dir, verify=())
@@ -239,11 +285,13 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
     student = students[0].name if students else None  # the deployed one when it is a student
     # (path, variant, length bucketing, INT8 texts one per call)
     plan: list[tuple[str, str, bool, bool]] = []
-    if teacher is not None:
+    if not include_cpu:
+        notes.append("the ONNX CPU rows (teacher FP32, student INT8) were left out (--no-cpu)")
+    elif teacher is not None:
         plan.append(("teacher ONNX FP32, padded to the batch's longest", teacher, False, False))
     else:
         notes.append("the bundle has no FP32 teacher variant (quick profile): row left out")
-    if student is not None:
+    if student is not None and include_cpu:
         plan += [("student ONNX INT8, padded to the batch's longest", student, False, False),
                  ("student ONNX INT8, length-bucketed, shared calls", student, True, False),
                  ("student ONNX INT8, one text per call (deployed)", student, True, True)]
@@ -268,10 +316,11 @@ def run(bundle_dir: Path, examples: Sequence[Example], *, threads: int = 2,
         fixed = [" ".join(["market"] * 62)] * 4096
         fixed_src = ["news"] * len(fixed)
         for path, gpu_scorer in gpu:
-            gpu_scorer.warmup()
             gpu_fn: ScoreFn = gpu_scorer.score  # type: ignore[assignment]
-            for batch in sorted({*batches, 256}):
-                jobs.append(Job(path, gpu_scorer.name, batch, gpu_fn, texts, sources, []))
+            if path != TENSORRT:  # TensorRT: its engines are built on the texts' own shapes
+                gpu_scorer.warmup()
+                for batch in sorted({*batches, 256}):
+                    jobs.append(Job(path, gpu_scorer.name, batch, gpu_fn, texts, sources, []))
             for batch in (32, 128, 256):
                 jobs.append(Job(f"{path}, 64-token texts", gpu_scorer.name, batch, gpu_fn,
                                 fixed, fixed_src, []))

@@ -40,10 +40,13 @@ def bench(ctx: click.Context) -> None:
               help="Interleaved rounds; each cell reports its median round.")
 @click.option("--no-naive", is_flag=True, help="Leave out the naive PyTorch path "
               "(it needs the train extra).")
+@click.option("--no-cpu", is_flag=True, help="Leave out the ONNX CPU rows (teacher FP32, "
+              "student INT8): on a GPU, the GPU rows (and the naive path) alone.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for models-DATE.md/.json [default: <data dir>/bench].")
 def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_texts: int,
-                 batches: str, rounds: int, no_naive: bool, out: Path | None) -> None:
+                 batches: str, rounds: int, no_naive: bool, no_cpu: bool,
+                 out: Path | None) -> None:
     """The naive path (transformers FP32, one message per call) against the ONNX
     teacher and the INT8 student with and without length bucketing."""
     from streamer.bench import models as mb
@@ -57,7 +60,7 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
         examples = mb.sample(bundle_dir, n_texts)
         result = mb.run(
             bundle_dir, examples, threads=threads, batches=sizes, naive_texts=naive_texts,
-            include_naive=not no_naive, rounds=rounds,
+            include_naive=not no_naive, include_cpu=not no_cpu, rounds=rounds,
             command=shlex.join(["streamer", *sys.argv[1:]]),
             progress=lambda msg: console.print(f"[dim]measuring[/] {msg}"),
         )
@@ -87,8 +90,10 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
 @click.option("--loads", default="", help="Extra fixed offered loads (msg/s, comma-separated) "
               "for every variant whose capacity reaches them.")
 @click.option("--variants", default=None, help="Comma-separated: naive, adaptive, "
-              "fixed-SIZExWAITms [default: naive,adaptive,fixed-8x5ms,fixed-32x20ms,"
-              "fixed-64x50ms; --quick: naive,adaptive,fixed-32x20ms].")
+              "fixed-SIZExWAITms, quix[-SIZExWAITms] (the Quix Streams peer, checkpointing every "
+              "SIZE messages or WAIT ms; quix: 64x50ms; needs the peer extra) [default: naive,"
+              "adaptive,quix,fixed-8x5ms,fixed-32x20ms,fixed-64x50ms; --quick: naive,adaptive,"
+              "quix,fixed-32x20ms; quix only when Quix Streams is installed].")
 @click.option("--max-steps", type=int, default=None, help="Most ramp steps per variant "
               "[default: 8; --quick 4].")
 @click.option("--refine-steps", type=int, default=2, show_default=True, help="Bisection "
@@ -119,10 +124,12 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
                    quick: bool = False, docs_file: Path | None = None,
                    no_docs: bool = False) -> None:
     """End to end against the running local Kafka + Redis: the naive pipeline (a Faust agent,
-    transformers PyTorch FP32 one message at a time, a Redis update per message) and this
-    project's worker (fixed batching settings and adaptive batching), on the same demo
-    messages. Finds each one's maximum sustainable throughput (a ramp of offered loads) and
-    end-to-end latency at fixed loads; writes results.json, report.md and PNG plots."""
+    transformers PyTorch FP32 one message at a time, a Redis update per message), the Quix
+    Streams peer (the same job as its documentation recommends, the worker's ONNX model on
+    batches; the peer extra) and this project's worker (fixed batching settings and adaptive
+    batching), on the same demo messages. Finds each one's maximum sustainable throughput (a
+    ramp of offered loads) and end-to-end latency at fixed loads; writes results.json,
+    report.md and PNG plots."""
     from datetime import UTC, datetime
 
     from rich.live import Live
@@ -132,14 +139,19 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
     from streamer.bench.pipeline.report import docs_section, markdown, update_doc, write
     from streamer.bench.pipeline.results import Plan
     from streamer.bench.pipeline.run import run_pipeline_bench
-    from streamer.bench.pipeline.variants import DEFAULT_VARIANTS, QUICK_VARIANTS
+    from streamer.bench.pipeline.variants import default_variants
     from streamer.cli.common import run
     from streamer.latency.charts import require_matplotlib
 
     require_matplotlib()  # before a run of many minutes, not after it
     s = settings_with()
-    names = [n.strip() for n in variants.split(",") if n.strip()] if variants else list(
-        QUICK_VARIANTS if quick else DEFAULT_VARIANTS)
+    left_out: str | None = None
+    if variants:
+        names = [n.strip() for n in variants.split(",") if n.strip()]
+    else:
+        names, left_out = default_variants(quick)
+        if left_out:
+            console.print(left_out, highlight=False, markup=False)
     plan = Plan(
         variants=names,
         step_s=step_s or (8.0 if quick else 30.0),
@@ -172,6 +184,8 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
             live.stop()
             fail(str(exc))
             return
+    if left_out:
+        result.notes.append(left_out)
     for path in write(result, out):
         console.print(f"wrote {path}")
     console.print(markdown(result).split("## Per stage")[0], highlight=False)

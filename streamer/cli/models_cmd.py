@@ -28,7 +28,7 @@ from streamer.training.data import (
 )
 from streamer.training.encoders import ENCODERS
 
-PROFILES = ("quick", "full", "tiny")
+PROFILES = ("quick", "full", "tiny", "speed")
 
 
 def _default_out(profile: str) -> Path:
@@ -61,7 +61,9 @@ def models() -> None:
 @click.option("--layers", type=int, multiple=True,
               help="Student layer counts, repeatable (--layers 3 --layers 2).")
 @click.option("--profile", type=click.Choice(PROFILES), default="full", show_default=True,
-              help="full: teacher + distilled students; quick: first-run default; tiny: CI.")
+              help="full: teacher + distilled students; quick: first-run default; tiny: CI; "
+              "speed: every variant at the serving lengths, for speed checks "
+              "(scripts/gpu-check.sh), not accuracy.")
 @click.option("--epochs", type=float, default=None, help="Override the profile's epochs.")
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True, help="torch CPU threads.")

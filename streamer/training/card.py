@@ -483,7 +483,7 @@ def _limitations(card: ModelCard) -> list[str]:
             f"{len(card.heads['topic'])} topics (the news data sets' labels, mapped); the other "
             f"{len(unseen)} ({', '.join(_cell(t) for t in unseen)}) it learned from chat alone."
         )
-    if card.build.profile == "tiny" or any("capped" in n for n in card.build.notes):
+    if card.build.profile in ("tiny", "speed") or any("capped" in n for n in card.build.notes):
         lines.append("- A test-sized build (training rows capped): its figures say the "
                      "pipeline works, not how well a full build scores.")
     return lines

@@ -1,5 +1,5 @@
 """Latency at fixed offered loads, in rounds: low (a share of the naive capacity) for every
-variant, high (a share of adaptive's) for ours, then the extra loads."""
+variant, high (a share of adaptive's) for ours and the peer, then the extra loads."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ async def latency(runner: Runner, s: Session, messages: Messages, load: str, rat
 
 async def measure_latency(runner: Runner, s: Session, result: VariantResult, messages: Messages,
                           low: float, high: float) -> None:
-    """Each round: the low load for every variant, the high one for ours, then the extra
-    loads."""
+    """Each round: the low load for every variant, the high one for ours and the peer (the
+    same loads, whether or not the peer sustains them), then the extra loads."""
     for k in range(runner.plan.rounds):
         await latency(runner, s, messages, "low", low, k)
-        if s.v.kind == "ours":
+        if s.v.kind in ("ours", "peer"):
             await latency(runner, s, messages, "high", high, k)
         for extra in runner.plan.loads:
             if extra <= (result.capacity or result.probe_rate or 0.0):

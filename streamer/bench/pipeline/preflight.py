@@ -70,6 +70,22 @@ def naive_bundle(settings: Settings, explicit: Path | None) -> tuple[Path, str, 
     return path, what, notes
 
 
+def peer_model(settings: Settings) -> str:
+    """What the Quix Streams peer runs, or BenchError saying how to install it."""
+    from streamer.bench.peer import PeerUnavailable, require_quixstreams
+    from streamer.bundle.locate import default_bundle_path
+
+    try:
+        version = require_quixstreams()
+    except PeerUnavailable as exc:
+        raise BenchError(f"{exc}; or leave quix out of --variants") from exc
+    if settings.kafka.security_protocol != "PLAINTEXT":
+        raise BenchError("the Quix Streams peer runs against a PLAINTEXT broker only (the local "
+                         "stack): leave quix out of --variants")
+    return (f"Quix Streams {version}, bundle {default_bundle_path(settings)} (the worker's), "
+            f"variant {settings.scoring.bundle_variant}, through ONNX Runtime")
+
+
 def ours_scorer(settings: Settings) -> str:
     if settings.scoring.scorer == "baseline":
         return "scorer: Naive Bayes baseline"

@@ -1,4 +1,5 @@
-"""Worker process lifecycle: one variant's worker (ours or the naive app) in its own namespace.
+"""Worker process lifecycle: one variant's worker (ours, the naive app or the Quix Streams
+peer) in its own namespace.
 
 Starting it (namespace, environment, readiness), stopping it, clearing its topics and Redis
 keys, restarting it in a fresh namespace, and reading what it reports in Redis (messages
@@ -89,6 +90,14 @@ class Session:
             cmd = [sys.executable, "-m", "streamer.bench.naive", "--bundle", str(self.naive),
                    "--threads", str(self.plan.naive_threads), "--worker-id",
                    f"{self.v.name}-{self.uid}"]
+        elif self.v.kind == "peer":
+            # the worker's bundle: the same model as ours, so the model is not the difference
+            from streamer.bundle.locate import default_bundle_path
+
+            cmd = [sys.executable, "-m", "streamer.bench.peer_quix", "--bundle",
+                   str(default_bundle_path(self.settings)), "--threads",
+                   str(self.plan.peer_threads), "--worker-id", f"{self.v.name}-{self.uid}",
+                   *self.v.args]
         else:
             cmd = [sys.executable, "-m", "streamer.cli.main", "worker", "--loglevel", "warning"]
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -122,6 +131,10 @@ class Session:
             from streamer.bench.naive import ready_key
 
             return bool(await self._redis().get(ready_key(self.settings)))
+        if self.v.kind == "peer":
+            from streamer.bench import peer
+
+            return bool(await self._redis().get(peer.ready_key(self.settings)))
 
         def probe() -> bool:
             try:
@@ -177,6 +190,11 @@ class Session:
             from streamer.bench.naive import counts_key
 
             return sum(int(x) for x in await r.hvals(counts_key(self.settings)))  # type: ignore[misc]
+        if self.v.kind == "peer":
+            from streamer.bench import peer
+
+            key = peer.counts_key(self.settings, "topic")
+            return sum(int(x) for x in await r.hvals(key))  # type: ignore[misc]
         assert self._store is not None
         return sum(a.consumed for a in await accounts(self._store))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from streamer.bench.pipeline.plots import write_plots
 from streamer.bench.pipeline.results import (
     MATCH_TOLERANCE,
+    PEER_THROUGHPUT_TARGET,
     THROUGHPUT_TARGET,
     PipelineBench,
     Plan,
@@ -49,6 +50,7 @@ def target_lines(b: PipelineBench) -> list[str]:
         f"naive | {_ms(t.ours_p99_ms)} / {_ms(t.naive_p99_ms)} ms = "
         f"**{_n(t.p99_ratio, '.3f')}** | <= 1/3 | {_met(t.p99_met)} |",
     ]
+    lines += peer_target_lines(b)
     for c in t.adaptive_vs_fixed:
         median = ""
         if c.rounds > 1:
@@ -68,6 +70,23 @@ def target_lines(b: PipelineBench) -> list[str]:
         lines.append(f"| adaptive capacity / best fixed capacity | "
                      f"{t.adaptive_capacity_vs_best_fixed:.2f} | (information) | - |")
     return lines
+
+
+def peer_target_lines(b: PipelineBench) -> list[str]:
+    """Ours (adaptive) against the Quix Streams peer: capacity, and p99 at the same loads."""
+    t = b.targets
+    if t is None or t.peer is None:
+        return []
+    same = "same or lower p99 at the low and the high load"
+    return [
+        f"| end-to-end throughput, ours (adaptive) / peer ({t.peer}) | {_n(t.ours_capacity)} / "
+        f"{_n(t.peer_capacity)} msg/s = **{_n(t.peer_throughput_ratio, '.1f')}x** | >= "
+        f"{PEER_THROUGHPUT_TARGET:g}x | {_met(t.peer_throughput_met)} |",
+        f"| p99 end to end, ours / peer, at {_n(t.low_rate, '.1f')} msg/s (low) and "
+        f"{_n(b.high_rate, '.1f')} msg/s (high) | {_ms(t.ours_p99_ms)} / {_ms(t.peer_p99_ms)} ms "
+        f"= **{_n(t.peer_p99_ratio, '.2f')}**; {_ms(t.ours_high_p99_ms)} / "
+        f"{_ms(t.peer_high_p99_ms)} ms | {same} | {_met(t.peer_p99_met)} |",
+    ]
 
 
 def capacity_lines(b: PipelineBench) -> list[str]:
@@ -147,13 +166,19 @@ def header_lines(b: PipelineBench) -> list[str]:
         f"Naive pipeline: Faust agent, one message per call, {b.naive_model}, torch threads "
         f"{b.plan.naive_threads}, one Redis HINCRBY per message, at_least_once  ",
         f"This project's pipeline: `streamer worker` ({b.ours_scorer}), one worker per variant  ",
+        *([f"Peer pipeline: {b.peer}; Application + one StreamingDataFrame per input topic + "
+           f"a BatchingSink that scores each checkpoint's batch per partition and adds the "
+           f"topic and ticker counts in one Redis MULTI, at-least-once; ONNX Runtime intra-op "
+           f"threads {b.plan.peer_threads}; end-to-end latency only (no stage stamps), "
+           f"measured as the naive pipeline's  "] if b.peer else []),
         f"Load generator: {b.load_generator}, open loop, latency from the intended send time  ",
         f"Ramp: probe, then steps x{b.plan.ramp_factor:g} from {b.plan.ramp_start:g} x the probe "
         f"rate, {b.plan.step_s:g} s each, then {b.plan.refine_steps} bisection step(s) below "
         f"the first that failed; latency runs {b.plan.duration_s:g} s{_rounds(b.plan)}; low "
         f"load = "
         f"{b.plan.low_fraction:.0%} of the naive capacity ({_n(b.low_rate, '.1f')} msg/s), high = "
-        f"{b.plan.high_fraction:.0%} of ours' ({_n(b.high_rate, '.1f')} msg/s); wall "
+        f"{b.plan.high_fraction:.0%} of ours' ({_n(b.high_rate, '.1f')} msg/s, ours and the "
+        f"peer); wall "
         f"{b.wall_s / 60:.1f} min  ",
         f"Warm-up: {_warmup(b.plan)}  ",
         f"Turns: every variant's worker runs from start to end and the variants take turns, one "

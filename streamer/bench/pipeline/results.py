@@ -14,10 +14,12 @@ from streamer.latency.report import StageLatency
 from streamer.training.card import Machine
 
 THROUGHPUT_TARGET = 8.0  # ours / naive capacity, at least
+PEER_THROUGHPUT_TARGET = 2.0  # ours / the Quix Streams peer's capacity, at least (issue 32)
 P99_RATIO_TARGET = 1 / 3  # ours / naive p99 at 50% of the naive capacity, at most
 MATCH_TOLERANCE = 0.10  # adaptive "matches" the best fixed setting within 10%
 
 Phase = Literal["probe", "ramp", "latency"]
+Kind = Literal["naive", "ours", "peer"]
 
 
 class Sample(BaseModel):
@@ -39,7 +41,7 @@ class Run(BaseModel):
     """One step: a variant at one offered load (or, for a probe, one burst)."""
 
     variant: str
-    kind: Literal["naive", "ours"]
+    kind: Kind
     phase: Phase
     load: str = Field("", description="Latency runs: which fixed load (low, high, extra).")
     round: int = Field(0, ge=0, description="Latency runs: which round, from 0.")
@@ -70,7 +72,7 @@ class Run(BaseModel):
 
 class VariantResult(BaseModel):
     name: str
-    kind: Literal["naive", "ours"]
+    kind: Kind
     label: str
     env: dict[str, str] = Field(default_factory=dict)
     probe_rate: float | None = None
@@ -108,6 +110,16 @@ class Targets(BaseModel):
     p99_met: bool | None
     adaptive_vs_fixed: list[Comparison] = Field(default_factory=list)
     adaptive_capacity_vs_best_fixed: float | None = None
+    peer: str | None = Field(None, description="The peer variant compared (None: none ran).")
+    peer_capacity: float | None = None
+    peer_throughput_ratio: float | None = Field(None, description="Ours / the peer's capacity.")
+    peer_throughput_met: bool | None = None
+    peer_p99_ms: float | None = Field(None, description="The peer's p99 at the low load.")
+    peer_p99_ratio: float | None = Field(None, description="Ours / the peer's p99, low load.")
+    peer_high_p99_ms: float | None = Field(None, description="The peer's p99 at the high load.")
+    ours_high_p99_ms: float | None = None
+    peer_p99_met: bool | None = Field(None, description="Ours' p99 at most the peer's at "
+                                      "every fixed load both ran.")
 
 
 class Plan(BaseModel):
@@ -138,6 +150,8 @@ class Plan(BaseModel):
     sample_s: float = Field(0.5, gt=0)
     latency_target_ms: float = 100.0
     naive_threads: int = 2
+    peer_threads: int = Field(2, ge=1, description="The Quix Streams peer's ONNX Runtime "
+                              "intra-op threads (its one processing thread scores).")
     partitions: int = 4
     seed: int = 7
     quick: bool = False
@@ -154,6 +168,8 @@ class PipelineBench(BaseModel):
     plan: Plan
     naive_model: str
     ours_scorer: str
+    peer: str | None = Field(None, description="What the peer ran: Quix Streams version, "
+                             "scorer (None: no peer variant).")
     load_generator: str = Field("aiokafka", description="The producer that sent the load.")
     variants: list[VariantResult]
     runs: list[Run]

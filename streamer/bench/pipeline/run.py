@@ -8,7 +8,7 @@ one step at a time (``turns``).
    bisection (``ramp``).
 2. Latency at fixed loads, every variant in turn: low = ``low_fraction`` x the naive
    capacity (the target comparison), high = ``high_fraction`` x ours' (adaptive)
-   capacity, then the extra loads (``fixed_loads``).
+   capacity (ours and the Quix Streams peer), then the extra loads (``fixed_loads``).
 
 Latency per step comes from the worker's HDR histograms in Redis: a snapshot before and
 after the step, subtracted (``hold``). A step that leaves a backlog which does not drain in
@@ -29,7 +29,7 @@ from streamer.bench.load import generator
 from streamer.bench.pipeline.errors import BenchError
 from streamer.bench.pipeline.fixed_loads import measure_latency
 from streamer.bench.pipeline.messages import Messages
-from streamer.bench.pipeline.preflight import check_stack, naive_bundle, ours_scorer
+from streamer.bench.pipeline.preflight import check_stack, naive_bundle, ours_scorer, peer_model
 from streamer.bench.pipeline.processes import Say, Session
 from streamer.bench.pipeline.ramp import measure_capacity
 from streamer.bench.pipeline.results import PipelineBench, Plan, VariantResult
@@ -66,8 +66,12 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
     names = [v.name for v in variants]
     if "naive" not in names or "adaptive" not in names:
         raise BenchError("--variants must include naive and adaptive (the targets compare them)")
+    peer = peer_model(base) if any(v.kind == "peer" for v in variants) else None
     await check_stack(base)
     bundle, naive_model, notes = naive_bundle(base, naive_path)
+    if peer is not None and base.scoring.scorer in ("baseline", "torch"):
+        notes.append(f"this project's worker scored with STREAMER_SCORER={base.scoring.scorer}, "
+                     "the peer with the bundle's ONNX model: the model differs between them")
     # naive first, then adaptive: the order of their first turns
     variants.sort(key=lambda v: (v.name != "naive", v.name != "adaptive"))
     runner = Runner(base, plan, out, bundle, say, status)
@@ -122,7 +126,8 @@ async def run_pipeline_bench(base: Settings, plan: Plan, out: Path, *, command: 
                          f"{r.name} {r.restarts}" for r in results if r.restarts) + ")")
     bench = PipelineBench(
         command=command, date=today(), machine=machine_info(), cpu=_cpu_model(), plan=plan,
-        naive_model=naive_model, ours_scorer=ours_scorer(base), load_generator=generator(base),
+        naive_model=naive_model, ours_scorer=ours_scorer(base), peer=peer,
+        load_generator=generator(base),
         variants=results,
         runs=runner.runs, low_rate=low, high_rate=high, kafka_hop=hop,
         wall_s=round(time.monotonic() - runner.t0, 1), notes=notes,

@@ -6,10 +6,12 @@ Pure functions of the result models, so they are unit-tested without Kafka or Re
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from streamer.bench.pipeline.results import (
     MATCH_TOLERANCE,
     P99_RATIO_TARGET,
+    PEER_THROUGHPUT_TARGET,
     THROUGHPUT_TARGET,
     Comparison,
     Run,
@@ -177,6 +179,7 @@ def targets(runs: Sequence[Run], variants: Sequence[VariantResult], low_rate: fl
                        naive_low.p99_ms if naive_low else None)
     fixed_caps = [v.capacity_completed for v in variants
                   if v.name.startswith("fixed") and v.capacity_completed]
+    peer = peer_targets(runs, variants, ours)
     return Targets(
         naive_capacity=n_cap, ours_capacity=o_cap, throughput_ratio=t_ratio,
         throughput_met=None if t_ratio is None else t_ratio >= THROUGHPUT_TARGET,
@@ -187,4 +190,29 @@ def targets(runs: Sequence[Run], variants: Sequence[VariantResult], low_rate: fl
         p99_met=None if p_ratio is None else p_ratio <= P99_RATIO_TARGET + 1e-9,
         adaptive_vs_fixed=[compare(runs, variants, load, ours) for load in ("low", "high")],
         adaptive_capacity_vs_best_fixed=ratio_of(o_cap, max(fixed_caps, default=None)),
+        **peer,
     )
+
+
+def peer_targets(runs: Sequence[Run], variants: Sequence[VariantResult],
+                 ours: str = "adaptive") -> dict[str, Any]:
+    """Ours against the peer (the first ``peer`` variant): capacity ratio, and p99 at the
+    fixed loads both ran (median rounds); {} when no peer ran."""
+    peer = next((v for v in variants if v.kind == "peer"), None)
+    mine = next((v for v in variants if v.name == ours), None)
+    if peer is None:
+        return {}
+    t_ratio = ratio_of(mine.capacity_completed if mine else None, peer.capacity_completed)
+    p99: dict[str, tuple[float | None, float | None]] = {}
+    for load in ("low", "high"):
+        a, b = latency_run(runs, ours, load), latency_run(runs, peer.name, load)
+        p99[load] = (a.p99_ms if a else None, b.p99_ms if b else None)
+    both = [(a, b) for a, b in p99.values() if a is not None and b is not None]
+    return {
+        "peer": peer.name, "peer_capacity": peer.capacity_completed,
+        "peer_throughput_ratio": t_ratio,
+        "peer_throughput_met": None if t_ratio is None else t_ratio >= PEER_THROUGHPUT_TARGET,
+        "peer_p99_ms": p99["low"][1], "peer_p99_ratio": ratio_of(*p99["low"]),
+        "peer_high_p99_ms": p99["high"][1], "ours_high_p99_ms": p99["high"][0],
+        "peer_p99_met": all(a <= b for a, b in both) if both else None,
+    }
