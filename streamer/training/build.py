@@ -229,60 +229,44 @@ def profile_config(
             keep_work=False,
             notes=[QUICK_CHOICE],
         )
-    elif profile == "tiny":
-        # CI: a few hundred rows, one epoch, short sequences; exercises every step for real.
-        cfg = BuildConfig(
-            **common,
-            max_rows_per_dataset=100,
-            max_length={"chat": 32, "news": 48},
-            teacher_train=TrainConfig(
-                epochs=epochs or 1, lr=1e-4, head_lr=3e-3, batch_size=16, seed=seed,
-                threads=threads,
-            ),
-            student_layers=layers or [2],
-            student_train=TrainConfig(
-                epochs=epochs or 1, lr=2e-4, head_lr=3e-3, batch_size=16, seed=seed,
-                threads=threads,
-            ),
-            teacher_precisions=["fp32", "int8"],
-            student_precisions=["int8", "fp16"],
-            verify_rows=32,
+    elif profile in ("tiny", "speed"):
+        # A few hundred rows and one epoch: every step runs for real, in minutes.
+        few_rows: dict[str, Any] = {
+            "max_rows_per_dataset": 100,
+            "teacher_train": TrainConfig(epochs=epochs or 1, lr=1e-4, head_lr=3e-3,
+                                         batch_size=16, seed=seed, threads=threads),
+            "student_layers": layers or [2],
+            "student_train": TrainConfig(epochs=epochs or 1, lr=2e-4, head_lr=3e-3,
+                                         batch_size=16, seed=seed, threads=threads),
+            "student_precisions": ["int8", "fp16"],
+            "verify_rows": 32,
             # One epoch on 300 rows leaves near-tied probabilities, where INT8 rounding flips
             # more argmaxes than on a trained model; the diff limit stays the same.
-            tolerances={**DEFAULT_TOLERANCES,
-                        "int8": Tolerance(min_agreement=0.75, max_diff=0.5)},
-            speed_single=20,
-            speed_batches=2,
-            eval_fp16_on_cpu=True,
-        )
-    elif profile == "speed":
-        # For speed measurements, not accuracy (scripts/gpu-check.sh): tiny's few hundred
-        # rows and one epoch, but the serving lengths (chat 64, news 128) and every variant
-        # `streamer bench models` measures, the FP16 teacher (ONNX Runtime CUDA) and the
-        # teacher's checkpoint (PyTorch FP16 + CUDA graphs) included.
-        cfg = BuildConfig(
-            **common,
-            max_rows_per_dataset=100,
-            teacher_train=TrainConfig(
-                epochs=epochs or 1, lr=1e-4, head_lr=3e-3, batch_size=16, seed=seed,
-                threads=threads,
-            ),
-            student_layers=layers or [2],
-            student_train=TrainConfig(
-                epochs=epochs or 1, lr=2e-4, head_lr=3e-3, batch_size=16, seed=seed,
-                threads=threads,
-            ),
-            teacher_precisions=["fp32", "int8", "fp16"],
-            student_precisions=["int8", "fp16"],
-            verify_rows=32,
-            # Near-tied probabilities after one epoch on a few hundred rows (as tiny).
-            tolerances={**DEFAULT_TOLERANCES,
-                        "int8": Tolerance(min_agreement=0.75, max_diff=0.5)},
-            speed_single=20,
-            speed_batches=2,
-            notes=["speed profile: trained on a few hundred rows for one epoch, to measure "
-                   "speed at the serving sequence lengths; its accuracy means nothing"],
-        )
+            "tolerances": {**DEFAULT_TOLERANCES,
+                           "int8": Tolerance(min_agreement=0.75, max_diff=0.5)},
+            "speed_single": 20,
+            "speed_batches": 2,
+        }
+        if profile == "tiny":
+            # CI: short sequences as well.
+            cfg = BuildConfig(
+                **common, **few_rows,
+                max_length={"chat": 32, "news": 48},
+                teacher_precisions=["fp32", "int8"],
+                eval_fp16_on_cpu=True,
+            )
+        else:
+            # For speed measurements, not accuracy (scripts/gpu-check.sh): the serving
+            # lengths (chat 64, news 128) and every variant `streamer bench models`
+            # measures, the FP16 teacher (ONNX Runtime CUDA) and the teacher's checkpoint
+            # (PyTorch FP16 + CUDA graphs) included.
+            cfg = BuildConfig(
+                **common, **few_rows,
+                teacher_precisions=["fp32", "int8", "fp16"],
+                notes=["speed profile: trained on a few hundred rows for one epoch, to "
+                       "measure speed at the serving sequence lengths; its accuracy means "
+                       "nothing"],
+            )
     else:
         raise BuildError(f"unknown profile {profile!r}; use quick, full, tiny or speed")
     return cfg
