@@ -124,14 +124,14 @@ else
     echo "package up to date with pyproject.toml"
 fi
 
-section "redis-server + prometheus (promtool: tests/test_prometheus.py)"
+section "redis-server, prometheus, docker-compose (promtool: tests/test_prometheus.py; compose config: tests/test_compose.py)"
 if { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } \
-        && [ -x /usr/bin/promtool ]; then
-    echo "found $(command -v redis-server || echo /usr/bin/redis-server), /usr/bin/promtool"
-elif apt_install redis-server prometheus; then
-    echo "installed redis-server and prometheus"
+        && [ -x /usr/bin/promtool ] && command -v docker-compose >/dev/null 2>&1; then
+    echo "found $(command -v redis-server || echo /usr/bin/redis-server), /usr/bin/promtool, $(command -v docker-compose)"
+elif apt_install redis-server prometheus docker-compose; then
+    echo "installed redis-server, prometheus and docker-compose (tests/test_compose.py: config only)"
 else
-    warn "redis-server or prometheus missing and not installable here; run: sudo apt-get install -y redis-server prometheus"
+    warn "redis-server, prometheus or docker-compose missing and not installable here; run: sudo apt-get install -y redis-server prometheus docker-compose"
 fi
 
 section "java + maven (local Kafka)"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from servers import unavailable
 
 from streamer.settings import Settings
 
@@ -140,7 +141,8 @@ def _compose_command() -> list[str] | None:
 def test_docker_compose_config_accepts_it_and_demands_the_token(tmp_path: Path) -> None:
     command = _compose_command()
     if command is None:
-        pytest.skip("neither the Docker Compose plugin nor docker-compose is installed")
+        unavailable("neither the Docker Compose plugin nor docker-compose is installed: "
+                    "apt-get install docker-compose (scripts/setup.sh does)")
     env = {k: v for k, v in os.environ.items()
            if k not in ("STREAMER_WEB_TOKEN", "LABELLED_DATA_DIR")}
     env["COMPOSE_PROJECT_NAME"] = "streamer-test"
