@@ -123,6 +123,18 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] \
 else
     echo "package up to date with pyproject.toml"
 fi
+# The Quix Streams peer of `streamer bench pipeline` (and its test) in a folder of its own:
+# its pins would move pydantic and confluent-kafka in the venv below what users get.
+if [[ ",$EXTRAS," == *",dev,"* ]]; then
+    quix="$("$VENV/bin/python" -c 'from streamer.bench.peer import QUIX_PIN; print(QUIX_PIN)')"
+    if [ -d "$VENV-peer/quixstreams-$quix.dist-info" ]; then
+        echo "Quix Streams $quix found in $VENV-peer"
+    else
+        rm -rf "$VENV-peer"
+        "$VENV/bin/python" -m pip install -q --target "$VENV-peer" "quixstreams==$quix"
+        echo "installed Quix Streams $quix in $VENV-peer ($(size_of "$VENV-peer"))"
+    fi
+fi
 
 section "redis-server, prometheus, docker-compose (promtool: tests/test_prometheus.py; compose config: tests/test_compose.py)"
 if { command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } \

@@ -643,6 +643,13 @@ class StackSettings(_Section):
         "auto", description="`streamer bench`'s load generator: auto = librdkafka "
         "(confluent-kafka) when installed and the broker is PLAINTEXT, else aiokafka.",
     )
+    bench_peer_site: Path | None = Field(
+        None, description="Folder holding Quix Streams and its pinned dependencies apart "
+        "from the venv (`pip install --target`, as scripts/setup.sh does for the tests), "
+        "put first on the Quix Streams peer's PYTHONPATH; unset: the running venv's "
+        "folder + '-peer' (.venv-peer). Its pins would hold pydantic and confluent-kafka "
+        "below what users get, so it stays out of the venv.",
+    )
 
 
 class AlertSettings(_Section, DetectorTunables):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from servers import unavailable
 
 from streamer.bench import peer
 from streamer.bench.pipeline.errors import BenchError
@@ -37,11 +38,13 @@ def test_the_quix_variants_parse_into_the_peer_s_checkpoint_options() -> None:
 
 
 def test_without_quixstreams_the_bench_says_how_to_install_it(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     from streamer.bench.pipeline.preflight import peer_model
 
-    monkeypatch.setitem(sys.modules, "quixstreams", None)  # as if not installed
+    # As if not installed: neither in the venv nor in the peer's own folder.
+    monkeypatch.setitem(sys.modules, "quixstreams", None)
+    monkeypatch.setattr(peer, "peer_site", lambda: tmp_path / "no-peer-site")
     settings = Settings(_env_file=None)
     with pytest.raises(BenchError) as err:
         peer_model(settings)
@@ -74,7 +77,7 @@ async def test_the_quix_peer_counts_every_message_it_consumed_once(
     kafka_bootstrap: str, redis_url: str, tiny_bundle: Path, tmp_path: Path,
 ) -> None:
     if peer.quix_version() is None:  # asked of the metadata: nothing imported here
-        pytest.skip("Quix Streams is not installed (the peer extra): pip install -e '.[peer]'")
+        unavailable(f"Quix Streams is not installed: {peer.INSTALL_HINT}")
     from streamer.bench.pipeline.hold import hold
     from streamer.bench.pipeline.processes import Session
 

@@ -12,24 +12,28 @@ peer, and say how to install it, on a machine without the ``peer`` extra:
   under ``error``); ``<prefix>:peer:ready`` once it is consuming every input partition;
 * the per-message step (``prepare``): the JSON value's text and tickers, through the
   project's own text rule and ticker extractor, so the peer extracts what the worker does;
-* whether Quix Streams is installed, and which version.
+* whether Quix Streams is installed (in the venv, or in the peer's own folder beside it,
+  :func:`peer_site`), and which version.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Literal, TypedDict
 
 from streamer.ingest.tickers import TickerExtractor
 from streamer.keys import Keyspace
-from streamer.settings import Settings
+from streamer.settings import Settings, get_settings
 
 # The version the `peer` extra pins (pyproject.toml); the report names the installed one.
 QUIX_PIN = "3.28.1"
-INSTALL_HINT = ("install the peer extra: .venv/bin/pip install -e '.[peer]' (Quix Streams "
-                f"{QUIX_PIN}; it moves confluent-kafka to 2.12 and pydantic to 2.13, the "
-                "newest its pins allow)")
+INSTALL_HINT = ("install it beside the venv: scripts/setup.sh does (.venv/bin/pip install "
+                f"--target .venv-peer quixstreams=={QUIX_PIN}; STREAMER_BENCH_PEER_SITE "
+                "names another folder), or the peer extra into the venv: .venv/bin/pip "
+                "install -e '.[peer]' (it moves confluent-kafka to 2.12 and pydantic to 2.13)")
 ERROR_FIELD = "error"
 
 
@@ -37,8 +41,26 @@ class PeerUnavailable(RuntimeError):
     """Quix Streams is not installed: the message says how to install it."""
 
 
+def peer_site() -> Path:
+    """The folder setup.sh installs Quix Streams into apart from the venv (it may not exist)."""
+    return get_settings().stack.bench_peer_site or Path(f"{sys.prefix}-peer")
+
+
+def peer_pythonpath(current: str | None) -> str | None:
+    """The peer process's PYTHONPATH: :func:`peer_site` first when it exists."""
+    site = peer_site()
+    if not site.is_dir():
+        return current
+    return f"{site}:{current}" if current else str(site)
+
+
 def quix_version() -> str | None:
-    """The installed Quix Streams version; None when it is not installed."""
+    """The installed Quix Streams version (the peer's own folder first, then the venv);
+    None when it is not installed."""
+    site = peer_site()
+    if site.is_dir():
+        for dist in metadata.distributions(name="quixstreams", path=[str(site)]):
+            return str(dist.version)
     try:
         return metadata.version("quixstreams")
     except metadata.PackageNotFoundError:
@@ -51,7 +73,8 @@ def require_quixstreams() -> str:
 
     version = quix_version()
     try:
-        found = importlib.util.find_spec("quixstreams") is not None
+        found = (importlib.util.find_spec("quixstreams") is not None
+                 or (peer_site() / "quixstreams").is_dir())
     except (ImportError, ValueError):  # a module set to None in sys.modules, or broken
         found = False
     if version is None or not found:

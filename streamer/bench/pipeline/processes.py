@@ -92,8 +92,12 @@ class Session:
                    f"{self.v.name}-{self.uid}"]
         elif self.v.kind == "peer":
             # the worker's bundle: the same model as ours, so the model is not the difference
+            from streamer.bench.peer import peer_pythonpath
             from streamer.bundle.locate import default_bundle_path
 
+            pythonpath = peer_pythonpath(env.get("PYTHONPATH"))
+            if pythonpath:
+                env["PYTHONPATH"] = pythonpath
             cmd = [sys.executable, "-m", "streamer.bench.peer_quix", "--bundle",
                    str(default_bundle_path(self.settings)), "--threads",
                    str(self.plan.peer_threads), "--worker-id", f"{self.v.name}-{self.uid}",
