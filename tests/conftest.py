@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_sep("=", "fault table (test-output/chaos.md)")
     for line in lines:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """The root logger, its level and handlers put back after the test."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    yield root
+    root.setLevel(level)
+    root.handlers[:] = handlers

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import faust
@@ -16,15 +15,6 @@ from harness import Namespace, WorkerProcess
 from agents.worker import Worker
 from streamer.logs import configure_logging
 from streamer.settings import Settings
-
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
-    yield root
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def json_lines(text: str) -> list[dict[str, object]]:

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import faust
-import pytest
 
 from agents.worker import Worker
-
-
-@pytest.fixture
-def root_logger() -> Iterator[logging.Logger]:
-    root = logging.getLogger()
-    level, handlers = root.level, root.handlers[:]
-    yield root
-    root.setLevel(level)
-    root.handlers[:] = handlers
 
 
 def test_library_debug_records_are_not_built_at_warning(
