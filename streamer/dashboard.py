@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
@@ -20,6 +19,7 @@ from streamer.alert.store import AlertStore
 from streamer.keys import Scope
 from streamer.latency.histograms import END_TO_END
 from streamer.latency.report import read_latency, stages_sum, window_label
+from streamer.redis_client import RedisClient
 from streamer.schemas.alerts import AlertRecord
 from streamer.schemas.events import ModelRef
 
@@ -115,7 +115,7 @@ def _latency_view(rows: list[Any], window_s: float | None) -> dict[str, Any]:
             "stages_sum": stages_sum(rows)}
 
 
-async def latency_data(client: aioredis.Redis, prefix: str,
+async def latency_data(client: RedisClient, prefix: str,
                        window_s: float | None = None) -> dict[str, Any]:
     """Per stage (in chain order) and end to end, merged over every worker: since each
     worker started (the top-level keys) and, with ``window_s``, over the last

@@ -25,6 +25,13 @@ Per worker and for the benchmark's naive pipeline:
     <p>:latency-slices:<worker>  the same per slice of wall clock: fields <slice start s>|<stage>
     <p>:naive:sentiment | ready
 
+On a Redis Cluster (``STREAMER_REDIS_CLUSTER``, tested in tests/test_redis_cluster.py)
+each tag is one slot, so no script ever spans two (the cluster client refuses one that
+would); the keys outside a tag (``partitions``, ``latency:*``, ``naive:*``, evidence)
+are single-key commands on whichever master holds them. A window read pipelines one
+HGETALL per partition bucket, which the cluster client sends to each key's master, and
+merges the partitions in the client; the SCAN patterns below run on every master.
+
 Names that come from data (topic and sentiment labels, tickers: ``<key>`` and
 ``<label>`` above, and inside alert ids) may hold spaces and a little punctuation
 ("Energy | Oil", "M&A | Investments"). They are checked against :data:`LABEL_PATTERN`

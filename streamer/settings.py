@@ -22,7 +22,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,6 +38,9 @@ from streamer.detect.core import DetectorParams, DetectorTunables
 from streamer.keys import ALERT_SCOPES, AlertScope
 
 ENV_FILE = ".env"
+# Node i (from 0) of a local Kafka cluster listens on STREAMER_KAFKA_PORT + 2i (clients)
+# and STREAMER_KAFKA_CONTROLLER_PORT + 2i (quorum); the devstack and the defaults share it.
+KAFKA_NODE_PORT_STEP = 2
 
 
 def _default_home() -> Path:
@@ -89,7 +100,8 @@ class KafkaSettings(_Section):
     bootstrap: str = Field(
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "STREAMER_KAFKA_BOOTSTRAP"),
-        description="Kafka bootstrap servers, host:port[,host:port].",
+        description="Kafka bootstrap servers, host:port[,host:port]. Unset with "
+        "STREAMER_KAFKA_BROKERS above 1: every node of the local cluster.",
     )
     security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol; SASL_SSL: SASL over TLS."
@@ -147,7 +159,13 @@ class TopicSettings(_Section):
     replication_factor: int = Field(
         1, ge=1, le=32, description="Replication factor of the topics the app creates (and "
         "of the worker's internal Faust topics); 3 on a production cluster. It cannot exceed "
-        "the number of brokers.",
+        "the number of brokers. Unset: min(3, STREAMER_KAFKA_BROKERS).",
+    )
+    min_insync_replicas: int | None = Field(
+        None, ge=1, le=32, description="min.insync.replicas of the topics the app creates: "
+        "how many replicas must have a record before an acks=all write succeeds (2 with a "
+        "replication factor of 3); unset: 2 when STREAMER_KAFKA_BROKERS is 3 or more, else "
+        "the brokers' default (1).",
     )
     retention_ms: int | None = Field(
         None, ge=-1, description="retention.ms of the topics the app creates; -1: keep "
@@ -172,7 +190,8 @@ class RedisSettings(_Section):
     url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "STREAMER_REDIS_URL"),
-        description="Redis URL (redis:// or rediss://).",
+        description="Redis URL (redis:// or rediss://). Unset with STREAMER_REDIS_CLUSTER="
+        "true: the local Redis Cluster's first node (STREAMER_REDIS_CLUSTER_PORT).",
     )
     password: SecretStr | None = Field(
         None, description="Redis password; kept out of the URL so it never reaches logs."
@@ -199,6 +218,22 @@ class RedisSettings(_Section):
         1_000, ge=1, description="Bucket keys per Redis round trip (and SCAN COUNT) when reading "
         "trends; wider spans are read from the keys Redis holds, so a read stays bounded "
         "whatever the event times.",
+    )
+    cluster: bool = Field(
+        False, description="REDIS_URL names one node of a Redis Cluster: use redis-py's cluster "
+        "client (it finds the other nodes, follows MOVED and fail-overs). Every script touches "
+        "one hash slot (streamer/keys.py); window reads merge the partitions' slots in the client.",
+    )
+    wait_replicas: int = Field(
+        0, ge=0, description="Replicas that must acknowledge a batch's aggregate writes (Redis "
+        "WAIT, on the connection and master that took them) before its offsets may be "
+        "committed; fewer in STREAMER_REDIS_WAIT_TIMEOUT_MS is a failed write, retried, then "
+        "the worker stops uncommitted. 0: no wait. Unset: 1 with STREAMER_REDIS_CLUSTER=true "
+        "(set 0 for a cluster without replicas), else 0.",
+    )
+    wait_timeout_ms: int = Field(
+        1_000, ge=1, description="Longest one WAIT for STREAMER_REDIS_WAIT_REPLICAS replicas "
+        "blocks before the write counts as not acknowledged (and is retried).",
     )
 
     def secret(self) -> str | None:
@@ -528,6 +563,13 @@ class ScoringSettings(_Section):
     score_max_group: int = Field(
         64, ge=1, description="Most rows in one ONNX Runtime call (a length bucket's slice).",
     )
+    score_max_tokens: int = Field(
+        0, ge=0, description="Batch each ONNX Runtime call by tokens instead of rows: at most "
+        "this many padded tokens (rows x padded length) per call, in place of "
+        "STREAMER_SCORE_MAX_GROUP's row cap, so short texts share a call in greater numbers "
+        "than long ones. For a GPU (e.g. 8192); 0: off (rows). No effect on INT8 variants "
+        "scored one text per call (STREAMER_SCORE_INT8_ROWS_ALONE).",
+    )
     score_int8_rows_alone: bool = Field(
         True, description="Score each text of a dynamically quantized (INT8) variant in an "
         "ONNX Runtime call of its own. Those variants compute their activation scales per "
@@ -614,10 +656,27 @@ class StackSettings(_Section):
     model_config = _config("STREAMER_")
 
     kafka_version: str = Field("4.1.1", description="Apache Kafka version fetched by Maven.")
-    kafka_heap: str = Field("512m", description="Broker max heap (-Xmx).")
-    kafka_port: int = Field(9092, description="Local broker port (127.0.0.1).")
-    kafka_controller_port: int = Field(9093, description="Local KRaft controller port.")
+    kafka_heap: str = Field("512m", description="Broker max heap (-Xmx), of each node.")
+    kafka_port: int = Field(9092, description="Local broker port (127.0.0.1); node i of a "
+                            "cluster (from 0) listens on this + 2i.")
+    kafka_controller_port: int = Field(9093, description="Local KRaft controller port; node i "
+                                       "of a cluster (from 0) on this + 2i.")
+    kafka_brokers: int = Field(
+        1, ge=1, le=9, description="Nodes of the local Kafka (`streamer stack up "
+        "--kafka-brokers`): 1, or a cluster of combined broker+controller nodes, each a "
+        "quorum voter, with replication factor min(3, nodes) and min.insync.replicas one "
+        "less as the brokers' defaults.",
+    )
     redis_port: int = Field(6379, description="Local redis-server port (127.0.0.1).")
+    redis_cluster_port: int = Field(
+        7000, ge=1, le=55_530, description="`stack up --redis-cluster`: the first of six "
+        "consecutive ports of the local Redis Cluster's nodes (3 masters + 3 replicas, "
+        "127.0.0.1); each node's cluster bus listens 10000 above its port.",
+    )
+    redis_cluster_node_timeout_ms: int = Field(
+        5_000, ge=100, description="Local Redis Cluster's cluster-node-timeout: how long a "
+        "node may not answer before it counts as failed and a replica takes over its slots.",
+    )
     stack_start_timeout_s: float = Field(90.0, gt=0, description="Wait for servers to answer.")
     demo_alert_wait_s: float = Field(
         30.0, ge=0, description="run-demo: how long to wait for the injected spike's alert."
@@ -650,6 +709,16 @@ class StackSettings(_Section):
         "folder + '-peer' (.venv-peer). Its pins would hold pydantic and confluent-kafka "
         "below what users get, so it stays out of the venv.",
     )
+
+    def local_kafka_bootstrap(self) -> str:
+        """Every node of the local Kafka (STREAMER_KAFKA_BROKERS of them): its clients'
+        bootstrap list, so they reach the cluster while any one node is up."""
+        return ",".join(f"127.0.0.1:{self.kafka_port + KAFKA_NODE_PORT_STEP * i}"
+                        for i in range(self.kafka_brokers))
+
+    def local_redis_cluster_url(self) -> str:
+        """The first node of the local Redis Cluster (the client finds the others)."""
+        return f"redis://127.0.0.1:{self.redis_cluster_port}/0"
 
 
 class AlertSettings(_Section, DetectorTunables):
@@ -752,6 +821,56 @@ def _flat_names() -> dict[str, tuple[str, str]]:
     return out
 
 
+def _with_default(section: _Section, **values: Any) -> _Section:
+    """``section`` with ``values`` as if they were the fields' own defaults: they stay
+    out of ``model_fields_set``, so a later ``replace`` derives them again."""
+    if all(getattr(section, k) == v for k, v in values.items()):
+        return section
+    copy = section.model_copy(update=values)
+    copy.__pydantic_fields_set__ = set(section.model_fields_set)
+    return copy
+
+
+def _default(cls: type[_Section], name: str) -> Any:
+    return cls.model_fields[name].get_default(call_default_factory=True)
+
+
+def derived_defaults(sections: dict[str, Any]) -> dict[str, Any]:
+    """The defaults that follow from other settings (``Settings`` applies them; a field
+    set in the environment, ``.env`` or by name is never changed):
+
+    - STREAMER_KAFKA_BROKERS > 1 (the local Kafka cluster): KAFKA_BOOTSTRAP lists every
+      local node; STREAMER_TOPIC_REPLICATION_FACTOR is min(3, brokers) and
+      STREAMER_TOPIC_MIN_INSYNC_REPLICAS 2 from 3 brokers on, as the local brokers'
+      own defaults (an acks=all record is on two replicas before it is acknowledged);
+    - STREAMER_REDIS_CLUSTER=true: REDIS_URL is the local Redis Cluster's first node
+      (STREAMER_REDIS_CLUSTER_PORT), and STREAMER_REDIS_WAIT_REPLICAS 1, so a batch's
+      aggregates are on a replica before its offsets are committed.
+
+    So ``streamer stack up --kafka-brokers 3 --redis-cluster`` and every command after it
+    need only those two variables (``run-demo`` takes the same two flags)."""
+    stack, kafka, topics, redis = (sections.get(n) for n in ("stack", "kafka", "topics", "redis"))
+    if not (isinstance(stack, StackSettings) and isinstance(kafka, KafkaSettings)
+            and isinstance(topics, TopicSettings) and isinstance(redis, RedisSettings)):
+        return sections  # a partial or raw input: the fields' validation says what is wrong
+    brokers = stack.kafka_brokers
+
+    def unset(section: _Section, **values: Any) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k not in section.model_fields_set}
+
+    return {**sections,
+            "kafka": _with_default(kafka, **unset(
+                kafka, bootstrap=stack.local_kafka_bootstrap() if brokers > 1
+                else _default(KafkaSettings, "bootstrap"))),
+            "topics": _with_default(topics, **unset(
+                topics, replication_factor=min(3, brokers),
+                min_insync_replicas=2 if brokers >= 3 else None)),
+            "redis": _with_default(redis, **unset(
+                redis, url=stack.local_redis_cluster_url() if redis.cluster
+                else _default(RedisSettings, "url"),
+                wait_replicas=1 if redis.cluster else 0))}
+
+
 class Settings(BaseModel):
     """Every section; ``Settings()`` reads the environment (and ``.env``) once."""
 
@@ -783,14 +902,23 @@ class Settings(BaseModel):
             else cls(_env_file=_env_file, **routed.get(name, {}))
             for name, cls in SECTIONS.items()})
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive(cls, data: Any) -> Any:
+        return derived_defaults(data) if isinstance(data, dict) else data
+
     def replace(self, **values: Any) -> Settings:
         """A copy with fields changed by flat name, validated (strings from an
-        environment are parsed as the worker would parse them)."""
-        routed = _route(values)
-        return self.model_copy(update={
-            section: type(getattr(self, section)).model_validate(
-                {**dict(getattr(self, section)), **fields})
-            for section, fields in routed.items()})
+        environment are parsed as the worker would parse them); the defaults that
+        follow from other settings (``derived_defaults``) follow the new values."""
+        sections: dict[str, Any] = {name: getattr(self, name) for name in SECTIONS}
+        for section, fields in _route(values).items():
+            old = sections[section]
+            new = type(old).model_validate({**dict(old), **fields})
+            # Set means set before or now, so a derived default is derived again.
+            new.__pydantic_fields_set__ = old.model_fields_set | fields.keys()
+            sections[section] = new
+        return Settings(_env_file=None, **sections)
 
     def with_env(self, env: Mapping[str, str]) -> Settings:
         """A copy with the settings variables of ``env`` applied, parsed as the worker

@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 from batch_support import batch_processor
+from redis_cluster_server import redis_cluster
 from servers import (
     kafka_bootstrap,
+    kafka_cluster,
     kafka_server,
     local_kafka,
     local_stack_settings,
@@ -28,8 +30,8 @@ from tiny_bundle import TinyBuild
 
 from streamer.training.data import default_data_dir
 
-__all__ = ["batch_processor", "kafka_bootstrap", "kafka_server", "local_kafka",
-           "local_stack_settings", "redis_url"]
+__all__ = ["batch_processor", "kafka_bootstrap", "kafka_cluster", "kafka_server", "local_kafka",
+           "local_stack_settings", "redis_cluster", "redis_url"]
 
 
 # One TINY model bundle per test session, built for real from the shared data: a 6-layer

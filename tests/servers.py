@@ -21,7 +21,8 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 import pytest
 
-from streamer.devstack import LocalKafka, LocalRedis, StackError
+from streamer.devstack import LocalKafka, LocalKafkaCluster, LocalRedis, StackError
+from streamer.devstack._proc import port_in_use
 from streamer.settings import Settings
 
 _Server = TypeVar("_Server", LocalKafka, LocalRedis)
@@ -66,6 +67,30 @@ def local_settings(data_dir: Path) -> Settings:
         kafka_controller_port=controller_port,
         redis_port=redis_port,
         redis_password=None,
+    )
+
+
+def free_port_block(count: int, attempts: int = 200) -> int:
+    """The first of ``count`` consecutive free ports (a Kafka cluster's nodes listen on
+    base + 2i and base + 1 + 2i)."""
+    for _ in range(attempts):
+        base = free_ports(1)[0]
+        if base + count < 65_536 and not any(port_in_use(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+def cluster_settings(data_dir: Path, brokers: int = 3) -> Settings:
+    """Settings for a private local Kafka cluster: own data dir and ports, shared jars;
+    STREAMER_STACK_START_TIMEOUT_S may stretch its start-up on a loaded machine."""
+    base = free_port_block(2 * brokers)
+    return Settings(
+        _env_file=None,
+        data_dir=data_dir,
+        kafka_port=base,
+        kafka_controller_port=base + 1,
+        kafka_brokers=brokers,
+        stack_start_timeout_s=float(os.environ.get("STREAMER_STACK_START_TIMEOUT_S", 240)),
     )
 
 
@@ -141,6 +166,23 @@ def kafka_bootstrap(kafka_server: KafkaServer) -> str:
 def local_kafka(kafka_server: KafkaServer) -> LocalKafka | None:
     """The LocalKafka the session started, or None when Kafka came from env or Docker."""
     return kafka_server.local
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaCluster]:
+    """A private 3-node local Kafka cluster (combined broker+controller nodes, RF 3, min
+    ISR 2) for the whole session; always local processes, whose nodes the tests may
+    kill, pause and restart. ``cluster.client_settings()`` points clients at it."""
+    cluster = LocalKafkaCluster(cluster_settings(tmp_path_factory.mktemp("kafka-cluster")))
+    try:
+        cluster.start()
+    except StackError as exc:
+        cluster.stop()
+        unavailable(f"local Kafka cluster could not start: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

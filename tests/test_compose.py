@@ -154,3 +154,98 @@ def test_docker_compose_config_accepts_it_and_demands_the_token(tmp_path: Path) 
     refused = subprocess.run(base, env={**env, "LABELLED_DATA_DIR": str(tmp_path)},
                              capture_output=True, text=True, check=False)
     assert refused.returncode != 0 and "STREAMER_WEB_TOKEN" in refused.stderr
+
+
+# --- profile `cluster`: 3 Kafka nodes, a Redis Cluster, workers on both ----------------
+
+CLUSTER_KAFKA = ("kafka-1", "kafka-2", "kafka-3")
+CLUSTER_CLIENTS = ("worker-cluster", "demo-cluster")
+
+
+def _client_settings(service: dict[str, Any]) -> Settings:
+    """The settings a container of ``service`` reads from the environment compose gives it."""
+    return Settings(_env_file=None).with_env(
+        {k: defaults(v) for k, v in env_of(service).items()})
+
+
+def test_the_default_deployment_has_no_cluster_service(compose: dict[str, Any]) -> None:
+    default = {n for n, s in compose["services"].items() if "profiles" not in s}
+    assert default == {"kafka", "redis", "worker"}
+    clustered = {n for n, s in compose["services"].items() if "cluster" in s.get("profiles", [])}
+    assert set(CLUSTER_KAFKA) | set(CLUSTER_CLIENTS) | {"redis-cluster-create"} <= clustered
+
+
+def test_the_cluster_profile_has_three_kraft_voters_with_rf_3_and_min_isr_2(
+    compose: dict[str, Any],
+) -> None:
+    ids = []
+    for name in CLUSTER_KAFKA:
+        env = env_of(compose["services"][name])
+        ids.append(env["KAFKA_NODE_ID"])
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == ",".join(
+            f"{i}@kafka-{i}:9093" for i in (1, 2, 3))
+        for key in ("KAFKA_DEFAULT_REPLICATION_FACTOR", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+                    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
+            assert env[key] == "3", key
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert env["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+        assert listeners(env["KAFKA_ADVERTISED_LISTENERS"])["INTERNAL"] == f"{name}:19092"
+    assert ids == ["1", "2", "3"]
+    # Published where `streamer stack up --kafka-brokers 3` listens, so a host with
+    # STREAMER_KAFKA_BROKERS=3 bootstraps from all three.
+    host = Settings(_env_file=None, kafka_brokers=3).kafka.bootstrap.split(",")
+    for name, address in zip(CLUSTER_KAFKA, host, strict=True):
+        [(ip, port, _)] = published(compose["services"][name])
+        assert f"{ip}:{port}" == address
+
+
+def test_the_redis_cluster_is_created_once_from_six_nodes(compose: dict[str, Any]) -> None:
+    nodes = [n for n in compose["services"] if n.startswith("redis-node-")]
+    assert len(nodes) == 6
+    for name in nodes:
+        command = compose["services"][name]["command"]
+        assert command[command.index("--cluster-enabled") + 1] == "yes"
+        assert command[command.index("--appendonly") + 1] == "yes"
+    create = compose["services"]["redis-cluster-create"]
+    assert set(create["depends_on"]) == set(nodes)
+    script = create["command"][0]
+    assert "--cluster create" in script and "--cluster-replicas 1" in script
+    assert "cluster_known_nodes:6" in script  # a formed cluster is left as it is
+
+
+@pytest.mark.parametrize("name", CLUSTER_CLIENTS)
+def test_cluster_clients_use_every_broker_and_the_redis_cluster(compose: dict[str, Any],
+                                                               name: str) -> None:
+    service = compose["services"][name]
+    s = _client_settings(service)
+    inside = {listeners(env_of(compose["services"][k])["KAFKA_ADVERTISED_LISTENERS"])["INTERNAL"]
+              for k in CLUSTER_KAFKA}
+    assert set(s.kafka.bootstrap.split(",")) == inside
+    assert s.redis.cluster and s.redis.url.startswith("redis://redis-node-")
+    assert (s.topics.replication_factor, s.topics.min_insync_replicas) == (3, 2)
+    assert s.redis.wait_replicas == 1  # acknowledged means on a replica
+    assert service["depends_on"]["redis-cluster-create"] == {
+        "condition": "service_completed_successfully"}
+
+
+def test_docker_compose_config_accepts_the_cluster_profile(tmp_path: Path) -> None:
+    command = _compose_command()
+    if command is None:
+        unavailable("neither the Docker Compose plugin nor docker-compose is installed: "
+                    "apt-get install docker-compose (scripts/setup.sh does)")
+    env = {**os.environ, "COMPOSE_PROJECT_NAME": "streamer-test",
+           "STREAMER_WEB_TOKEN": "t" * 32, "LABELLED_DATA_DIR": str(tmp_path)}
+    base = [*command, "--project-directory", str(tmp_path), "-f", str(COMPOSE)]
+    proc = subprocess.run([*base, "--profile", "cluster", "config"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rendered: dict[str, Any] = yaml.safe_load(proc.stdout)
+    for name in CLUSTER_CLIENTS:  # what the containers really get, anchors merged
+        s = _client_settings(rendered["services"][name])
+        assert s.redis.cluster and s.kafka.bootstrap.count(",") == 2, name
+        assert (s.topics.replication_factor, s.topics.min_insync_replicas) == (3, 2), name
+    assert env_of(rendered["services"]["worker-cluster"])["STREAMER_WEB_TOKEN"] == "t" * 32
+    services = subprocess.run([*base, "--profile", "cluster", "config", "--services"], env=env,
+                              capture_output=True, text=True, check=False).stdout.split()
+    assert {"kafka-1", "redis-node-6", "redis-cluster-create", "worker-cluster"} <= set(services)

@@ -50,7 +50,7 @@ VARIABLES = {
     "STREAMER_DEMO_FULL_BUILD", "STREAMER_DLQ_SUFFIX",
     "STREAMER_HEALTH_PROBE_INTERVAL_S", "STREAMER_HEALTH_PROBE_TIMEOUT_S",
     "STREAMER_HEALTH_STALE_S", "STREAMER_INFER_THREADS", "STREAMER_KAFKA_BOOTSTRAP",
-    "STREAMER_KAFKA_CONTROLLER_PORT", "STREAMER_KAFKA_HEAP",
+    "STREAMER_KAFKA_BROKERS", "STREAMER_KAFKA_CONTROLLER_PORT", "STREAMER_KAFKA_HEAP",
     "STREAMER_KAFKA_HEARTBEAT_INTERVAL_S", "STREAMER_KAFKA_LINGER_MS", "STREAMER_KAFKA_PORT",
     "STREAMER_KAFKA_REQUEST_TIMEOUT_S", "STREAMER_KAFKA_SASL_MECHANISM",
     "STREAMER_KAFKA_SASL_PASSWORD", "STREAMER_KAFKA_SASL_PASSWORD_FILE",
@@ -69,10 +69,14 @@ VARIABLES = {
     "STREAMER_PRODUCE_DEADLINE_S", "STREAMER_PRODUCE_RETRY_BACKOFF_MAX_S",
     "STREAMER_PRODUCE_RETRY_BACKOFF_S", "STREAMER_REDIS_KEY_PREFIX", "STREAMER_REDIS_PASSWORD",
     "STREAMER_REDIS_PASSWORD_FILE", "STREAMER_REDIS_PORT", "STREAMER_REDIS_READ_PAGE",
+    "STREAMER_REDIS_CLUSTER", "STREAMER_REDIS_CLUSTER_PORT",
+    "STREAMER_REDIS_CLUSTER_NODE_TIMEOUT_MS", "STREAMER_REDIS_WAIT_REPLICAS",
+    "STREAMER_REDIS_WAIT_TIMEOUT_MS",
     "STREAMER_REDIS_RETRY_ATTEMPTS", "STREAMER_REDIS_RETRY_BACKOFF_MAX_S",
     "STREAMER_REDIS_RETRY_BACKOFF_S", "STREAMER_REDIS_TIMEOUT_S", "STREAMER_REDIS_TLS_CA_FILE",
     "STREAMER_REDIS_URL", "STREAMER_REDIS_USERNAME", "STREAMER_SCORER",
-    "STREAMER_SCORE_INT8_ROWS_ALONE", "STREAMER_SCORE_MAX_GROUP", "STREAMER_SCORE_QUEUE_DEPTH",
+    "STREAMER_SCORE_INT8_ROWS_ALONE", "STREAMER_SCORE_MAX_GROUP", "STREAMER_SCORE_MAX_TOKENS",
+    "STREAMER_SCORE_QUEUE_DEPTH",
     "STREAMER_SHUTDOWN_TIMEOUT_S", "STREAMER_STACK_START_TIMEOUT_S",
     "STREAMER_STARTUP_RETRY_BACKOFF_MAX_S", "STREAMER_STARTUP_RETRY_BACKOFF_S",
     "STREAMER_STARTUP_WAIT_S", "STREAMER_SYMBOLS_FILE", "STREAMER_TOPIC_ALERTS",
@@ -83,7 +87,8 @@ VARIABLES = {
     "STREAMER_WORKER_MAX_RESTARTS", "STREAMER_WORKER_RESTART_BACKOFF_S",
     "STREAMER_WORKER_RESTART_WINDOW_S", "STREAMER_WORKER_LAG_MAX_RECORDS",
     "STREAMER_WORKER_LAG_EXPORT_INTERVAL_S", "STREAMER_WORKER_LAG_EXPORT_PORT",
-    "STREAMER_TOPIC_REPLICATION_FACTOR", "STREAMER_TOPIC_RETENTION_MS", "STREAMER_LOG_FORMAT",
+    "STREAMER_TOPIC_REPLICATION_FACTOR", "STREAMER_TOPIC_MIN_INSYNC_REPLICAS",
+    "STREAMER_TOPIC_RETENTION_MS", "STREAMER_LOG_FORMAT",
     "STREAMER_SCHEMA_STRICT",
 }
 
@@ -135,3 +140,39 @@ def test_a_worker_environment_is_read_as_the_worker_reads_it() -> None:
     s = Settings(_env_file=None).with_env({"STREAMER_WORKER_ID": "w-1", "PATH": "/bin",
                                            "STREAMER_ALERT_SCOPES": '["ticker"]'})
     assert s.worker.id == "w-1" and s.alerts.scopes == ("ticker",)
+
+
+def test_the_local_clusters_defaults_follow_the_two_choices() -> None:
+    """STREAMER_KAFKA_BROKERS and STREAMER_REDIS_CLUSTER alone point every client at the
+    local clusters as `streamer stack up --kafka-brokers 3 --redis-cluster` runs them."""
+    one = Settings(_env_file=None)
+    assert (one.kafka.bootstrap, one.topics.replication_factor, one.topics.min_insync_replicas,
+            one.redis.url, one.redis.wait_replicas) == (
+        "127.0.0.1:9092", 1, None, "redis://127.0.0.1:6379/0", 0)
+    s = Settings(_env_file=None, kafka_brokers=3, kafka_port=19092, redis_cluster=True,
+                 redis_cluster_port=17000)
+    assert s.kafka.bootstrap == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+    assert (s.topics.replication_factor, s.topics.min_insync_replicas) == (3, 2)
+    assert (s.redis.url, s.redis.wait_replicas) == ("redis://127.0.0.1:17000/0", 1)
+    two = Settings(_env_file=None, kafka_brokers=2)
+    assert (two.topics.replication_factor, two.topics.min_insync_replicas) == (2, None)
+    # They follow a replace (run-demo's flags), back to one node too.
+    back = Settings(_env_file=None, kafka_port=19092, redis_cluster_port=17000)
+    assert s.replace(kafka_brokers=1, redis_cluster=False).model_dump() == back.model_dump()
+
+
+def test_explicit_settings_win_over_the_cluster_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMER_KAFKA_BROKERS", "3")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "broker:9092")
+    monkeypatch.setenv("STREAMER_TOPIC_MIN_INSYNC_REPLICAS", "1")
+    monkeypatch.setenv("STREAMER_REDIS_CLUSTER", "true")
+    monkeypatch.setenv("REDIS_URL", "rediss://cache:6380/0")
+    monkeypatch.setenv("STREAMER_REDIS_WAIT_REPLICAS", "0")
+    s = Settings(_env_file=None)
+    assert (s.kafka.bootstrap, s.topics.replication_factor, s.topics.min_insync_replicas) == (
+        "broker:9092", 3, 1)
+    assert (s.redis.url, s.redis.wait_replicas) == ("rediss://cache:6380/0", 0)
+    # Set stays set through a replace of something else.
+    t = s.replace(kafka_brokers=1, topic_partitions=8)
+    assert (t.kafka.bootstrap, t.topics.min_insync_replicas, t.topics.replication_factor) == (
+        "broker:9092", 1, 1)

@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
-import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
+    MovedError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,10 +26,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from streamer.aggregate.delta import PartitionDelta
 from streamer.keys import SCOPES, Keyspace, Scope, parse_field
 from streamer.keys import field as field_name
+from streamer.redis_client import (
+    CLUSTER_TRANSIENT,
+    RedisClient,
+    ReplicasBehind,
+    acknowledged,
+    connect,
+    is_cluster,
+    register_script,
+)
 from streamer.settings import AggregateSettings, RedisSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Retried with backoff however Redis answers them: a cluster in motion, replicas behind.
+_RETRY_WRITE: tuple[type[Exception], ...] = (*CLUSTER_TRANSIENT, ReplicasBehind)
 
 
 def _aw(value: Awaitable[T] | T) -> Awaitable[T]:
@@ -37,12 +51,16 @@ def _aw(value: Awaitable[T] | T) -> Awaitable[T]:
 # One partition's share of a batch, applied atomically with its offset watermark.
 # '#!lua' (no flags) makes Redis refuse the whole script up front when it is out of
 # memory, instead of failing half-way through the writes.
+# A replay (duplicate, partial) rewrites the watermark unchanged: a write, so that a WAIT
+# after it on the same connection also waits for the first attempt's writes to reach
+# the replicas (WAIT covers what its own connection wrote: redis_client.acknowledged).
 _APPLY = """#!lua
-local wm = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local raw = redis.call('GET', KEYS[1])
+local wm = tonumber(raw or '-1')
 local first = tonumber(ARGV[1])
 local last = tonumber(ARGV[2])
-if wm >= last then return {0, wm} end
-if wm >= first then return {-1, wm} end
+if wm >= last then redis.call('SET', KEYS[1], raw); return {0, wm} end
+if wm >= first then redis.call('SET', KEYS[1], raw); return {-1, wm} end
 local ttl = tonumber(ARGV[3])
 local i = 4
 local n = tonumber(ARGV[i]); i = i + 1
@@ -178,7 +196,7 @@ class PartitionCounts:
 class TrendStore:
     """Async client for the aggregates. One per worker process."""
 
-    def __init__(self, client: aioredis.Redis, redis: RedisSettings,
+    def __init__(self, client: RedisClient, redis: RedisSettings,
                  aggregate: AggregateSettings, *,
                  on_retry: Callable[[], None] | None = None) -> None:
         self._r = client
@@ -187,8 +205,8 @@ class TrendStore:
         self._cfg = redis
         self._agg = aggregate
         self.keys = Keyspace(redis.key_prefix)
-        self._apply = client.register_script(_APPLY)
-        self._claim = client.register_script(_CLAIM)
+        self._apply = register_script(client, _APPLY)
+        self._claim = register_script(client, _CLAIM)
         self._known: set[str] = set()
 
     @classmethod
@@ -198,6 +216,11 @@ class TrendStore:
             password = redis.secret()
         except ValueError as exc:
             raise AggregateUnavailable(f"{exc}; check STREAMER_REDIS_PASSWORD_FILE") from exc
+        if redis.wait_replicas and redis.wait_timeout_ms >= redis.timeout_s * 1000:
+            # The WAIT reply would come after the socket gave up on it.
+            raise AggregateUnavailable(
+                f"STREAMER_REDIS_WAIT_TIMEOUT_MS={redis.wait_timeout_ms} must be below "
+                f"STREAMER_REDIS_TIMEOUT_S={redis.timeout_s:g} s")
         tls: dict[str, Any] = {}
         if redis.url.startswith("rediss://"):
             ca = redis.tls_ca_file
@@ -205,8 +228,9 @@ class TrendStore:
                 raise AggregateUnavailable(
                     f"STREAMER_REDIS_TLS_CA_FILE={ca} is not a readable file")
             tls = {"ssl_ca_certs": str(ca) if ca else None, "ssl_cert_reqs": "required"}
-        client = aioredis.Redis.from_url(
+        client = connect(
             redis.url,
+            cluster=redis.cluster,
             username=redis.username,
             password=password,
             socket_timeout=redis.timeout_s,
@@ -217,7 +241,7 @@ class TrendStore:
         return cls(client, redis, aggregate, on_retry=on_retry)
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> RedisClient:
         return self._r
 
     @property
@@ -259,6 +283,14 @@ class TrendStore:
                 "REDIS_URL)") from exc
         except ResponseError as exc:
             raise AggregateUnavailable(f"Redis at {where} answered: {exc}") from exc
+        except RedisClusterException as exc:  # no startup node answered, or not a cluster
+            if any(w in str(exc) for w in ("uthentication", "WRONGPASS", "username-password")):
+                raise AggregateUnavailable(
+                    f"Redis Cluster at {where} refused the login ({exc}); check "
+                    "STREAMER_REDIS_USERNAME and STREAMER_REDIS_PASSWORD") from exc
+            raise AggregateUnavailable(
+                f"Redis Cluster at {where}: {exc}; start it (`streamer stack up "
+                "--redis-cluster`) or unset STREAMER_REDIS_CLUSTER", transient=True) from exc
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise AggregateUnavailable(
@@ -293,15 +325,58 @@ class TrendStore:
             ints, floats = delta.counts.get(start, {}), delta.sums.get(start, {})
             args += [len(ints), *[x for kv in ints.items() for x in kv]]
             args += [len(floats), *[x for kv in floats.items() for x in (kv[0], repr(kv[1]))]]
-        status, watermark = await self._with_retry(lambda: self._apply(keys=keys, args=args))
+        # The first reply: a retry after a WAIT that fell short finds its own writes
+        # ("duplicate") and must report what the first attempt did.
+        first: list[Any] = []
+        await self._with_retry(lambda: self._run(self._apply, keys, args, first))
+        status, watermark = first[0]
         if tag not in self._known:
-            await self._with_retry(lambda: _aw(self._r.sadd(self.keys.partitions, tag)))
+            if self._cfg.wait_replicas:
+                await self._with_retry(lambda: self._durable(
+                    self.keys.partitions, ("SADD", self.keys.partitions, tag)))
+            else:
+                await self._with_retry(lambda: _aw(self._r.sadd(self.keys.partitions, tag)))
             self._known.add(tag)
         names: dict[int, Literal["applied", "duplicate", "partial"]] = {
             1: "applied", 0: "duplicate", -1: "partial"
         }
         name = names[int(status)]
         return ApplyResult(name, int(watermark))
+
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any],
+                   first: list[Any]) -> Any:
+        """Run ``script``; with STREAMER_REDIS_WAIT_REPLICAS, acknowledged by that many
+        replicas (ReplicasBehind otherwise). The reply lands in ``first`` before the WAIT
+        is judged, and only the first reply is kept."""
+        if not self._cfg.wait_replicas:
+            reply = await script(keys=keys, args=args)
+            first[:] = [reply]
+            return reply
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            return await self._durable(keys[0], command, first)
+        except NoScriptError:
+            # A fresh server, or a replica promoted since: its script cache is empty.
+            # EVAL runs it on the master of the keys' slot and caches it there; a SCRIPT
+            # LOAD went to the primaries the client believed in, which right after a
+            # fail-over miss the promoted one (redis_client.Script has the story).
+            return await self._durable(
+                keys[0], ("EVAL", script.script, len(keys), *keys, *args), first)
+
+    async def _durable(self, key: str, command: tuple[Any, ...],
+                       first: list[Any] | None = None) -> Any:
+        """``command`` on the master of ``key``'s slot, then WAIT for the replicas."""
+        try:
+            reply = await acknowledged(self._r, key, command,
+                                       replicas=self._cfg.wait_replicas,
+                                       timeout_ms=self._cfg.wait_timeout_ms)
+        except ReplicasBehind as exc:
+            if first is not None and not first and exc.reply is not None:
+                first.append(exc.reply)
+            raise
+        if first is not None and not first:
+            first.append(reply)
+        return reply
 
     async def first_seen(self, topic: str, partition: int, ids: list[tuple[int, str]]
                          ) -> list[int | None]:
@@ -327,11 +402,35 @@ class TrendStore:
         for attempt in range(1, self._cfg.retry_attempts + 1):
             try:
                 return await op()
+            except _RETRY_WRITE as exc:
+                if isinstance(exc, MovedError) and not is_cluster(self._r):
+                    raise AggregateUnavailable(
+                        f"Redis answered MOVED ({exc}): it is a Redis Cluster node; set "
+                        "STREAMER_REDIS_CLUSTER=true") from exc
+                # A fail-over in progress, or replicas behind: the write is idempotent
+                # (watermark, claims), so it is re-sent, with its WAIT, once they catch up.
+                if attempt == self._cfg.retry_attempts:
+                    raise AggregateUnavailable(
+                        f"Redis did not acknowledge the write after {attempt} attempts: "
+                        f"{exc}", transient=True) from exc
+                log.warning("Redis write not acknowledged (attempt %d): %s; retrying in "
+                            "%.1fs", attempt, exc, delay)
             except ResponseError as exc:
                 # OOM, READONLY, NOSCRIPT-after-flush... are not transient in a useful way
                 # except LOADING (restart in progress).
                 if "LOADING" not in str(exc) or attempt == self._cfg.retry_attempts:
                     raise AggregateUnavailable(refusal(exc)) from exc
+            except AttributeError as exc:
+                # redis-py's cluster client (6.4) closes every node's connections when one
+                # fails (a master killed), under the commands still in flight on the others
+                # (a batch claims its partitions side by side); those then fail on their
+                # closed stream ("'NoneType' object has no attribute 'writelines'"). For
+                # them it is a lost connection: retried like one, instead of stopping the
+                # worker (tests/test_cluster_chaos.py saw it crash and restart).
+                if not is_cluster(self._r) or attempt == self._cfg.retry_attempts:
+                    raise
+                log.warning("Redis connection closed under a command (attempt %d): %s; "
+                            "retrying in %.1fs", attempt, exc, delay)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if attempt == self._cfg.retry_attempts:
                     raise AggregateUnavailable(

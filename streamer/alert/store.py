@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from streamer.detect.core import KeyState, ScopeKey
 from streamer.keys import Keyspace, parse_scope_field, scope_field
+from streamer.redis_client import RedisClient, register_script
 from streamer.schemas.alerts import AlertRecord
 
 Sink = Literal["kafka", "webhook"]
@@ -103,6 +103,15 @@ end
 return 0
 """
 
+_SNAPSHOT = """#!lua flags=no-writes
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+"""
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    """A hash as HGETALL answers inside a script (field, value, ...) -> a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -119,7 +128,7 @@ class CommitResult:
 
 
 class AlertStore:
-    def __init__(self, client: Redis, prefix: str, *, claim_ttl_s: int) -> None:
+    def __init__(self, client: RedisClient, prefix: str, *, claim_ttl_s: int) -> None:
         self.r = client
         self.keys = keys = Keyspace(prefix)
         self.meta = keys.alert("meta")
@@ -128,9 +137,10 @@ class AlertStore:
         self.lease_key = keys.alert("lease")
         self.recent_key = keys.alert("recent")
         self.claim_ttl_s = claim_ttl_s
-        self._commit = client.register_script(_COMMIT)
-        self._delivered = client.register_script(_DELIVERED)
-        self._lease = client.register_script(_LEASE)
+        self._commit = register_script(client, _COMMIT)
+        self._delivered = register_script(client, _DELIVERED)
+        self._lease = register_script(client, _LEASE)
+        self._snapshot = register_script(client, _SNAPSHOT)
 
     def outbox(self, sink: Sink) -> str:
         return self.keys.outbox(sink)
@@ -147,10 +157,10 @@ class AlertStore:
         return int(value) if value not in (None, "") else None
 
     async def snapshot(self) -> Snapshot:
-        pipe = self.r.pipeline(transaction=True)  # cursor and states from one moment
-        pipe.hgetall(self.meta)
-        pipe.hgetall(self.state)
-        meta, raw = await pipe.execute()
+        # Cursor and states from one moment: one script, not MULTI (redis-py 6.4's async
+        # cluster pipeline in a transaction breaks on HGETALL replies).
+        meta_raw, state_raw = await self._snapshot(keys=[self.meta, self.state])
+        meta, raw = _pairs(meta_raw), _pairs(state_raw)
         states = {parse_scope_field(k): KeyState.model_validate_json(v) for k, v in raw.items()}
         cursor, origin = meta.get("cursor"), meta.get("origin")
         return Snapshot(

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from streamer.aggregate.scopes import event_scope_keys
 from streamer.aggregate.store import TrendStore
 from streamer.detect.core import ScopeKey
 from streamer.keys import ALERT_SCOPES, Keyspace, is_label, parse_field
+from streamer.redis_client import RedisClient, register_script
 from streamer.schemas import ScoredEvent
 
 _PROGRESS = """
@@ -64,7 +64,7 @@ class EventTime:
                  scopes: Iterable[str], evidence_retention_s: float, evidence_ttl_s: int,
                  evidence_per_key: int = 500) -> None:
         self.store = store
-        self.r: Redis = store.redis
+        self.r: RedisClient = store.redis
         self.keys = store.keys
         self.progress_key = self.keys.alert("progress")
         self.seen_key = self.keys.alert("seen")
@@ -74,7 +74,7 @@ class EventTime:
         self.retention_ms = evidence_retention_s * 1000.0
         self.evidence_ttl_s = evidence_ttl_s
         self.evidence_per_key = evidence_per_key
-        self._progress = self.r.register_script(_PROGRESS)
+        self._progress = register_script(self.r, _PROGRESS)
         self.expected: frozenset[str] = frozenset()
         self._waiting_since_ms: float | None = None
 
@@ -120,8 +120,9 @@ class EventTime:
             args += [tag, int(ms)]
         keys = [self.progress_key, self.seen_key]
         # EVALSHA queued by hand: a Script object on a pipeline makes every execute() ask
-        # SCRIPT EXISTS first, a second round trip per batch.
-        pipe.evalsha(self._progress.sha, len(keys), *keys, *args)
+        # SCRIPT EXISTS first, a second round trip per batch. As a raw command: the
+        # cluster pipeline blocks its evalsha() method but routes EVALSHA by its keys.
+        pipe.execute_command("EVALSHA", self._progress.sha, len(keys), *keys, *args)
         try:
             await pipe.execute()
         except NoScriptError:

@@ -78,10 +78,10 @@ def load_naive_model(bundle_dir: Path, threads: int) -> tuple[ScoreFn, tuple[str
 def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...],
                      worker_id: str) -> Any:
     import faust
-    import redis.asyncio as aioredis
 
     from streamer.aggregate.store import TrendStore
     from streamer.kafka.security import faust_credentials
+    from streamer.redis_client import RedisClient
 
     s = settings
     brokers = [f"kafka://{hp.strip()}" for hp in s.kafka.bootstrap.split(",") if hp.strip()]
@@ -101,7 +101,7 @@ def create_naive_app(settings: Settings, score: ScoreFn, labels: tuple[str, ...]
         datadir=str(datadir),
     )
     # The project's Redis connection settings (password, TLS); nothing else of the store.
-    redis: aioredis.Redis = TrendStore.connect(s.redis, s.aggregate).redis
+    redis: RedisClient = TrendStore.connect(s.redis, s.aggregate).redis
     hist = new_histogram()
     topic = app.topic(s.topics.news, s.topics.chat, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")

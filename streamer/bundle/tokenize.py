@@ -102,11 +102,16 @@ def bucketed_batches(
     ids: Sequence[Sequence[int]],
     buckets: Sequence[int] = DEFAULT_BUCKETS,
     max_batch: int | None = None,
+    max_tokens: int | None = None,
 ) -> list[tuple[np.ndarray, int]]:
     """Group row indices by bucket length: ``[(row_indices, padded_length), ...]``.
 
     Rows are sorted by token length first, so each group pads only to its own bucket.
-    ``max_batch`` caps a group's size (bounded memory on a huge batch).
+    ``max_batch`` caps a group's rows; ``max_tokens`` caps its padded tokens (rows x the
+    bucket length; a row longer than that still gets a group of its own). By tokens, a
+    group of short chat lines holds many more rows than one of long news items, for about
+    the same cost per call: what a GPU's batch is sized by (its time and memory grow with
+    the padded tokens, not the rows).
     """
     order = np.argsort([len(s) for s in ids], kind="stable")
     groups: list[tuple[np.ndarray, int]] = []
@@ -114,7 +119,9 @@ def bucketed_batches(
     current_len = -1
     for i in order:
         b = bucket_length(len(ids[i]), buckets)
-        if current and (b != current_len or (max_batch is not None and len(current) >= max_batch)):
+        full = ((max_batch is not None and len(current) >= max_batch)
+                or (max_tokens is not None and (len(current) + 1) * b > max_tokens))
+        if current and (b != current_len or full):
             groups.append((np.asarray(current, dtype=np.int64), current_len))
             current = []
         current.append(int(i))

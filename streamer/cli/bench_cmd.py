@@ -5,15 +5,21 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 from rich.text import Text
 
+from streamer.cli.bench_costs_cmd import costs_bench
 from streamer.cli.common import console, fail, number_list, settings_with
+
+if TYPE_CHECKING:
+    from streamer.bench.pipeline.results import PipelineBench
 
 
 @click.group("bench", context_settings={"help_option_names": ["-h", "--help"]},
+             commands=[costs_bench],
              invoke_without_command=True)
 @click.pass_context
 def bench(ctx: click.Context) -> None:
@@ -111,6 +117,15 @@ def models_bench(bundle_dir: Path | None, threads: int, n_texts: int, naive_text
 @click.option("--naive-bundle", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Bundle whose PyTorch teacher the naive pipeline runs [default: the full "
               "bundle, else the worker's].")
+@click.option("--bare-s", type=float, default=None, help="The bare model (tokenize + infer "
+              "alone, no Kafka, no Redis, at each of this project's variants' batch sizes, "
+              "after the workers stop): hold time per size and round [default: 10; --quick 4].")
+@click.option("--no-bare", is_flag=True, help="Leave the bare model out.")
+@click.option("--profile", "profile_variant", default="adaptive", show_default=True,
+              help="This project's variant whose worker gets one more step at 90% of its "
+              "capacity with py-spy attached (the dev extra): its CPU by category and its "
+              "stages' shares.")
+@click.option("--no-profile", is_flag=True, help="No CPU profile step.")
 @click.option("--quick", is_flag=True, help="Short steps and three variants (~3-5 minutes).")
 @click.option("--docs", "docs_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Summary goes into this file [default: docs/BENCHMARKS.md].")
@@ -120,7 +135,9 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
                    max_steps: int | None = None, refine_steps: int = 2,
                    probe_s: float | None = None, warmup_s: float | None = None,
                    latency_target_ms: float = 100.0, rounds: int | None = None,
-                   naive_bundle: Path | None = None,
+                   naive_bundle: Path | None = None, bare_s: float | None = None,
+                   no_bare: bool = False, profile_variant: str = "adaptive",
+                   no_profile: bool = False,
                    quick: bool = False, docs_file: Path | None = None,
                    no_docs: bool = False) -> None:
     """End to end against the running local Kafka + Redis: the naive pipeline (a Faust agent,
@@ -128,8 +145,9 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
     Streams peer (the same job as its documentation recommends, the worker's ONNX model on
     batches; the peer extra) and this project's worker (fixed batching settings and adaptive
     batching), on the same demo messages. Finds each one's maximum sustainable throughput (a
-    ramp of offered loads) and end-to-end latency at fixed loads; writes results.json,
-    report.md and PNG plots."""
+    ramp of offered loads) and end-to-end latency at fixed loads; then profiles one worker
+    under load (py-spy) and measures the bare model (tokenize + infer alone) at the workers'
+    batch sizes; writes results.json, report.md and PNG plots."""
     from datetime import UTC, datetime
 
     from rich.live import Live
@@ -165,6 +183,10 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
         latency_target_ms=latency_target_ms,
         rounds=rounds or (1 if quick else 3),
         quick=quick,
+        bare=not no_bare,
+        bare_s=bare_s or (4.0 if quick else 10.0),
+        bare_messages=1000 if quick else 2000,
+        profile=None if no_profile else profile_variant,
     )
     out = out or Path("bench-out") / f"pipeline-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     command = shlex.join(["streamer", *sys.argv[1:]])
@@ -188,8 +210,57 @@ def pipeline_bench(out: Path | None = None, duration_s: float | None = None,
         result.notes.append(left_out)
     for path in write(result, out):
         console.print(f"wrote {path}")
-    console.print(markdown(result).split("## Per stage")[0], highlight=False)
+    # The summary as before (to the latency table), less the two new sections, which
+    # follow as tables.
+    text = markdown(result).split("## Per stage")[0]
+    for extra in ("## Against the model alone", "## Where the time goes"):
+        if extra in text:
+            head, _, rest = text.partition(extra)
+            text = head + rest[rest.find("## End-to-end latency"):]
+    console.print(text, highlight=False)
+    print_overhead(result)
     if not no_docs:
         doc = docs_file or REPO / "docs" / "BENCHMARKS.md"
         update_doc(doc, docs_section(result, out))
         console.print(f"updated {doc}")
+
+
+def print_overhead(result: PipelineBench) -> None:
+    """The bare model beside the workers, and where the profiled worker's time went."""
+    if result.bare:
+        t = Table(title="End to end against the model alone (tokenize + infer, no Kafka, "
+                  "no Redis)")
+        for col in ("variant", "batch", "from", "bare msg/s", "tokenize share",
+                    "end-to-end msg/s", "e2e / bare"):
+            t.add_column(col, justify="left" if col in ("variant", "from") else "right")
+        for r in result.bare:
+            t.add_row(r.variant, str(r.size), r.size_from, _n(r.bare_msgs_per_s),
+                      "-" if r.tokenize_share is None else f"{r.tokenize_share:.0%}",
+                      _n(r.e2e_msgs_per_s), "-" if r.ratio is None else f"{r.ratio:.2f}")
+        console.print(t)
+    p = result.profile
+    if p is None:
+        return
+    stages = Table(title=f"{p.variant} at {p.offered_rate:,.1f} msg/s: the worker's stages")
+    for col in ("stage", "mean ms", "p99 ms", "mean share"):
+        stages.add_column(col, justify="left" if col == "stage" else "right")
+    for st in p.stages:
+        stages.add_row(st.stage, f"{st.mean_ms:.1f}", f"{st.p99_ms:.1f}",
+                       "-" if st.share_mean is None else f"{st.share_mean:.0%}")
+    console.print(stages)
+    cpu = Table(title=f"{p.variant}: CPU by category ({p.tool}, {p.samples:,} samples, "
+                f"{p.messages:,} messages)")
+    for col in ("category", "share", "us/msg", "thread", "share ", "us/msg "):
+        cpu.add_column(col, justify="left" if col in ("category", "thread") else "right")
+    for i in range(max(len(p.categories), len(p.threads))):
+        c = p.categories[i] if i < len(p.categories) else None
+        th = p.threads[i] if i < len(p.threads) else None
+        cpu.add_row(c.name if c else "", f"{c.share:.1%}" if c else "",
+                    _n(p.us_per_msg(c.samples)) if c else "",
+                    th.name if th else "", f"{th.share:.1%}" if th else "",
+                    _n(p.us_per_msg(th.samples)) if th else "")
+    console.print(cpu)
+
+
+def _n(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.1f}"

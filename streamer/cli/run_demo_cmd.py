@@ -49,9 +49,17 @@ def _ready(port: int) -> bool:
 
 
 def _start_worker(settings: Settings, worker_id: str, log: Path) -> subprocess.Popen[bytes]:
+    topics, redis = settings.topics, settings.redis
     env = {**os.environ, "KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
-           "REDIS_URL": settings.redis.url, "STREAMER_WORKER_ID": worker_id,
-           "STREAMER_WEB_PORT": str(settings.web.port), "STREAMER_SCORER": settings.scoring.scorer}
+           "REDIS_URL": redis.url, "STREAMER_WORKER_ID": worker_id,
+           "STREAMER_WEB_PORT": str(settings.web.port), "STREAMER_SCORER": settings.scoring.scorer,
+           # The stack's shape (--kafka-brokers, --redis-cluster) and what follows from it.
+           "STREAMER_KAFKA_BROKERS": str(settings.stack.kafka_brokers),
+           "STREAMER_TOPIC_REPLICATION_FACTOR": str(topics.replication_factor),
+           "STREAMER_REDIS_CLUSTER": str(redis.cluster).lower(),
+           "STREAMER_REDIS_WAIT_REPLICAS": str(redis.wait_replicas)}
+    if topics.min_insync_replicas is not None:
+        env["STREAMER_TOPIC_MIN_INSYNC_REPLICAS"] = str(topics.min_insync_replicas)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
         return subprocess.Popen(
@@ -170,10 +178,18 @@ def _delta(after: list[TopicAccount], before: list[TopicAccount]) -> list[TopicA
 @click.option("--no-full-build", is_flag=True,
               help="Do not start building the full bundle in the background "
               "(STREAMER_DEMO_FULL_BUILD=false does the same).")
+@click.option("--kafka-brokers", type=click.IntRange(1, 9), default=None,
+              help="Run on a local Kafka cluster of this many nodes (3: replication factor "
+              "3, min.insync.replicas 2) [default: $STREAMER_KAFKA_BROKERS or 1].")
+@click.option("--redis-cluster", is_flag=True,
+              help="Run on a local Redis Cluster (3 masters + 3 replicas, WAIT 1) "
+              "[default: $STREAMER_REDIS_CLUSTER].")
 def run_demo(rate: float | None, keep_worker: bool, timeout: float, no_full_build: bool,
-             **options: object) -> None:
+             kafka_brokers: int | None, redis_cluster: bool, **options: object) -> None:
     """Start Kafka + Redis + a worker, stream the demo market data, and summarise."""
-    settings = settings_with()
+    # The flags as STREAMER_KAFKA_BROKERS / STREAMER_REDIS_CLUSTER: the bootstrap list,
+    # replication, REDIS_URL and WAIT follow from them (settings.derived_defaults).
+    settings = settings_with(kafka_brokers=kafka_brokers, redis_cluster=redis_cluster or None)
     t_setup = time.monotonic()
     if "KAFKA_BOOTSTRAP" not in os.environ and "REDIS_URL" not in os.environ:
         from streamer.devstack import StackError, stack_up
@@ -183,8 +199,10 @@ def run_demo(rate: float | None, keep_worker: bool, timeout: float, no_full_buil
             status = stack_up(settings)
         except StackError as exc:
             fail(str(exc))
-        console.print(f"Kafka {status.kafka.version} on {status.kafka.bootstrap}, "
-                      f"Redis on {status.redis.url}")
+        redis_on = (f"a Redis Cluster of {len(status.redis_cluster.nodes)} nodes from "
+                    f"{status.redis_cluster.url}" if settings.redis.cluster and status.redis_cluster
+                    else f"Redis on {status.redis.url}")
+        console.print(f"Kafka {status.kafka.version} on {status.kafka.bootstrap}, {redis_on}")
     console.rule("[bold]2. model")
     from streamer.score.select import prepare_scorer
     from streamer.training.quick import build_if_missing

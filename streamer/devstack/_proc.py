@@ -101,6 +101,17 @@ def terminate(
         time.sleep(0.05)
 
 
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of ``pid`` in MiB (Linux /proc), None when it cannot be read."""
+    try:
+        for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)  # the kernel reports kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -170,6 +181,24 @@ class TrackedProcess:
     def resume(self) -> None:
         """SIGCONT a server ``pause`` stopped."""
         self._signal(signal.SIGCONT)
+
+    def kill(self, timeout_s: float = 10.0) -> None:
+        """SIGKILL the server (a crash: no shutdown, nothing flushed) and wait until it is
+        gone; its pid file and data stay, so ``start`` brings it back on the same storage."""
+        pid = self._pid()
+        if pid is None:
+            raise StackError(f"not running (no live pid in {self.pid_file})")
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout_s
+        while self._pid() is not None:  # reaps our own child (Popen.poll)
+            if time.monotonic() > deadline:
+                raise StackError(f"pid {pid} still runs {timeout_s:.0f}s after SIGKILL")
+            time.sleep(0.05)
+
+    def rss_mb(self) -> float | None:
+        """Resident memory in MiB; None when not running."""
+        pid = self._pid()
+        return None if pid is None else rss_mb(pid)
 
     def _signal(self, sig: signal.Signals) -> None:
         pid = self._pid()

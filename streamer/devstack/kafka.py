@@ -1,4 +1,7 @@
-"""A real Apache Kafka broker (KRaft, single node) run from Maven Central jars, no Docker.
+"""A real Apache Kafka broker (KRaft) run from Maven Central jars, no Docker.
+
+``LocalKafka`` is one combined broker+controller node: the single-node stack by default,
+or one node of the local cluster (``kafka_cluster.LocalKafkaCluster``) given its layout.
 
 Layout:
   <cache_dir>/kafka/<version>/libs/*.jar       jars (fetched once by ``mvn``; shared)
@@ -8,6 +11,7 @@ Layout:
   <data_dir>/kafka/logs/server.log              broker log (log4j2); stdout.log: JVM output
   <data_dir>/kafka/kafka.pid
   <data_dir>/tls/                               CA + server keystore (SASL_SSL only)
+  <data_dir>/kafka-cluster/node-<id>/            the same layout, per node of a cluster
 
 With ``STREAMER_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` the client listener (``STREAMER_KAFKA_PORT``) is
 SASL_SSL with the configured SCRAM mechanism, its certificate signed by the stack's own
@@ -43,6 +47,7 @@ from streamer.devstack._proc import (
     file_lock,
     free_port,
     port_in_use,
+    rss_mb,
     spawn_detached,
     tail,
     terminate,
@@ -56,12 +61,64 @@ _MAIN_CLASS = "kafka.Kafka"
 _STOP_GRACE_S = 30.0  # well above a normal controlled shutdown of one node (docs/BENCHMARKS.md)
 
 
-class KafkaStatus(BaseModel):
+class KafkaNodeStatus(BaseModel):
+    """One node: a combined broker and quorum voter."""
+
+    node_id: int
+    roles: str
     running: bool
+    pid: int | None
+    port: int
+    controller_port: int
+    rss_mb: float | None  # resident memory, None when not running
+    data_dir: Path
+
+
+class KafkaStatus(BaseModel):
+    """The local Kafka: one node, or a cluster (``pid`` None, ``bootstrap`` every node)."""
+
+    running: bool  # every node runs
     pid: int | None
     bootstrap: str
     data_dir: Path
     version: str
+    brokers: int = 1
+    nodes: list[KafkaNodeStatus] = []
+
+
+class Voter(BaseModel):
+    """A controller quorum member as ``kafka-storage format --initial-controllers`` names it."""
+
+    node_id: int
+    controller_port: int
+    directory_id: str  # the metadata log directory's id, a Kafka Uuid
+
+    def spec(self) -> str:
+        return f"{self.node_id}@127.0.0.1:{self.controller_port}:{self.directory_id}"
+
+
+class KafkaNodeLayout(BaseModel):
+    """Where one node lives: its id, ports and folder, and the quorum it belongs to."""
+
+    node_id: int = 1
+    port: int
+    controller_port: int
+    dir: Path
+    voters: list[Voter] = []  # empty: a single node, its own quorum (--standalone)
+    cluster_id: str | None = None  # a cluster's nodes share one, chosen by the cluster
+
+    @property
+    def cluster_size(self) -> int:
+        return max(1, len(self.voters))
+
+    @property
+    def replication_factor(self) -> int:
+        return min(3, self.cluster_size)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        # RF 3 -> 2: one replica may be down and acks=all writes still succeed.
+        return max(1, self.replication_factor - 1)
 
 
 class _KafkaState(BaseModel):
@@ -112,17 +169,27 @@ def _resource_text(name: str) -> str:
     return resources.files("streamer.devstack").joinpath(name).read_text(encoding="utf-8")
 
 
+def single_node_layout(settings: Settings) -> KafkaNodeLayout:
+    s = settings.stack
+    return KafkaNodeLayout(port=s.kafka_port, controller_port=s.kafka_controller_port,
+                           dir=settings.paths.data_dir / "kafka")
+
+
 class LocalKafka(TrackedProcess):
-    """One local KRaft broker+controller listening on 127.0.0.1 only."""
+    """One local KRaft broker+controller listening on 127.0.0.1 only: the single-node
+    stack, or (given a ``layout``) one node of a cluster."""
 
     _cmdline_marker = _MAIN_CLASS
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, layout: KafkaNodeLayout | None = None) -> None:
         self.settings = settings
+        self.layout = layout or single_node_layout(settings)
+        self.node_id = self.layout.node_id
         self.version = settings.stack.kafka_version
         self.home = settings.paths.cache_dir / "kafka" / settings.stack.kafka_version
         self.libs_dir = self.home / "libs"
-        self.dir = settings.paths.data_dir / "kafka"
+        self.dir = self.layout.dir
+        self.name = f"Kafka node {self.node_id}" if self.layout.voters else "Kafka"
         self.log_dirs = self.dir / "data"
         self.logs = self.dir / "logs"
         self.pid_file = self.dir / "kafka.pid"
@@ -145,7 +212,7 @@ class LocalKafka(TrackedProcess):
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.settings.stack.kafka_port}"
+        return f"127.0.0.1:{self.layout.port}"
 
     @property
     def _complete_marker(self) -> Path:
@@ -307,13 +374,22 @@ class LocalKafka(TrackedProcess):
 
     def status(self) -> KafkaStatus:
         state = self._load_state()
+        node = self.node_status()
         return KafkaStatus(
-            running=self.is_running(),
-            pid=self._pid(),
+            running=node.running,
+            pid=node.pid,
             bootstrap=self.bootstrap,
             data_dir=self.dir,
             version=state.version if state is not None else self.version,
+            nodes=[node],
         )
+
+    def node_status(self) -> KafkaNodeStatus:
+        pid = self._pid()
+        return KafkaNodeStatus(
+            node_id=self.node_id, roles="broker,controller", running=pid is not None, pid=pid,
+            port=self.layout.port, controller_port=self.layout.controller_port,
+            rss_mb=None if pid is None else rss_mb(pid), data_dir=self.dir)
 
     def _load_state(self) -> _KafkaState | None:
         try:
@@ -322,18 +398,19 @@ class LocalKafka(TrackedProcess):
             return None
 
     def _server_properties(self) -> str:
-        s = self.settings
+        node = self.layout
+        quorum = [v.controller_port for v in node.voters] or [node.controller_port]
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{s.stack.kafka_controller_port}",
+            "node.id": str(node.node_id),
+            "controller.quorum.bootstrap.servers": ",".join(f"127.0.0.1:{p}" for p in quorum),
             "listeners": (
-                f"PLAINTEXT://127.0.0.1:{s.stack.kafka_port},"
-                f"CONTROLLER://127.0.0.1:{s.stack.kafka_controller_port}"
+                f"PLAINTEXT://127.0.0.1:{node.port},"
+                f"CONTROLLER://127.0.0.1:{node.controller_port}"
             ),
             "advertised.listeners": (
-                f"PLAINTEXT://127.0.0.1:{s.stack.kafka_port},"
-                f"CONTROLLER://127.0.0.1:{s.stack.kafka_controller_port}"
+                f"PLAINTEXT://127.0.0.1:{node.port},"
+                f"CONTROLLER://127.0.0.1:{node.controller_port}"
             ),
             "inter.broker.listener.name": "PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
@@ -341,20 +418,36 @@ class LocalKafka(TrackedProcess):
             "log.dirs": str(self.log_dirs),
             "num.partitions": "4",
             "auto.create.topics.enable": "true",
-            # Single node: internal topics cannot have more than one replica.
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
             # No other members will ever join; don't make the first consumer wait 3 s.
             "group.initial.rebalance.delay.ms": "0",
+            **self._replication_properties(),
         }
         if self.secure:
             props.update(self._secure_properties())
         lines = ["# Generated by streamer.devstack.kafka on every start; edits are overwritten."]
         lines += [f"{k}={v}" for k, v in props.items()]
         return "\n".join(lines) + "\n"
+
+    def _replication_properties(self) -> dict[str, str]:
+        """RF min(3, nodes) and min ISR one less, for topics and internal topics alike
+        (a single node: 1 and 1, as internal topics cannot have more replicas)."""
+        rf, isr = str(self.layout.replication_factor), str(self.layout.min_insync_replicas)
+        props = {
+            "offsets.topic.replication.factor": rf,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
+        }
+        if self.layout.voters:
+            props.update({
+                "default.replication.factor": rf,
+                "min.insync.replicas": isr,
+                # Kafka's default, stated: a replica out of the ISR never becomes leader,
+                # so an acknowledged record is never dropped by a failover.
+                "unclean.leader.election.enable": "false",
+            })
+        return props
 
     def _secure_properties(self) -> dict[str, str]:
         """SASL_SSL on the client port; PLAINTEXT for the broker's own traffic on another."""
@@ -365,9 +458,9 @@ class LocalKafka(TrackedProcess):
         mechanism = s.kafka.sasl_mechanism
         if not mechanism.startswith("SCRAM-"):
             raise StackError(f"the local Kafka supports SCRAM mechanisms, not {mechanism}")
-        clients = f"SASL_SSL://127.0.0.1:{s.stack.kafka_port}"
+        clients = f"SASL_SSL://127.0.0.1:{self.layout.port}"
         internal = f"INTERNAL://127.0.0.1:{self._internal_port}"
-        controller = f"CONTROLLER://127.0.0.1:{s.stack.kafka_controller_port}"
+        controller = f"CONTROLLER://127.0.0.1:{self.layout.controller_port}"
         prefix = f"listener.name.sasl_ssl.{mechanism.lower()}"
         return {
             "listeners": f"{clients},{internal},{controller}",
@@ -412,14 +505,14 @@ class LocalKafka(TrackedProcess):
         )
         state = self._load_state()
         formatted = (self.log_dirs / "meta.properties").is_file()
+        node = self.layout
         if formatted and state is not None:
-            if state.controller_port != self.settings.stack.kafka_controller_port:
+            if state.controller_port != node.controller_port:
                 # The controller's endpoint is stored in the metadata log at format time.
                 raise StackError(
                     f"{self.dir} was formatted for controller port {state.controller_port}, "
-                    f"not {self.settings.stack.kafka_controller_port}. Set "
-                    f"STREAMER_KAFKA_CONTROLLER_PORT={state.controller_port} or delete "
-                    f"{self.dir} (loses topics)."
+                    f"not {node.controller_port}. Set STREAMER_KAFKA_CONTROLLER_PORT back "
+                    f"(node i of a cluster: that + 2i) or delete {self.dir} (loses topics)."
                 )
             if self.secure and state.scram_user != self.settings.kafka.sasl_username:
                 # SCRAM users are written into the metadata log when it is formatted.
@@ -434,11 +527,15 @@ class LocalKafka(TrackedProcess):
                 f"delete {self.dir} to start over."
             )
         state = _KafkaState(
-            cluster_id=new_cluster_id(),
+            cluster_id=node.cluster_id or new_cluster_id(),
             version=self.version,
-            controller_port=self.settings.stack.kafka_controller_port,
+            controller_port=node.controller_port,
         )
-        args = ["format", "--standalone", "-t", state.cluster_id, "-c", str(self.properties_file)]
+        # A dynamic (KIP-853) quorum: one voter that is itself, or the cluster's voters
+        # (every node formats with the same list; its own entry names its directory id).
+        quorum = (["--initial-controllers", ",".join(v.spec() for v in node.voters)]
+                  if node.voters else ["--standalone"])
+        args = ["format", *quorum, "-t", state.cluster_id, "-c", str(self.properties_file)]
         if self.secure:
             state.scram_user = self.settings.kafka.sasl_username
             args += ["--add-scram", self._scram_arg()]
@@ -456,11 +553,27 @@ class LocalKafka(TrackedProcess):
         timeout = self.settings.stack.stack_start_timeout_s
         with file_lock(self.dir / ".lock"):
             if self.is_running():
-                self._wait_ready(timeout)
+                self.wait_ready(timeout)
                 return self.bootstrap
+            self.launch()
+            try:
+                self.wait_ready(timeout)
+            except StackError:
+                self._kill_after_failed_start()
+                raise
+        return self.bootstrap
+
+    def launch(self) -> bool:
+        """Spawn the JVM on this node's storage (formatted the first time) without waiting
+        for it to answer; False when it already runs. A cluster launches every node before
+        waiting: none answers clients until a quorum of voters has elected a leader."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.dir / ".launch.lock"):
+            if self.is_running():
+                return False
             self.pid_file.unlink(missing_ok=True)  # stale
             self.fetch_jars()
-            for port in (self.settings.stack.kafka_port, self.settings.stack.kafka_controller_port):
+            for port in (self.layout.port, self.layout.controller_port):
                 if port_in_use(port):
                     raise StackError(
                         f"port 127.0.0.1:{port} is already in use by another program; "
@@ -484,12 +597,7 @@ class LocalKafka(TrackedProcess):
                 log_file=self.logs / "stdout.log",
             )
             self.pid_file.write_text(f"{self._child.pid}\n")
-            try:
-                self._wait_ready(timeout)
-            except StackError:
-                self._kill_after_failed_start()
-                raise
-        return self.bootstrap
+        return True
 
     def _kill_after_failed_start(self) -> None:
         pid = self._pid()
@@ -500,7 +608,9 @@ class LocalKafka(TrackedProcess):
     def _log_tail(self) -> str:
         return tail([self.logs / "server.log", self.logs / "stdout.log"], 30)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float) -> None:
+        """Until the node serves clients (see ``_probe``); StackError after ``timeout`` s or
+        when the process exits."""
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
         try:
@@ -509,20 +619,21 @@ class LocalKafka(TrackedProcess):
             raise StackError(str(exc)) from exc
         while True:
             if not self.is_running():
-                raise StackError(f"Kafka exited during start-up.\n{self._log_tail()}")
+                raise StackError(f"{self.name} exited during start-up.\n{self._log_tail()}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise StackError(
-                    f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s "
+                    f"{self.name} did not answer on {self.bootstrap} within {timeout:.0f}s "
                     f"({last_error}).\n{self._log_tail()}"
                 )
-            if not _accepts(self.settings.stack.kafka_port):
+            if not _accepts(self.layout.port):
                 # Plain TCP first: aiokafka logs every refused connect at ERROR level.
                 last_error = "port not open yet"
                 time.sleep(0.2)
                 continue
             try:
-                waiting_for = _probe(self.bootstrap, min(5.0, max(remaining, 0.5)), security)
+                waiting_for = _probe(self.bootstrap, min(5.0, max(remaining, 0.5)), security,
+                                     self.node_id)
                 if waiting_for is None:
                     return
                 last_error = waiting_for
@@ -537,7 +648,7 @@ class LocalKafka(TrackedProcess):
             if pid is not None:
                 terminate(pid, grace_s=_STOP_GRACE_S, cmdline_marker=_MAIN_CLASS, child=self._child)
                 if self._pid() is not None:
-                    raise StackError(f"Kafka (pid {pid}) did not stop")
+                    raise StackError(f"{self.name} (pid {pid}) did not stop")
             self.pid_file.unlink(missing_ok=True)
             self._child = None
 
@@ -578,18 +689,21 @@ def _probe_groups(partitions: int) -> list[str]:
     return list(found.values())
 
 
-def _probe(bootstrap: str, timeout_s: float, security: dict[str, Any]) -> str | None:
+def _probe(bootstrap: str, timeout_s: float, security: dict[str, Any],
+           node_id: int = 1) -> str | None:
     """None when the broker is ready for clients, else what it is still waiting for.
 
-    Ready means: metadata lists the broker, and every consumer-offsets shard has been
-    loaded. The second part matters after a restart: until a shard is loaded, OffsetFetch
-    v2+ answers with a group-level COORDINATOR_LOAD_IN_PROGRESS and an empty body, which
+    Ready means: metadata lists the broker (``node_id``: a cluster node has registered
+    and caught up), and every consumer-offsets shard has a leader that has loaded it.
+    The second part matters after a restart: until a shard is loaded, OffsetFetch v2+
+    answers with a group-level COORDINATOR_LOAD_IN_PROGRESS and an empty body, which
     aiokafka 0.14 ignores and reads as "no committed offset" (the consumer then falls back
     to auto_offset_reset).
     """
     # Heavy imports, only when probing.
     from aiokafka.client import AIOKafkaClient
     from aiokafka.protocol.commit import OffsetFetchRequest
+    from aiokafka.structs import TopicPartition
 
     async def probe() -> str | None:
         client = AIOKafkaClient(
@@ -601,16 +715,19 @@ def _probe(bootstrap: str, timeout_s: float, security: dict[str, Any]) -> str | 
         try:
             await asyncio.wait_for(client.bootstrap(), timeout_s)
             cluster = await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
-            brokers = list(cluster.brokers())
-            if not brokers:
-                return "metadata lists no brokers"
+            if node_id not in {b.nodeId for b in cluster.brokers()}:
+                return f"metadata does not list broker {node_id} yet"
             shards = cluster.partitions_for_topic("__consumer_offsets")
             if not shards:
                 return None  # no group has ever committed: nothing to load
-            node = brokers[0].nodeId  # single-node stack: it coordinates every group
             for group in _probe_groups(len(shards)):
+                # The shard's leader coordinates the group (on one node: that node).
+                leader = cluster.leader_for_partition(TopicPartition(
+                    "__consumer_offsets", offsets_partition_for(group, len(shards))))
+                if leader is None or leader < 0:
+                    return "a consumer-offsets shard has no leader yet"
                 request = OffsetFetchRequest(group, [(_PROBE_TOPIC, [0])])
-                resp = await asyncio.wait_for(client.send(node, request), timeout_s)
+                resp = await asyncio.wait_for(client.send(leader, request), timeout_s)
                 codes = {getattr(resp, "error_code", 0)}
                 codes.update(p[3] for _, parts in resp.topics for p in parts)
                 if codes & _COORDINATOR_NOT_READY:

@@ -30,11 +30,34 @@ from streamer.devstack._proc import (
     terminate,
 )
 from streamer.devstack.tls import ensure_server_tls
-from streamer.settings import Settings
+from streamer.settings import RedisSettings, Settings
 
 _MARKER = "redis-server"
 _STOP_GRACE_S = 20.0  # SIGTERM makes redis fsync the AOF first; that is quick at dev sizes
 _INSTALL_HINT = "apt-get update && apt-get install -y redis-server"
+
+
+def quoted(text: str) -> str:
+    """``text`` as one redis.conf argument."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def auth_config(redis_settings: RedisSettings) -> str:
+    """redis.conf lines for the password or ACL user (empty when neither is set); the
+    local Redis Cluster's nodes take the same lines."""
+    user, password = redis_settings.username, redis_settings.secret()
+    if user:
+        if not password:
+            raise StackError("STREAMER_REDIS_USERNAME needs STREAMER_REDIS_PASSWORD (or _FILE)")
+        if any(c.isspace() for c in user):
+            raise StackError("STREAMER_REDIS_USERNAME may not hold spaces")
+        rule = quoted(f">{password}")
+        lines = [] if user == "default" else ["user default off"]
+        lines.append(f"user {user} on {rule} ~* &* +@all")
+        return "\n".join(lines) + "\n"
+    if password:
+        return f"requirepass {quoted(password)}\n"
+    return ""
 
 
 class RedisStatus(BaseModel):
@@ -43,6 +66,7 @@ class RedisStatus(BaseModel):
     url: str
     data_dir: Path
     version: str | None
+    rss_mb: float | None = None  # resident memory; None when not running
 
 
 class LocalRedis(TrackedProcess):
@@ -125,6 +149,7 @@ class LocalRedis(TrackedProcess):
             url=self.url,
             data_dir=self.dir,
             version=self.server_version(),
+            rss_mb=self.rss_mb(),
         )
 
     def _client(self, timeout_s: float) -> redis.Redis:
@@ -144,23 +169,7 @@ class LocalRedis(TrackedProcess):
 
     def _config(self) -> str:
         """redis.conf lines for the password or ACL user (empty when neither is set)."""
-        user, password = self.settings.redis.username, self.settings.redis.secret()
-
-        def quoted(text: str) -> str:
-            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-        if user:
-            if not password:
-                raise StackError("STREAMER_REDIS_USERNAME needs STREAMER_REDIS_PASSWORD (or _FILE)")
-            if any(c.isspace() for c in user):
-                raise StackError("STREAMER_REDIS_USERNAME may not hold spaces")
-            rule = quoted(f">{password}")
-            lines = [] if user == "default" else ["user default off"]
-            lines.append(f"user {user} on {rule} ~* &* +@all")
-            return "\n".join(lines) + "\n"
-        if password:
-            return f"requirepass {quoted(password)}\n"
-        return ""
+        return auth_config(self.settings.redis)
 
     def start(self) -> str:
         """Start redis-server (or find it running) and return its URL once it answers PING."""

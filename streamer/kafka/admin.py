@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
 RETENTION = "retention.ms"
+MIN_ISR = "min.insync.replicas"
 
 
 class TopicError(KafkaSecurityError):
@@ -35,14 +36,15 @@ class TopicDrift:
     """An existing topic whose setting differs from what the app would create."""
 
     topic: str
-    setting: str  # partitions, replication_factor or retention.ms
+    setting: str  # partitions, replication_factor, retention.ms or min.insync.replicas
     want: str
     have: str
 
     def __str__(self) -> str:
         env = {"partitions": "STREAMER_TOPIC_PARTITIONS",
                "replication_factor": "STREAMER_TOPIC_REPLICATION_FACTOR",
-               RETENTION: "STREAMER_TOPIC_RETENTION_MS"}[self.setting]
+               RETENTION: "STREAMER_TOPIC_RETENTION_MS",
+               MIN_ISR: "STREAMER_TOPIC_MIN_INSYNC_REPLICAS"}[self.setting]
         return (f"topic {self.topic!r} exists with {self.setting} {self.have}, but {env} "
                 f"asks for {self.want}; it is left as it is (change it with kafka-topics.sh "
                 "/ kafka-configs.sh --alter, or the setting)")
@@ -59,8 +61,10 @@ def project_topics(settings: Settings) -> list[str]:
 
 
 def topic_configs(topics: TopicSettings) -> dict[str, str]:
-    """The topic-level configs the app sets on a topic it creates."""
-    return {} if topics.retention_ms is None else {RETENTION: str(topics.retention_ms)}
+    """The topic-level configs the app sets on a topic it creates (unset ones: the
+    brokers' defaults)."""
+    wanted = {RETENTION: topics.retention_ms, MIN_ISR: topics.min_insync_replicas}
+    return {key: str(value) for key, value in wanted.items() if value is not None}
 
 
 def _admin(settings: Settings) -> AIOKafkaAdminClient:
@@ -79,7 +83,8 @@ def _raise_on_errors(response: Any, topics: TopicSettings) -> None:
             f"{topics.partitions}, replication factor {topics.replication_factor}, "
             f"configs {topic_configs(topics) or 'broker defaults'}); check "
             "STREAMER_TOPIC_REPLICATION_FACTOR against the brokers in the cluster, "
-            "STREAMER_TOPIC_PARTITIONS and STREAMER_TOPIC_RETENTION_MS")
+            "STREAMER_TOPIC_MIN_INSYNC_REPLICAS against it, STREAMER_TOPIC_PARTITIONS and "
+            "STREAMER_TOPIC_RETENTION_MS")
 
 
 async def ensure_topics(
@@ -115,7 +120,8 @@ async def ensure_topics(
 async def topic_drift(settings: Settings, topics: Iterable[str] | None = None,
                       partitions: int | None = None) -> list[TopicDrift]:
     """How the existing ones of ``topics`` (default: the project's) differ from the
-    settings: partitions, replication factor, and retention.ms when it is set."""
+    settings: partitions, replication factor, and retention.ms and min.insync.replicas
+    when they are set."""
     return (await check_topics(settings, topics, partitions))[1]
 
 
@@ -149,25 +155,28 @@ async def _drift(admin: AIOKafkaAdminClient, topics: TopicSettings, names: list[
         if parts and rf != topics.replication_factor:
             out.append(TopicDrift(name, "replication_factor", str(topics.replication_factor),
                                   str(rf)))
-    if topics.retention_ms is not None:
-        have = await _retention(admin, names)
-        out.extend(TopicDrift(name, RETENTION, str(topics.retention_ms), value)
-                   for name, value in have.items() if value != str(topics.retention_ms))
+    wanted = topic_configs(topics)
+    if wanted:
+        have = await _configs(admin, names, list(wanted))
+        out.extend(TopicDrift(name, key, wanted[key], value)
+                   for (name, key), value in have.items() if value != wanted[key])
     return sorted(out, key=lambda d: (names.index(d.topic), d.setting))
 
 
-async def _retention(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, str]:
-    resources = [ConfigResource(ConfigResourceType.TOPIC, t, configs={RETENTION: None})
+async def _configs(admin: AIOKafkaAdminClient, names: list[str],
+                   keys: list[str]) -> dict[tuple[str, str], str]:
+    """(topic, config) -> value, for the ``keys`` of each topic in ``names``."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t, configs=dict.fromkeys(keys))
                  for t in names]
-    out: dict[str, str] = {}
+    out: dict[tuple[str, str], str] = {}
     for response in await admin.describe_configs(resources):
         for resource in response.resources:
             error_code, _msg, _type, name, entries = resource[:5]
             if error_code:
                 continue
             for entry in entries:
-                if entry[0] == RETENTION:
-                    out[name] = entry[1]
+                if entry[0] in keys:
+                    out[(name, entry[0])] = entry[1]
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import redis.asyncio as aioredis
 from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, Field
 
@@ -19,6 +18,7 @@ from streamer.latency.histograms import (
     LatencyRecorder,
     parse_slice_field,
 )
+from streamer.redis_client import RedisClient
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
@@ -85,7 +85,7 @@ def _merge_slices(payloads: list[dict[str, str]]) -> dict[str, HdrHistogram]:
 
 
 async def read_histograms(
-    client: aioredis.Redis, prefix: str, worker: str | None = None,
+    client: RedisClient, prefix: str, worker: str | None = None,
     window_s: float | None = None, now_s: float | None = None,
 ) -> dict[str, HdrHistogram]:
     """Merged over every worker (``worker=None``) or one worker's histograms: since each
@@ -106,7 +106,7 @@ async def read_histograms(
 
 
 async def read_latency(
-    client: aioredis.Redis, prefix: str, worker: str | None = None,
+    client: RedisClient, prefix: str, worker: str | None = None,
     window_s: float | None = None,
 ) -> list[StageLatency]:
     """The stage rows (see ``stage_rows``) of ``read_histograms``."""

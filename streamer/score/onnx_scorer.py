@@ -71,7 +71,9 @@ class OnnxScorer:
 
     ``variant='auto'`` takes the manifest's CUDA default (FP16) when onnxruntime has CUDA,
     else its CPU default (an INT8 student). ``max_group`` bounds one session call's rows
-    (1 for an INT8 variant with ``int8_rows_alone``, see the module's docstring).
+    (1 for an INT8 variant with ``int8_rows_alone``, see the module's docstring);
+    ``max_tokens`` > 0 bounds its padded tokens instead (rows x padded length: batching by
+    tokens, what a GPU call costs), except for a variant scored one row per call.
     ``bucketing=False`` pads each slice of the input to its longest row instead (the
     benchmark's baseline). ``pad_to_bucket``: pad each group up to its bucket boundary
     (default: only under TensorRT; elsewhere any shape costs nothing extra, padding does).
@@ -84,6 +86,7 @@ class OnnxScorer:
         intra_op_threads: int = 1,
         buckets: Sequence[int] = DEFAULT_BUCKETS,
         max_group: int = 64,
+        max_tokens: int = 0,
         bucketing: bool = True,
         tensorrt: bool = True,
         trt_cache: Path | None = None,
@@ -118,6 +121,8 @@ class OnnxScorer:
         # Dynamic INT8: one text per call, so that its scores depend on it alone.
         self.rows_alone = int8_rows_alone and info.precision == "int8"
         self._max_group = 1 if self.rows_alone else max_group
+        # By tokens replaces the row cap; one row per call stays one row per call.
+        self._max_tokens = max_tokens if max_tokens > 0 and not self.rows_alone else None
         self._bucketing = bucketing
         self._pad_to_bucket = (self.provider == "tensorrt" if pad_to_bucket is None
                                else pad_to_bucket)
@@ -155,14 +160,17 @@ class OnnxScorer:
         t0 = time.perf_counter()
         ids = self._tokenizers.encode(texts, sources)
         t1 = time.perf_counter()
-        padded = 0
-        groups = (bucketed_batches(ids, self._buckets, self._max_group) if self._bucketing
+        padded = calls = 0
+        groups = (bucketed_batches(ids, self._buckets,
+                                   None if self._max_tokens else self._max_group,
+                                   self._max_tokens) if self._bucketing
                   else plain_batches(ids, self._max_group))
         for rows, bucket in groups:
             group = [ids[i] for i in rows]
             length = bucket if self._pad_to_bucket else max(len(r) for r in group)
             input_ids, mask = pad_batch(group, length, self._tokenizers.pad_id)
             padded += input_ids.size
+            calls += 1
             feed = {"input_ids": input_ids, "attention_mask": mask}
             if "token_type_ids" in self._inputs:
                 feed["token_type_ids"] = np.zeros_like(input_ids)
@@ -178,7 +186,8 @@ class OnnxScorer:
             topic=topic,
             tokenize_s=t1 - t0,
             infer_s=t2 - t1,
-            extra={"tokens": float(tokens), "padded_tokens": float(padded)},
+            extra={"tokens": float(tokens), "padded_tokens": float(padded),
+                   "calls": float(calls)},
         )
 
     def warmup(self) -> None:

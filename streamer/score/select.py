@@ -49,6 +49,7 @@ def onnx_scorer(settings: Settings, path: Path) -> Scorer:
         variant=settings.scoring.bundle_variant,
         intra_op_threads=settings.scoring.ort_intra_op_threads,
         max_group=settings.scoring.score_max_group,
+        max_tokens=settings.scoring.score_max_tokens,
         int8_rows_alone=settings.scoring.score_int8_rows_alone,
         tensorrt=settings.scoring.ort_tensorrt,
         trt_cache=settings.paths.cache_dir / "tensorrt",

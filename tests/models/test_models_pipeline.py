@@ -183,6 +183,20 @@ def test_rows_are_grouped_by_length_and_padded_to_their_groups_longest(tiny_bund
     assert again.extra["padded_tokens"] == 3 * 16 + 48
 
 
+def test_the_scorer_batches_by_tokens_when_told_to(tiny_bundle: Path) -> None:
+    # Eight short chat lines (the 16 bucket): 2 rows a call by rows; 64 tokens a call
+    # holds 4 of them, whatever the row cap.
+    texts, sources = SHORT_CHAT * 2 + SHORT_CHAT[:2], ["chat"] * 8
+    by_rows = OnnxScorer(tiny_bundle, variant="teacher-fp32", max_group=2)
+    by_tokens = OnnxScorer(tiny_bundle, variant="teacher-fp32", max_group=2, max_tokens=64)
+    rows, tokens = by_rows.score(texts, sources), by_tokens.score(texts, sources)
+    assert (rows.extra["calls"], tokens.extra["calls"]) == (4, 2)
+    np.testing.assert_allclose(rows.sentiment, tokens.sentiment, atol=1e-5)
+    # INT8 scored one text per call stays one text per call.
+    alone = OnnxScorer(tiny_bundle, variant="student2-int8", max_tokens=64)
+    assert alone.score(texts, sources).extra["calls"] == 8
+
+
 def test_padding_length_does_not_change_the_scores(tiny_bundle: Path) -> None:
     # FP32: masked positions are exact no-ops. (INT8 differs by about 0.01: dynamic
     # quantization takes its activation scale over the padded tensor.)

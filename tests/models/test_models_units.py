@@ -309,6 +309,17 @@ def test_tensorrt_can_be_switched_off_and_is_never_asked_for_when_absent() -> No
     assert execution_providers("cpu", ALL_EPS) == ["CPUExecutionProvider"]
 
 
+def test_batching_by_tokens_gives_short_rows_bigger_calls_than_long_ones() -> None:
+    # 6 rows of the 16 bucket and 3 of the 64 one, at most 64 padded tokens a call: 4 short
+    # rows share a call, a long row is alone; no row cap applies.
+    ids = [[1] * n for n in (10, 50, 12, 60, 8, 9, 55, 11, 14)]
+    groups = bucketed_batches(ids, (16, 32, 64), max_tokens=64)
+    assert [(len(rows), length) for rows, length in groups] == [
+        (4, 16), (2, 16), (1, 64), (1, 64), (1, 64)]
+    # A row longer than the budget still gets a call.
+    assert [len(r) for r, _ in bucketed_batches([[1] * 100], (128,), max_tokens=64)] == [1]
+
+
 def test_unbucketed_batches_keep_input_order_and_pad_to_their_own_longest() -> None:
     ids = [[1] * n for n in (5, 40, 3, 9, 7)]
     groups = plain_batches(ids, 2)

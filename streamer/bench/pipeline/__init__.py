@@ -5,6 +5,8 @@ upwards, and this file imports nothing, so importing one module loads only what 
 
 * ``run``: the entry the CLI calls, from the stack check to the finished results;
 * ``fixed_loads``, ``ramp``: latency at fixed loads; the probe, ramp and bisection;
+* ``profile``, ``bare``: where the time goes (a worker's CPU by py-spy, one step); the bare
+  model stage (tokenize + infer alone, its own process) the worker is set against;
 * ``turns``: the variants taking turns, one step at a time, with the others' CPU;
 * ``hold``: one step: the load at a fixed rate, the backlog sampled, the drain awaited;
 * ``processes``: a worker process's lifecycle, in its own namespace;

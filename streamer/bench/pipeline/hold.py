@@ -27,6 +27,7 @@ async def hold(session: Session, messages: Messages, *, rate: float | None, n: i
     outgoing = messages.make(session.settings, n, rate or expect_rate or 200.0)
     duration = n / rate if rate else 0.0
     before = await session.histograms()
+    batches0 = await session.batch_stats()
     c0 = await session.completed()
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -78,13 +79,20 @@ async def hold(session: Session, messages: Messages, *, rate: float | None, n: i
         completed_rate = drain_rate(samples, report.sent) or 0.0
     await asyncio.sleep(PUSH_INTERVAL_S * 2 + 0.3)  # the worker's last histogram push
     rows = stage_rows(difference(await session.histograms(), before))
+    batches1 = await session.batch_stats()
+    n_batches = batch_mean = None
+    if batches0 is not None and batches1 is not None and batches1[1] >= batches0[1]:
+        # (fewer than before: the worker restarted mid-step, its counters with it)
+        n_batches = round(batches1[1] - batches0[1])
+        if n_batches > 0:
+            batch_mean = round((batches1[0] - batches0[0]) / n_batches, 2)
     e2e = next((r for r in rows if r.stage == "end_to_end"), None)
     run = Run(variant=session.v.name, kind=session.v.kind, phase=phase, load=load,
               offered_rate=round(rate, 2) if rate else None, duration_s=round(duration, 2),
               sent=report.sent, completed=samples[-1].done if samples else 0,
               completed_rate=round(completed_rate, 2), samples=samples, verdict=verdict,
               e2e=e2e, stages=[r for r in rows if r.stage != "end_to_end"],
-              namespace=session.uid)
+              namespace=session.uid, batches=n_batches, batch_mean=batch_mean)
     if drained_s is None:  # a backlog is left: the next step needs an empty pipeline
         session.say(f"[{session.v.name}] backlog did not drain in {limit:.0f} s: restarting "
                     "the worker in a fresh namespace")

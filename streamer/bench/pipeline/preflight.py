@@ -93,3 +93,23 @@ def ours_scorer(settings: Settings) -> str:
 
     return (f"scorer {settings.scoring.scorer}: bundle {default_bundle_path(settings)}, variant "
             f"{settings.scoring.bundle_variant}")
+
+
+def pin_bundle(settings: Settings) -> Settings:
+    """``settings`` with the bundle every pipeline of the run loads pinned (STREAMER_BUNDLE_DIR)
+    to the one chosen now, when it is complete: a full build finishing mid-run would
+    otherwise be the bundle of the workers started after it (and of the bare model), not of
+    those before. Unchanged for the baseline scorer, a pinned bundle, or none built yet."""
+    from streamer.bundle.locate import default_bundle_path, is_complete_bundle
+
+    if settings.scoring.scorer == "baseline" or settings.scoring.bundle_dir is not None:
+        return settings
+    path = default_bundle_path(settings)
+    return settings.with_env({"STREAMER_BUNDLE_DIR": str(path)}) if is_complete_bundle(
+        path) else settings
+
+
+def bundle_env(settings: Settings) -> dict[str, str]:
+    """The pinned bundle as a pipeline process's environment ({} when none is pinned)."""
+    path = settings.scoring.bundle_dir
+    return {"STREAMER_BUNDLE_DIR": str(path)} if path is not None else {}

@@ -23,17 +23,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import redis.asyncio as aioredis
 from hdrh.histogram import HdrHistogram
 
 from streamer.aggregate import TrendStore
 from streamer.aggregate.summary import accounts
 from streamer.bench.pipeline.errors import BenchError
+from streamer.bench.pipeline.preflight import bundle_env
 from streamer.bench.pipeline.results import Plan
 from streamer.bench.pipeline.variants import Variant
 from streamer.devstack import free_port
 from streamer.keys import Keyspace
 from streamer.latency.report import read_histograms
+from streamer.redis_client import RedisClient
 from streamer.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -84,7 +85,7 @@ class Session:
                "STREAMER_WORKER_ID": f"{self.v.name}-{self.uid}",
                "STREAMER_LATENCY_PUSH_INTERVAL_S": str(PUSH_INTERVAL_S),
                # One model for the whole measurement: no upgrade mid-run.
-               "STREAMER_MODEL_WATCH_S": "0"}
+               "STREAMER_MODEL_WATCH_S": "0", **bundle_env(self.base)}
         if self.v.kind == "naive":
             assert self.naive is not None
             cmd = [sys.executable, "-m", "streamer.bench.naive", "--bundle", str(self.naive),
@@ -150,7 +151,7 @@ class Session:
 
         return await asyncio.to_thread(probe)
 
-    def _redis(self) -> aioredis.Redis:
+    def _redis(self) -> RedisClient:
         assert self._store is not None
         return self._store.redis
 
@@ -204,3 +205,31 @@ class Session:
 
     async def histograms(self) -> dict[str, HdrHistogram]:
         return await read_histograms(self._redis(), self.settings.redis.key_prefix)
+
+    async def batch_stats(self) -> tuple[float, float] | None:
+        """(events, batches) so far from the worker's ``streamer_batch_size`` histogram on
+        its /metrics (its sum and count); None for the naive app and the peer, or when the
+        worker does not answer. Two readings' difference gives a step's mean batch size."""
+        if self.v.kind != "ours":
+            return None
+        token = self.settings.web.token
+
+        def read() -> tuple[float, float] | None:
+            from prometheus_client.parser import text_string_to_metric_families
+
+            req = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics")
+            if token is not None:
+                req.add_header("Authorization", f"Bearer {token.get_secret_value()}")
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    text = r.read().decode("utf-8")
+            except (urllib.error.URLError, OSError, ValueError):
+                return None
+            got = {s.name: s.value for f in text_string_to_metric_families(text)
+                   if f.name == "streamer_batch_size" for s in f.samples
+                   if s.name in ("streamer_batch_size_sum", "streamer_batch_size_count")}
+            if len(got) < 2:
+                return None
+            return got["streamer_batch_size_sum"], got["streamer_batch_size_count"]
+
+        return await asyncio.to_thread(read)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from streamer.bench.pipeline.plots import write_plots
 from streamer.bench.pipeline.results import (
+    BARE_RATIO_TARGET,
     MATCH_TOLERANCE,
     PEER_THROUGHPUT_TARGET,
     THROUGHPUT_TARGET,
@@ -51,6 +52,7 @@ def target_lines(b: PipelineBench) -> list[str]:
         f"**{_n(t.p99_ratio, '.3f')}** | <= 1/3 | {_met(t.p99_met)} |",
     ]
     lines += peer_target_lines(b)
+    lines += bare_target_lines(b)
     for c in t.adaptive_vs_fixed:
         median = ""
         if c.rounds > 1:
@@ -89,6 +91,18 @@ def peer_target_lines(b: PipelineBench) -> list[str]:
     ]
 
 
+def bare_target_lines(b: PipelineBench) -> list[str]:
+    """Ours (adaptive) end to end against the bare model at its batch size."""
+    t = b.targets
+    row = next((r for r in b.bare if t is not None and r.variant == t.bare_variant), None)
+    if t is None or row is None:
+        return []
+    return [f"| end-to-end throughput / the bare model's (tokenize + infer alone, batch "
+            f"{row.size}), ours ({row.variant}) | {_n(row.e2e_msgs_per_s)} / "
+            f"{_n(row.bare_msgs_per_s)} msg/s = **{_n(t.bare_ratio, '.2f')}** | >= "
+            f"{BARE_RATIO_TARGET:g} | {_met(t.bare_met)} |"]
+
+
 def capacity_lines(b: PipelineBench) -> list[str]:
     naive = next((v for v in b.variants if v.kind == "naive"), None)
     lines = ["| variant | what | saturated (probe) msg/s | max sustainable offered msg/s | "
@@ -99,6 +113,71 @@ def capacity_lines(b: PipelineBench) -> list[str]:
         lines.append(f"| {v.name} | {v.label} | {_n(v.probe_rate)} | "
                      f"{at_least}{_n(v.capacity, ',.1f')} | "
                      f"{_n(v.capacity_completed, ',.1f')} | {_n(x, '.1f')} |")
+    scorer = b.bare_model.scorer if b.bare_model else ""
+    for r in b.bare:
+        x = ratio_of(r.bare_msgs_per_s, naive.capacity_completed if naive else None)
+        lines.append(f"| bare model, batch {r.size} | tokenize + infer alone ({scorer}), "
+                     f"{r.variant}'s batches, no Kafka, no Redis | - | - | "
+                     f"{_n(r.bare_msgs_per_s, ',.1f')} | {_n(x, '.1f')} |")
+    return lines
+
+
+def bare_lines(b: PipelineBench) -> list[str]:
+    """Each of ours' variants against the bare model at its batch size."""
+    m = b.bare_model
+    if m is None or not b.bare:
+        return []
+    rounds = len({c.round for c in m.cells})
+    lines = [f"The bare model: the worker's scorer ({m.scorer}, {m.model}) on its scoring "
+             f"pool ({m.threads} threads, ONNX Runtime intra-op {m.ort_intra_op_threads}), "
+             f"{m.threads} concurrent callers, batches of one input topic each cycling through "
+             f"the load generator's first {m.texts:,} messages (decoded before the clock "
+             f"starts); {b.plan.bare_s:g} s per size"
+             f"{f', median of {rounds} rounds' if rounds > 1 else ''}, after the workers "
+             "stopped.", "",
+             "| variant | batch | from | mean batch at capacity | bare msg/s | tokens/msg | "
+             "tokenize share | end-to-end msg/s | end to end / bare |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in b.bare:
+        share = "-" if r.tokenize_share is None else f"{r.tokenize_share:.0%}"
+        lines.append(f"| {r.variant} | {r.size} | {r.size_from} | "
+                     f"{_n(r.observed_batch_mean, '.1f')} | {_n(r.bare_msgs_per_s, ',.1f')} | "
+                     f"{_n(r.tokens_per_msg, '.1f')} | {share} | "
+                     f"{_n(r.e2e_msgs_per_s, ',.1f')} | {_n(r.ratio, '.2f')} |")
+    return lines
+
+
+def profile_lines(b: PipelineBench) -> list[str]:
+    """Where the profiled worker's time went: its stages' shares, its CPU by category."""
+    p = b.profile
+    if p is None:
+        return []
+    e = p.e2e
+    lines = [f"{p.variant} at {p.offered_rate:,.1f} msg/s offered ({b.plan.profile_fraction:.0%} "
+             f"of its capacity; completed {p.completed_rate:,.1f} msg/s) for {p.seconds:g} s, "
+             f"{p.tool} attached ({p.rate_hz} Hz, non-blocking, idle threads not sampled, "
+             f"{p.waiting:,} samples caught waiting left out; a thread ready to run but "
+             f"waiting for a core counts as running, so on a busy machine these are shares "
+             f"of runnable time; `{p.raw}`): end to end p50 "
+             f"{_ms(e.p50_ms if e else None)} ms, p99 "
+             f"{_ms(e.p99_ms if e else None)} ms.", "",
+             "| stage (the worker's stamps) | mean ms | p50 ms | p99 ms | mean share of end to "
+             "end |", "|---|---:|---:|---:|---:|"]
+    for st in p.stages:
+        share = "-" if st.share_mean is None else f"{st.share_mean:.0%}"
+        lines.append(f"| {st.stage.replace('_', ' ')} | {_ms(st.mean_ms)} | {_ms(st.p50_ms)} | "
+                     f"{_ms(st.p99_ms)} | {share} |")
+    lines += ["", f"| CPU: where the samples were ({p.samples:,} active thread samples, "
+              f"{p.messages:,} messages) | samples | share | CPU us per message |",
+              "|---|---:|---:|---:|"]
+    lines += [f"| {c.name} | {c.samples:,} | {c.share:.1%} | {_n(p.us_per_msg(c.samples))} |"
+              for c in p.categories]
+    lines += ["", "| thread (MainThread: the event loop) | samples | share | CPU us per message |",
+              "|---|---:|---:|---:|"]
+    lines += [f"| {t.name} | {t.samples:,} | {t.share:.1%} | {_n(p.us_per_msg(t.samples))} |"
+              for t in p.threads]
+    lines += ["", "| innermost Python function | samples | share |", "|---|---:|---:|"]
+    lines += [f"| `{f.name}` | {f.samples:,} | {f.share:.1%} |" for f in p.top]
     return lines
 
 
@@ -214,6 +293,8 @@ def markdown(b: PipelineBench) -> str:
     lines = [f"# End-to-end pipeline benchmark ({b.date})", "", *header_lines(b), "",
              "## Targets", "", *target_lines(b), "",
              "## Maximum sustainable throughput", "", *capacity_lines(b), "",
+             *(["## Against the model alone", "", *bare_lines(b), ""] if b.bare else []),
+             *(["## Where the time goes", "", *profile_lines(b), ""] if b.profile else []),
              "## End-to-end latency at fixed offered loads", "", *latency_lines(b), "",
              "## Per stage (ours)", "", *stage_lines(b), "",
              "## Every step", "", *ramp_lines(b), "",
@@ -237,7 +318,10 @@ def docs_section(b: PipelineBench, out: Path) -> str:
     lines = [DOC_START,
              f"## {b.date[:10]} — end-to-end pipeline: naive vs this project's "
              "(Kafka in, Redis updated; one run)", "", *header_lines(b), "",
-             *target_lines(b), "", *capacity_lines(b), "", *latency_lines(b), "",
+             *target_lines(b), "", *capacity_lines(b), "",
+             *([*bare_lines(b), ""] if b.bare else []),
+             *([*profile_lines(b), ""] if b.profile else []),
+             *latency_lines(b), "",
              f"Full report, every ramp step and the plots: `{out}/report.md` (results.json, "
              "latency_vs_load.png, throughput_ramp.png).",
              *(["", *(f"- {n}" for n in b.notes)] if b.notes else []),

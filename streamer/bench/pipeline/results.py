@@ -17,8 +17,10 @@ THROUGHPUT_TARGET = 8.0  # ours / naive capacity, at least
 PEER_THROUGHPUT_TARGET = 2.0  # ours / the Quix Streams peer's capacity, at least (issue 32)
 P99_RATIO_TARGET = 1 / 3  # ours / naive p99 at 50% of the naive capacity, at most
 MATCH_TOLERANCE = 0.10  # adaptive "matches" the best fixed setting within 10%
+BARE_RATIO_TARGET = 0.6  # ours end to end / the bare model at the same batch size, at least
+RATE_HZ = 100  # the CPU profile's samples per second
 
-Phase = Literal["probe", "ramp", "latency"]
+Phase = Literal["probe", "ramp", "latency", "profile"]
 Kind = Literal["naive", "ours", "peer"]
 
 
@@ -60,6 +62,10 @@ class Run(BaseModel):
     others_cpu_pct: float | None = Field(
         None, description="CPU the other variants' idle workers used during the step, % of "
         "one core (they all run from start to end; None: not measurable here).")
+    batches: int | None = Field(None, description="This project's worker: batches written "
+                                "during the step (its /metrics; None: other pipelines).")
+    batch_mean: float | None = Field(None, description="This project's worker: mean events "
+                                     "per batch during the step.")
 
     @property
     def sustainable(self) -> bool:
@@ -120,6 +126,95 @@ class Targets(BaseModel):
     ours_high_p99_ms: float | None = None
     peer_p99_met: bool | None = Field(None, description="Ours' p99 at most the peer's at "
                                       "every fixed load both ran.")
+    bare_variant: str | None = Field(None, description="The variant set against the bare "
+                                     "model (adaptive; None: the bare model did not run).")
+    bare_ratio: float | None = Field(None, description="Its end-to-end capacity / the bare "
+                                     "model's msg/s at its batch size.")
+    bare_met: bool | None = None
+
+
+class BareCell(BaseModel):
+    """One size in one round."""
+
+    size: int = Field(description="Messages per batch.")
+    round: int = Field(ge=0)
+    messages: int = Field(description="Messages scored while the clock ran.")
+    seconds: float
+    msgs_per_s: float
+    tokens_per_msg: float = Field(description="Mean tokens per message (after truncation).")
+    tokenize_share: float = Field(
+        description="Tokenize / (tokenize + infer) time inside the scorer's calls.")
+
+
+class BareReport(BaseModel):
+    """What ``python -m streamer.bench.pipeline.bare`` writes."""
+
+    scorer: str = Field(description="The scorer's name (provider and variant).")
+    model: str = Field(description="The bundle's model, as scored events name it.")
+    threads: int = Field(description="Scoring pool threads (= concurrent callers).")
+    queue_depth: int
+    ort_intra_op_threads: int
+    texts: int = Field(description="Distinct messages the batches cycle through.")
+    cells: list[BareCell] = Field(default_factory=list)
+
+    def median(self, size: int) -> BareCell | None:
+        """The median round of ``size`` by msg/s (the lower middle of an even count)."""
+        same = sorted((c for c in self.cells if c.size == size), key=lambda c: c.msgs_per_s)
+        return same[(len(same) - 1) // 2] if same else None
+
+
+class ProfileRow(BaseModel):
+    name: str
+    samples: int
+    share: float = Field(description="Of all the worker's active samples.")
+
+
+class CpuProfile(BaseModel):
+    """One profiled step: where the worker's CPU went, and its latency stages meanwhile."""
+
+    tool: str
+    variant: str
+    offered_rate: float
+    completed_rate: float
+    seconds: float
+    rate_hz: int = RATE_HZ
+    samples: int = Field(description="Active (non-idle) thread samples.")
+    waiting: int = Field(0, description="Samples caught waiting (epoll, the executor's queue, "
+                         "a lock), left out of the rows: py-spy's idle check, without "
+                         "pausing the worker, lets some through.")
+    messages: int = Field(0, description="Messages the worker completed during the step.")
+    categories: list[ProfileRow] = Field(default_factory=list)
+    threads: list[ProfileRow] = Field(default_factory=list,
+                                      description="By thread name (MainThread: the event loop).")
+    top: list[ProfileRow] = Field(default_factory=list,
+                                  description="Innermost Python functions, most samples first.")
+    e2e: StageLatency | None = None
+    stages: list[StageLatency] = Field(
+        default_factory=list, description="The worker's own per-stage stamps during the step.")
+    raw: str = Field("", description="py-spy's raw (folded) samples, in the output folder.")
+
+    def us_per_msg(self, samples: int) -> float | None:
+        """CPU microseconds per completed message that ``samples`` stand for (each sample
+        is 1 / rate_hz s of one thread's time); None when nothing completed."""
+        return round(samples / self.rate_hz / self.messages * 1e6, 1) if self.messages else None
+
+
+class BareRow(BaseModel):
+    """A worker variant's end-to-end capacity against the bare model at its batch size."""
+
+    variant: str
+    size: int = Field(description="The bare model's batch size.")
+    size_from: str = Field(description="Where the size comes from (the fixed setting, or "
+                           "the mean batch the worker wrote at its capacity step).")
+    observed_batch_mean: float | None = Field(
+        None, description="Mean batch the worker wrote at its capacity step (its /metrics).")
+    bare_msgs_per_s: float | None = Field(None, description="The bare model, median round.")
+    tokens_per_msg: float | None = None
+    tokenize_share: float | None = Field(
+        None, description="Of the bare model's time: tokenize / (tokenize + infer).")
+    e2e_msgs_per_s: float | None = Field(
+        None, description="The worker's completed msg/s at its capacity.")
+    ratio: float | None = Field(None, description="End to end / bare.")
 
 
 class Plan(BaseModel):
@@ -155,6 +250,16 @@ class Plan(BaseModel):
     partitions: int = 4
     seed: int = 7
     quick: bool = False
+    bare: bool = Field(True, description="Measure the bare model (tokenize + infer alone) at "
+                       "the worker variants' batch sizes, after the workers stop.")
+    bare_s: float = Field(10.0, gt=0, description="Bare model: hold time per batch size and "
+                          "round (rounds: as the latency runs').")
+    bare_messages: int = Field(2000, ge=1, description="Bare model: distinct load-generator "
+                               "messages its batches cycle through.")
+    profile: str | None = Field("adaptive", description="The variant whose worker is profiled "
+                                "(py-spy) for one step after the latency runs; None: none.")
+    profile_fraction: float = Field(0.9, gt=0, description="The profiled step's load, x that "
+                                    "variant's capacity.")
 
     def grace(self, step_s: float) -> float:
         return self.grace_s if self.grace_s is not None else max(3.0, 0.1 * step_s)
@@ -179,6 +284,9 @@ class PipelineBench(BaseModel):
     kafka_hop: StageLatency | None = Field(
         None, description="The Kafka hop alone at the low load (sender -> broker -> a plain "
         "consumer, from the intended send time): the floor under every pipeline's latency.")
+    bare_model: BareReport | None = Field(None, description="The bare model's every cell.")
+    bare: list[BareRow] = Field(default_factory=list)
+    profile: CpuProfile | None = None
     wall_s: float = 0.0
     notes: list[str] = Field(default_factory=list)
 

@@ -9,10 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from streamer.bench.pipeline.results import (
+    BARE_RATIO_TARGET,
     MATCH_TOLERANCE,
     P99_RATIO_TARGET,
     PEER_THROUGHPUT_TARGET,
     THROUGHPUT_TARGET,
+    BareReport,
+    BareRow,
     Comparison,
     Run,
     Sample,
@@ -192,6 +195,63 @@ def targets(runs: Sequence[Run], variants: Sequence[VariantResult], low_rate: fl
         adaptive_capacity_vs_best_fixed=ratio_of(o_cap, max(fixed_caps, default=None)),
         **peer,
     )
+
+
+# --- against the bare model -----------------------------------------------------------------
+
+
+def bare_sizes(runs: Sequence[Run], variants: Sequence[VariantResult]
+               ) -> list[tuple[str, int, str, float | None]]:
+    """(variant, batch size, where it comes from, mean batch observed at capacity) for each
+    of this project's variants: a fixed setting's size; adaptive's mean batch at its
+    capacity step (else over its ramp), left out when its worker reported none."""
+    out: list[tuple[str, int, str, float | None]] = []
+    for v in variants:
+        if v.kind != "ours":
+            continue
+        best = capacity(runs, v.name)
+        observed = best.batch_mean if best is not None else None
+        if v.env.get("STREAMER_BATCH_MODE") == "fixed" and "STREAMER_BATCH_MAX_SIZE" in v.env:
+            out.append((v.name, int(v.env["STREAMER_BATCH_MAX_SIZE"]), "its fixed size",
+                        observed))
+            continue
+        source = "its mean batch at capacity"
+        mean = observed
+        if mean is None:  # over every ramp step, weighted by batches
+            steps = [r for r in runs if r.variant == v.name and r.phase == "ramp"
+                     and r.batches and r.batch_mean is not None]
+            n = sum(r.batches or 0 for r in steps)
+            mean = sum((r.batches or 0) * (r.batch_mean or 0.0) for r in steps) / n if n else None
+            source = "its mean batch over the ramp"
+        if mean is not None:
+            out.append((v.name, max(1, round(mean)), source, observed))
+    return out
+
+
+def bare_rows(runs: Sequence[Run], variants: Sequence[VariantResult],
+              report: BareReport | None) -> list[BareRow]:
+    """Each variant's end-to-end capacity against the bare model at its batch size."""
+    by_name = {v.name: v for v in variants}
+    rows = []
+    for name, size, source, observed in bare_sizes(runs, variants):
+        cell = report.median(size) if report is not None else None
+        e2e = by_name[name].capacity_completed
+        rows.append(BareRow(
+            variant=name, size=size, size_from=source, observed_batch_mean=observed,
+            bare_msgs_per_s=cell.msgs_per_s if cell else None,
+            tokens_per_msg=cell.tokens_per_msg if cell else None,
+            tokenize_share=cell.tokenize_share if cell else None,
+            e2e_msgs_per_s=e2e, ratio=ratio_of(e2e, cell.msgs_per_s if cell else None)))
+    return rows
+
+
+def bare_targets(rows: Sequence[BareRow], ours: str = "adaptive") -> dict[str, Any]:
+    """Ours (adaptive) end to end / the bare model at its batch size; {} without it."""
+    row = next((r for r in rows if r.variant == ours and r.ratio is not None), None)
+    if row is None:
+        return {}
+    return {"bare_variant": row.variant, "bare_ratio": row.ratio,
+            "bare_met": (row.ratio or 0.0) >= BARE_RATIO_TARGET}
 
 
 def peer_targets(runs: Sequence[Run], variants: Sequence[VariantResult],
