@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from chaos_support import assert_clean, record, restarts, stream, wait_until
 from harness import (
-    CHAOS_ROWS,
     BackgroundProducer,
     Namespace,
     Outcome,
@@ -27,7 +27,6 @@ from harness import (
     consumed_total,
     is_valid,
     measure,
-    mixed_stream,
     produce,
     read_topic,
     wait_committed,
@@ -44,37 +43,7 @@ RATE = 60.0  # messages/s offered while a fault is injected
 ScorerEnv = tuple[str, dict[str, str]]  # (fault row suffix, worker environment)
 
 
-def record(fault: str, outcome: Outcome, recovery_s: float | None, recovery_what: str,
-           note: str = "") -> None:
-    CHAOS_ROWS.append({
-        "fault": fault, "sent": outcome.sent, "scored": outcome.scored,
-        "lost": outcome.lost, "double_counted": outcome.duplicates + max(0, outcome.redis_extra),
-        "dead_lettered": outcome.dead_lettered,
-        "recovery_s": None if recovery_s is None else round(recovery_s, 1),
-        "recovery": recovery_what, "note": note,
-    })
 
-
-def assert_clean(outcome: Outcome) -> None:
-    assert outcome.lost == 0, outcome
-    assert outcome.duplicates == 0, outcome
-    assert outcome.redis_extra == 0 and outcome.redis_exact, outcome
-    assert outcome.scored + outcome.dead_lettered == outcome.sent, outcome
-
-
-def wait_until(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.25,
-               workers: tuple[WorkerProcess, ...] = ()) -> float:
-    """Seconds until ``cond()`` holds; fails the test after ``timeout`` or if a worker ends."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return time.monotonic() - t0
-        for w in workers:
-            assert w.proc is not None
-            if w.proc.poll() is not None:
-                raise AssertionError(f"{what}: worker {w.name} ended\n{w.tail()}")
-        time.sleep(step)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -100,13 +69,6 @@ def scorer(request: pytest.FixtureRequest) -> ScorerEnv:
     return " [INT8 bundle]", {"STREAMER_SCORER": "onnx", "STREAMER_BUNDLE_DIR": str(bundle)}
 
 
-def restarts(worker: WorkerProcess) -> int:
-    """How often the worker's supervisor restarted it after a crash."""
-    return worker.log.read_text(errors="replace").count("[supervisor] [WARNING] worker crashed")
-
-
-def stream(ns: Namespace, seed: int, minutes: float = 6) -> list[Outgoing]:
-    return mixed_stream(ns, seed=seed, minutes=minutes, bad_fraction=0.05, big_message=False)
 
 
 def finish(ns: Namespace, messages: list[Outgoing], workers: list[WorkerProcess]) -> Outcome:

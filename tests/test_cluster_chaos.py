@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# The fault table's own helpers, so both tables count and print alike.
+from chaos_support import assert_clean, record, restarts, stream, wait_until
 from harness import (
     BackgroundProducer,
     Namespace,
@@ -38,9 +41,6 @@ from harness import (
     wait_committed,
     wait_consumed,
 )
-
-# The fault table's own helpers, so both tables count and print alike.
-from test_chaos import assert_clean, record, restarts, stream, wait_until
 
 from streamer.devstack import LocalKafka, LocalKafkaCluster
 from streamer.devstack.kafka import offsets_partition_for
