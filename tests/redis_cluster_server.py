@@ -65,3 +65,15 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRed
         yield cluster
     finally:
         cluster.stop()
+
+
+def restore(cluster: LocalRedisCluster, timeout_s: float = 60) -> None:
+    """Put the cluster back whole after a fault test: every node running and answering,
+    every slot served, each master with a replica in sync."""
+    for port, node in cluster.nodes.items():
+        if node.is_running():
+            cluster.resume(port)
+        else:
+            cluster.restart(port)
+    cluster.wait_ok(timeout_s)
+    cluster.wait_replicated(timeout_s)

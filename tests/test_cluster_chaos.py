@@ -41,6 +41,7 @@ from harness import (
     wait_committed,
     wait_consumed,
 )
+from redis_cluster_server import restore
 
 from streamer.devstack import LocalKafka, LocalKafkaCluster
 from streamer.devstack.kafka import offsets_partition_for
@@ -84,15 +85,9 @@ def kafka(kafka_cluster: LocalKafkaCluster) -> Iterator[LocalKafkaCluster]:
 @pytest.fixture
 def rcluster(redis_cluster: LocalRedisCluster) -> Iterator[LocalRedisCluster]:
     """The session's Redis Cluster; afterwards every node running, every slot served and
-    every master with a replica in sync (tests/test_redis_cluster.py's ``healthy``)."""
+    every master with a replica in sync (tests/redis_cluster_server.py's ``restore``)."""
     yield redis_cluster
-    for port, node in redis_cluster.nodes.items():
-        if node.is_running():
-            redis_cluster.resume(port)
-        else:
-            redis_cluster.restart(port)
-    redis_cluster.wait_ok(120)
-    redis_cluster.wait_replicated(120)
+    restore(redis_cluster, 120)
 
 
 @pytest.fixture

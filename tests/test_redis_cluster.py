@@ -34,7 +34,7 @@ from batch_support import record as raw_record
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, ResponseError
-from redis_cluster_server import cluster_settings, cluster_stack_settings
+from redis_cluster_server import cluster_settings, cluster_stack_settings, restore
 from servers import unavailable
 from test_detect_redis import (
     test_a_claimed_alert_id_is_refused_a_second_time,
@@ -117,13 +117,7 @@ def healthy(redis_cluster: LocalRedisCluster) -> Iterator[LocalRedisCluster]:
     """The cluster, put back whole after a fault test: every node running and answering,
     every slot served, each master with a replica in sync."""
     yield redis_cluster
-    for port, node in redis_cluster.nodes.items():
-        if node.is_running():
-            redis_cluster.resume(port)
-        else:
-            redis_cluster.restart(port)
-    redis_cluster.wait_ok(60)
-    redis_cluster.wait_replicated(60)
+    restore(redis_cluster)
 
 
 def _slots(keys: list[str]) -> set[int]:
