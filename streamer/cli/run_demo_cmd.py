@@ -321,7 +321,11 @@ def _stream_and_report(settings: Settings, worker_id: str, rate: float | None,
 
 
 def _matches(rec: AlertRecord, label: SpikeLabel) -> bool:
-    return rec.kind == "fired" and rec.scope == label.scope and rec.key == label.key
+    # Decided at or after the spike's first message: a run started minutes after another
+    # shares part of its event-time window, and the earlier run's alert on the same key
+    # is not this spike's (it showed as a negative detection delay).
+    return (rec.kind == "fired" and rec.scope == label.scope and rec.key == label.key
+            and rec.detected_event_time >= label.start)
 
 
 async def _run_alerts(settings: Settings, start_s: float, end_s: float,
