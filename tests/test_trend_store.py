@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
+import orjson
 import pytest
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from rich.console import Console
@@ -133,6 +137,24 @@ async def test_market_and_stream_trends_reach_the_summary_and_the_dashboard(
     console = Console(record=True, width=160)
     console.print(trends_table(list(rows.values()), "market", 0))
     assert "S&P 500" in console.export_text()
+
+
+async def test_summary_json_gives_the_accounts_and_trends_a_script_can_compare(
+    store: TrendStore, redis_url: str, tmp_path: Path,
+) -> None:
+    (delta,) = build_deltas([scored(o, "negative" if o < 2 else "neutral", tickers=["XOM"])
+                             for o in range(5)], [], 10).values()
+    await store.apply(delta)
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("streamer")), "summary", "--json"], cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "REDIS_URL": redis_url,
+             "STREAMER_REDIS_KEY_PREFIX": store.keys.prefix},
+        capture_output=True, text=True, timeout=120, check=True)
+    report = orjson.loads(out.stdout)
+    assert report["accounts"] == [{"topic": "news", "partitions": 1, "consumed": 5,
+                                   "scored": 5, "dead_lettered": 0, "balanced": True}]
+    xom = next(r for r in report["trends"] if (r["scope"], r["key"]) == ("ticker", "XOM"))
+    assert xom["counts"] == {"negative": 2, "neutral": 3}
 
 
 async def test_every_key_shares_its_partition_hash_tag(store: TrendStore) -> None:

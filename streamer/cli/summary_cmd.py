@@ -117,10 +117,21 @@ async def _collect() -> tuple[list[TopicAccount], list[TrendRow], list[StageLate
 @click.command()
 @click.option("--top", type=int, default=10, show_default=True,
               help="Tickers (and markets) to show.")
-def summary(top: int) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object (accounts, every trend row, latency) instead of tables: "
+              "for scripts, e.g. comparing two deployments' counts.")
+def summary(top: int, as_json: bool) -> None:
     """Print messages in/scored/dead-lettered, trends per topic, ticker, market and stream,
     and latency."""
     accs, rows, lat, alert = run(_collect())
+    if as_json:
+        click.echo(orjson.dumps({
+            "accounts": [{**a.model_dump(), "balanced": a.balanced} for a in accs],
+            "trends": [r.model_dump() for r in rows],
+            "latency": [r.model_dump() for r in lat],
+            "alert_latency": None if alert is None else alert.model_dump(),
+        }, option=orjson.OPT_INDENT_2).decode())
+        return
     console.print(accounts_table(accs))
     print_trends(rows, top)
     if lat:
