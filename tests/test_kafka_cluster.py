@@ -17,10 +17,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from redis_cluster_server import free_cluster_port
 from servers import cluster_settings, free_ports
 
 from streamer.devstack import LocalKafkaCluster, StackError
 from streamer.devstack.kafka_cluster import parse_quorum_status
+from streamer.devstack.redis_cluster import LocalRedisCluster
 from streamer.kafka import ensure_topics, make_producer
 from streamer.kafka.admin import topic_drift
 from streamer.settings import Settings
@@ -217,9 +219,11 @@ def test_stack_up_status_down_with_three_brokers(tmp_path: Path) -> None:
            "STREAMER_KAFKA_PORT": str(settings.stack.kafka_port),
            "STREAMER_KAFKA_CONTROLLER_PORT": str(settings.stack.kafka_controller_port),
            "STREAMER_REDIS_PORT": str(redis_port),
+           "STREAMER_REDIS_CLUSTER_PORT": str(free_cluster_port()),
            "STREAMER_STACK_START_TIMEOUT_S": str(settings.stack.stack_start_timeout_s)}
     try:
-        up = _streamer(["stack", "up", "--kafka-brokers", "3"], env, tmp_path)
+        up = _streamer(["stack", "up", "--kafka-brokers", "3", "--redis-cluster"], env,
+                       tmp_path)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "STREAMER_TOPIC_REPLICATION_FACTOR=3" in up.stdout
         # No --kafka-brokers and no STREAMER_KAFKA_BROKERS: status finds the running cluster.
@@ -229,6 +233,10 @@ def test_stack_up_status_down_with_three_brokers(tmp_path: Path) -> None:
         assert kafka["running"] and kafka["brokers"] == 3
         assert [n["node_id"] for n in kafka["nodes"]] == [1, 2, 3]
         assert all(n["pid"] and n["rss_mb"] for n in kafka["nodes"])
+        rcluster = json.loads(shown.stdout)["redis_cluster"]
+        assert rcluster["state"] == "ok"
+        assert sorted(n["role"] for n in rcluster["nodes"]) == ["master"] * 3 + ["replica"] * 3
+        assert sum(n["slots"] for n in rcluster["nodes"]) == 16_384
         table = _streamer(["stack", "status"], {**env, "COLUMNS": "120"}, tmp_path)
         assert "kafka node 3" in table.stdout, table.stdout
     finally:
@@ -237,3 +245,6 @@ def test_stack_up_status_down_with_three_brokers(tmp_path: Path) -> None:
     assert "3-node cluster): stopped" in down.stdout, down.stdout
     after = LocalKafkaCluster(settings).status()
     assert not any(n.running for n in after.nodes)
+    redis_after = LocalRedisCluster(settings.replace(
+        redis_cluster_port=int(env["STREAMER_REDIS_CLUSTER_PORT"]))).status()
+    assert not any(n.running for n in redis_after.nodes)
