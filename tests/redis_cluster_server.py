@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import unavailable
+from servers import running
 
 from streamer.devstack import StackError
 from streamer.devstack._proc import port_in_use
@@ -56,15 +56,8 @@ def cluster_settings(cluster: LocalRedisCluster, **overrides: Any) -> Settings:
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
     """A started local Redis Cluster for the whole session."""
     cluster = LocalRedisCluster(cluster_stack_settings(tmp_path_factory.mktemp("rcluster")))
-    try:
-        cluster.start()
-    except StackError as exc:
-        cluster.stop()
-        unavailable(f"local Redis Cluster could not start: {exc}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    with running(cluster, "local Redis Cluster") as started:
+        yield started
 
 
 def restore(cluster: LocalRedisCluster, timeout_s: float = 60) -> None:

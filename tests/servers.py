@@ -23,9 +23,10 @@ import pytest
 
 from streamer.devstack import LocalKafka, LocalKafkaCluster, LocalRedis, StackError
 from streamer.devstack._proc import port_in_use
+from streamer.devstack.redis_cluster import LocalRedisCluster
 from streamer.settings import Settings
 
-_Server = TypeVar("_Server", LocalKafka, LocalRedis)
+_Server = TypeVar("_Server", LocalKafka, LocalRedis, LocalKafkaCluster, LocalRedisCluster)
 
 CONSOLE_CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
 # Overridable so CI can test against the broker version it ships with.
@@ -174,15 +175,8 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKaf
     ISR 2) for the whole session; always local processes, whose nodes the tests may
     kill, pause and restart. ``cluster.client_settings()`` points clients at it."""
     cluster = LocalKafkaCluster(cluster_settings(tmp_path_factory.mktemp("kafka-cluster")))
-    try:
-        cluster.start()
-    except StackError as exc:
-        cluster.stop()
-        unavailable(f"local Kafka cluster could not start: {exc}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    with running(cluster, "local Kafka cluster") as started:
+        yield started
 
 
 @pytest.fixture(scope="session")
@@ -212,7 +206,7 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running(server: _Server, what: str) -> Iterator[_Server]:
-    """``server`` (a LocalKafka or LocalRedis) started, and stopped afterwards; skips
+    """``server`` (a local Kafka or Redis, single or cluster) started, and stopped afterwards; skips
     (fails in CI) with ``what`` in the reason when it cannot start."""
     try:
         server.start()
